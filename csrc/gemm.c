@@ -1,0 +1,28 @@
+/*
+ * gemm.c: the blocked matrix product and the textbook triple loop for
+ * float32 and float64, instantiated from gemm_impl.h.
+ */
+#include <float.h>
+#include <math.h>
+
+#include "gemm.h"
+#include "mla.h"
+
+#ifdef MLA_HAVE_OPENMP
+#include <omp.h>
+#define MLA_THREAD_ID() omp_get_thread_num()
+#else
+#define MLA_THREAD_ID() 0
+#endif
+
+#define MLA_DTYPE 32
+#include "dtype.h"
+#include "activate_impl.h"
+#include "gemm_impl.h"
+#undef MLA_DTYPE
+
+#define MLA_DTYPE 64
+#include "dtype.h"
+#include "activate_impl.h"
+#include "gemm_impl.h"
+#undef MLA_DTYPE

@@ -1,0 +1,222 @@
+/*
+ * module.c: the mla._core extension module: the method table, the
+ * configuration functions and module initialization.
+ */
+#define MLA_IMPORT_ARRAY
+#include "wrappers.h"
+
+#define MLA_METHOD(name)                                                      \
+    {#name, (PyCFunction)(void (*)(void))py_##name,                           \
+     METH_FASTCALL | METH_KEYWORDS, NULL}
+
+static PyObject *
+py_get_num_threads(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyLong_FromLong(mla_get_num_threads());
+}
+
+static PyObject *
+py_set_num_threads(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    PyObject *index = PyNumber_Index(arg);
+    if (index == NULL) {
+        PyErr_Format(PyExc_TypeError,
+                     "set_num_threads: n must be an integer; got %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    long n = PyLong_AsLong(index);
+    Py_DECREF(index);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (n < 1 || n > 4096) {
+        PyErr_Format(PyExc_ValueError,
+                     "set_num_threads: n must be between 1 and 4096; got %ld",
+                     n);
+        return NULL;
+    }
+    mla_set_num_threads((int)n);
+    Py_RETURN_NONE;
+}
+
+/* Clear the thread override: OpenMP's default applies again. */
+static PyObject *
+py_reset_num_threads(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    mla_set_num_threads(0);
+    Py_RETURN_NONE;
+}
+
+static const char *const level_names[] = {"generic", "avx2", "avx512"};
+
+/* Select a SIMD level by name; ValueError when the CPU lacks it. */
+static PyObject *
+py_set_kernel_level(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    for (int level = MLA_LEVEL_GENERIC; level <= MLA_LEVEL_AVX512; level++) {
+        if (PyUnicode_Check(arg) &&
+            PyUnicode_CompareWithASCIIString(arg, level_names[level]) == 0) {
+            if (!mla_cpu_supports((mla_level)level)) {
+                PyErr_Format(PyExc_ValueError,
+                             "kernel level %R is not supported by this CPU",
+                             arg);
+                return NULL;
+            }
+            mla_set_level((mla_level)level);
+            Py_RETURN_NONE;
+        }
+    }
+    PyErr_Format(PyExc_ValueError,
+                 "unknown kernel level %R; expected 'generic', 'avx2' or "
+                 "'avx512'",
+                 arg);
+    return NULL;
+}
+
+/* The build and runtime facts show_config() prints, as a dict. */
+static PyObject *
+py_config(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    PyObject *supported = PyList_New(0);
+    if (supported == NULL) {
+        return NULL;
+    }
+    for (int level = MLA_LEVEL_GENERIC; level <= MLA_LEVEL_AVX512; level++) {
+        if (mla_cpu_supports((mla_level)level)) {
+            PyObject *name = PyUnicode_FromString(level_names[level]);
+            if (name == NULL || PyList_Append(supported, name) < 0) {
+                Py_XDECREF(name);
+                Py_DECREF(supported);
+                return NULL;
+            }
+            Py_DECREF(name);
+        }
+    }
+#if defined(__clang__)
+    const char *compiler = "clang " __clang_version__;
+#elif defined(__GNUC__)
+    const char *compiler = "gcc " __VERSION__;
+#else
+    const char *compiler = "unknown";
+#endif
+    return Py_BuildValue("{s:s,s:s,s:N,s:O,s:i}", "compiler", compiler,
+                         "kernel_level", mla_level_name(mla_get_level()),
+                         "supported_levels", supported, "openmp",
+                         mla_have_openmp() ? Py_True : Py_False,
+                         "num_threads", mla_get_num_threads());
+}
+
+/*
+ * Attach a docstring to one of this module's functions. The docstrings
+ * live in mla/_docstrings.py; the string is kept alive for good.
+ */
+static PyObject *
+py_add_docstring(PyObject *module, PyObject *args)
+{
+    PyObject *func, *doc;
+    if (!PyArg_ParseTuple(args, "O!U:_add_docstring", &PyCFunction_Type, &func,
+                          &doc)) {
+        return NULL;
+    }
+    PyCFunctionObject *cfunc = (PyCFunctionObject *)func;
+    if (cfunc->m_self != module) {
+        PyErr_SetString(PyExc_ValueError,
+                        "_add_docstring: not a function of mla._core");
+        return NULL;
+    }
+    const char *text = PyUnicode_AsUTF8(doc);
+    if (text == NULL) {
+        return NULL;
+    }
+    Py_INCREF(doc);
+    cfunc->m_ml->ml_doc = text;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    MLA_METHOD(sigmoid),
+    MLA_METHOD(relu),
+    MLA_METHOD(sigmoid_derivative),
+    MLA_METHOD(relu_derivative),
+    MLA_METHOD(forward_layer),
+    MLA_METHOD(forward_layer_batch),
+    MLA_METHOD(simple_backprop),
+    MLA_METHOD(matmul),
+    MLA_METHOD(matmul_loop),
+    MLA_METHOD(cosine_similarity),
+    MLA_METHOD(cosine_similarity_matrix),
+    MLA_METHOD(linear_regression),
+    MLA_METHOD(softmax),
+    MLA_METHOD(cross_entropy_loss),
+    MLA_METHOD(scaled_dot_product_attention),
+    {"get_num_threads", py_get_num_threads, METH_NOARGS, NULL},
+    {"set_num_threads", py_set_num_threads, METH_O, NULL},
+    {"_reset_num_threads", py_reset_num_threads, METH_NOARGS, NULL},
+    {"_set_kernel_level", py_set_kernel_level, METH_O, NULL},
+    {"_config", py_config, METH_NOARGS, NULL},
+    {"_add_docstring", py_add_docstring, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    "_core",
+    "C kernels of mla; import mla rather than this module.",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+/* Return a new reference to module.attribute, or NULL with an error. */
+static PyObject *
+import_attribute(const char *module, const char *attribute)
+{
+    PyObject *mod = PyImport_ImportModule(module);
+    if (mod == NULL) {
+        return NULL;
+    }
+    PyObject *value = PyObject_GetAttrString(mod, attribute);
+    Py_DECREF(mod);
+    return value;
+}
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    import_array();
+
+    mla_LinAlgError = import_attribute("numpy.linalg", "LinAlgError");
+    if (mla_LinAlgError == NULL) {
+        return NULL;
+    }
+    mla_AxisError = import_attribute("numpy.exceptions", "AxisError");
+    if (mla_AxisError == NULL) {
+        /* NumPy before 1.25 kept AxisError at the top level. */
+        PyErr_Clear();
+        mla_AxisError = import_attribute("numpy", "AxisError");
+        if (mla_AxisError == NULL) {
+            return NULL;
+        }
+    }
+
+    /* Best SIMD level of this CPU; mla/__init__.py applies MLA_KERNEL. */
+    for (int level = MLA_LEVEL_AVX512; level > MLA_LEVEL_GENERIC; level--) {
+        if (mla_cpu_supports((mla_level)level)) {
+            mla_set_level((mla_level)level);
+            break;
+        }
+    }
+    return PyModule_Create(&module_def);
+}

@@ -1,0 +1,84 @@
+/*
+ * py_attention.c: wrapper of scaled dot-product attention (attention.c).
+ */
+#include "wrappers.h"
+
+MLA_WRAPPER(scaled_dot_product_attention)
+{
+    static const char *func = "scaled_dot_product_attention";
+    static const char *const names[] = {"Q", "K", "V"};
+    PyObject *values[3];
+    mla_array_arg arrays[3] = {
+        {"Q", NULL, 0, NULL}, {"K", NULL, 0, NULL}, {"V", NULL, 0, NULL}};
+    PyArrayObject *out = NULL, *weights = NULL;
+    ptrdiff_t *offsets = NULL;
+    npy_intp dims[MLA_MAXDIMS + 2];
+    int batch_ndim, typenum;
+    mla_status status = MLA_OK;
+    (void)module;
+
+    if (mla_parse_args(func, args, nargs, kwnames, names, 3, 3, values) < 0) {
+        return NULL;
+    }
+    for (int i = 0; i < 3; i++) {
+        arrays[i].obj = values[i];
+    }
+    mla_array_arg *q = &arrays[0], *k = &arrays[1], *v = &arrays[2];
+
+    /* Q (..., Lq, d), K (..., Lk, d), V (..., Lk, dv); batches broadcast. */
+    int core[3] = {2, 2, 2};
+    if (mla_convert(func, arrays, 3, &typenum) < 0 ||
+        mla_check_ndim(func, q, 2, -1) < 0 ||
+        mla_check_ndim(func, k, 2, -1) < 0 ||
+        mla_check_ndim(func, v, 2, -1) < 0 ||
+        mla_check_dim(func, arrays, 3, k, -1, q, -1) < 0 ||
+        mla_check_dim(func, arrays, 3, v, -2, k, -2) < 0 ||
+        mla_broadcast_batch(func, arrays, 3, core, &batch_ndim, dims) < 0) {
+        goto fail;
+    }
+    int qn = PyArray_NDIM(q->arr), vn = PyArray_NDIM(v->arr);
+    ptrdiff_t lq = PyArray_DIM(q->arr, qn - 2), d = PyArray_DIM(q->arr, qn - 1);
+    ptrdiff_t lk = PyArray_DIM(v->arr, vn - 2), dv = PyArray_DIM(v->arr, vn - 1);
+    ptrdiff_t batch = 1;
+    for (int i = 0; i < batch_ndim; i++) {
+        batch *= dims[i];
+    }
+
+    dims[batch_ndim] = lq;
+    dims[batch_ndim + 1] = dv;
+    out = (PyArrayObject *)PyArray_SimpleNew(batch_ndim + 2, dims, typenum);
+    dims[batch_ndim + 1] = lk;
+    weights = (PyArrayObject *)PyArray_SimpleNew(batch_ndim + 2, dims, typenum);
+    if (out == NULL || weights == NULL) {
+        goto fail;
+    }
+
+    if (PyArray_SIZE(out) > 0 || PyArray_SIZE(weights) > 0) {
+        PyArrayObject *operands[3] = {q->arr, k->arr, v->arr};
+        offsets = mla_batch_offsets(operands, 3, core, batch_ndim, dims, batch);
+        if (offsets == NULL) {
+            goto fail;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        status = MLA_DISPATCH(typenum, mla_attention, PyArray_DATA(out),
+                              PyArray_DATA(weights), PyArray_DATA(q->arr),
+                              PyArray_DATA(k->arr), PyArray_DATA(v->arr),
+                              offsets, batch, lq, lk, d, dv);
+        Py_END_ALLOW_THREADS
+        if (status != MLA_OK) {
+            mla_raise_status(func, status);
+            goto fail;
+        }
+    }
+
+    PyMem_Free(offsets);
+    mla_release(arrays, 3);
+    return Py_BuildValue("(NN)", (PyObject *)out, (PyObject *)weights);
+
+fail:
+    PyMem_Free(offsets);
+    mla_release(arrays, 3);
+    Py_XDECREF(out);
+    Py_XDECREF(weights);
+    return NULL;
+}

@@ -1,0 +1,264 @@
+/*
+ * py_matmul.c: wrappers of the matrix products (gemm.c): matmul with
+ * np.matmul's semantics, and the textbook triple loop.
+ */
+#include "wrappers.h"
+
+/* [lo, hi) byte range an array's elements can touch. */
+static void
+memory_bounds(PyArrayObject *arr, char **lo, char **hi)
+{
+    char *start = PyArray_BYTES(arr), *end = PyArray_BYTES(arr);
+    for (int d = 0; d < PyArray_NDIM(arr); d++) {
+        npy_intp extent = (PyArray_DIM(arr, d) - 1) * PyArray_STRIDE(arr, d);
+        if (extent < 0) {
+            start += extent;
+        }
+        else {
+            end += extent;
+        }
+    }
+    *lo = start;
+    *hi = end + PyArray_ITEMSIZE(arr);
+}
+
+static int
+may_overlap(PyArrayObject *a, PyArrayObject *b)
+{
+    char *alo, *ahi, *blo, *bhi;
+    if (PyArray_SIZE(a) == 0 || PyArray_SIZE(b) == 0) {
+        return 0;
+    }
+    memory_bounds(a, &alo, &ahi);
+    memory_bounds(b, &blo, &bhi);
+    return alo < bhi && blo < ahi;
+}
+
+/*
+ * Check that out can receive a result of shape dims and type typenum:
+ * an ndarray of exactly that shape and dtype, writeable, aligned, native
+ * byte order, and with no two elements at the same address.
+ */
+static int
+check_out(const char *func, PyObject *out, int ndim, const npy_intp *dims,
+          int typenum)
+{
+    char want[MLA_SHAPE_CHARS], got[MLA_SHAPE_CHARS];
+    if (!PyArray_Check(out)) {
+        PyErr_Format(PyExc_TypeError, "%s: out must be a numpy.ndarray; got %.100s",
+                     func, Py_TYPE(out)->tp_name);
+        return -1;
+    }
+    PyArrayObject *arr = (PyArrayObject *)out;
+    if (PyArray_TYPE(arr) != typenum || !PyArray_ISNOTSWAPPED(arr)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s: out must have dtype %s, the dtype of the result; "
+                     "got dtype %S",
+                     func, typenum == NPY_FLOAT ? "float32" : "float64",
+                     (PyObject *)PyArray_DESCR(arr));
+        return -1;
+    }
+    mla_format_shape(want, ndim, dims);
+    mla_format_shape(got, PyArray_NDIM(arr), PyArray_DIMS(arr));
+    if (PyArray_NDIM(arr) != ndim ||
+        !PyArray_CompareLists(PyArray_DIMS(arr), dims, ndim)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: out must have the result's shape %s; got shape %s",
+                     func, want, got);
+        return -1;
+    }
+    if (!PyArray_ISWRITEABLE(arr) || !PyArray_ISALIGNED(arr)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: out must be a writeable, aligned array", func);
+        return -1;
+    }
+    for (int d = 0; d < ndim; d++) {
+        if (dims[d] > 1 && PyArray_STRIDE(arr, d) == 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s: out must not repeat elements (stride 0 along "
+                         "axis %d)",
+                         func, d);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const char *const matmul_names[] = {"A", "B", "out"};
+
+MLA_WRAPPER(matmul)
+{
+    static const char *func = "matmul";
+    PyObject *values[3];
+    mla_array_arg arrays[2] = {{"A", NULL, 1, NULL}, {"B", NULL, 1, NULL}};
+    PyArrayObject *c = NULL, *target = NULL;
+    ptrdiff_t *offsets = NULL;
+    npy_intp dims[MLA_MAXDIMS + 2];
+    int batch_ndim, typenum;
+    mla_status status = MLA_OK;
+    (void)module;
+
+    if (mla_parse_args(func, args, nargs, kwnames, matmul_names, 3, 2,
+                       values) < 0) {
+        return NULL;
+    }
+    PyObject *out = values[2] == Py_None ? NULL : values[2];
+    arrays[0].obj = values[0];
+    arrays[1].obj = values[1];
+    mla_array_arg *a = &arrays[0], *b = &arrays[1];
+
+    if (mla_convert(func, arrays, 2, &typenum) < 0 ||
+        mla_check_ndim(func, a, 1, -1) < 0 ||
+        mla_check_ndim(func, b, 1, -1) < 0) {
+        goto fail;
+    }
+
+    /* A 1-D operand is a row (A) or a column (B) that the result drops. */
+    int a_vector = PyArray_NDIM(a->arr) == 1;
+    int b_vector = PyArray_NDIM(b->arr) == 1;
+    int core[3] = {a_vector ? 1 : 2, b_vector ? 1 : 2, 0};
+    if (mla_check_dim(func, arrays, 2, a, -1, b, b_vector ? -1 : -2) < 0 ||
+        mla_broadcast_batch(func, arrays, 2, core, &batch_ndim, dims) < 0) {
+        goto fail;
+    }
+    ptrdiff_t m = a_vector ? 1 : PyArray_DIM(a->arr, PyArray_NDIM(a->arr) - 2);
+    ptrdiff_t k = PyArray_DIM(a->arr, PyArray_NDIM(a->arr) - 1);
+    ptrdiff_t n = b_vector ? 1 : PyArray_DIM(b->arr, PyArray_NDIM(b->arr) - 1);
+    int ndim = batch_ndim;
+    ptrdiff_t batch = 1;
+    for (int d = 0; d < batch_ndim; d++) {
+        batch *= dims[d];
+    }
+    if (!a_vector) {
+        dims[ndim++] = m;
+    }
+    if (!b_vector) {
+        dims[ndim++] = n;
+    }
+
+    /* Compute into out, or into a fresh array when out may alias an input. */
+    if (out != NULL) {
+        if (check_out(func, out, ndim, dims, typenum) < 0) {
+            goto fail;
+        }
+        target = (PyArrayObject *)out;
+        Py_INCREF(target);
+        if (!may_overlap(target, a->arr) && !may_overlap(target, b->arr)) {
+            c = target;
+            Py_INCREF(c);
+        }
+    }
+    if (c == NULL) {
+        c = (PyArrayObject *)PyArray_SimpleNew(ndim, dims, typenum);
+        if (c == NULL) {
+            goto fail;
+        }
+    }
+
+    if (PyArray_SIZE(c) > 0) {
+        /* Core strides of C: the result drops the axis of a 1-D operand. */
+        int cn = PyArray_NDIM(c);
+        ptrdiff_t rs_c = 0, cs_c = 0;
+        if (!a_vector && !b_vector) {
+            rs_c = mla_stride(c, cn - 2);
+            cs_c = mla_stride(c, cn - 1);
+        }
+        else if (!a_vector) {
+            rs_c = mla_stride(c, cn - 1);
+        }
+        else if (!b_vector) {
+            cs_c = mla_stride(c, cn - 1);
+        }
+        int an = PyArray_NDIM(a->arr), bn = PyArray_NDIM(b->arr);
+        ptrdiff_t rs_a = a_vector ? 0 : mla_stride(a->arr, an - 2);
+        ptrdiff_t cs_a = mla_stride(a->arr, an - 1);
+        ptrdiff_t rs_b = mla_stride(b->arr, bn - (b_vector ? 1 : 2));
+        ptrdiff_t cs_b = b_vector ? 0 : mla_stride(b->arr, bn - 1);
+
+        PyArrayObject *operands[3] = {c, a->arr, b->arr};
+        int core_ndim[3] = {ndim - batch_ndim, core[0], core[1]};
+        offsets = mla_batch_offsets(operands, 3, core_ndim, batch_ndim, dims,
+                                    batch);
+        if (offsets == NULL) {
+            goto fail;
+        }
+        ptrdiff_t *c_off = offsets, *a_off = c_off + batch;
+        ptrdiff_t *b_off = a_off + batch;
+
+        Py_BEGIN_ALLOW_THREADS
+        status = MLA_DISPATCH(typenum, mla_matmul_batched, PyArray_DATA(c),
+                              c_off, rs_c, cs_c, PyArray_DATA(a->arr), a_off,
+                              rs_a, cs_a, PyArray_DATA(b->arr), b_off, rs_b,
+                              cs_b, batch, m, n, k);
+        Py_END_ALLOW_THREADS
+        if (status != MLA_OK) {
+            mla_raise_status(func, status);
+            goto fail;
+        }
+    }
+
+    if (target != NULL && target != c) {
+        if (PyArray_CopyInto(target, c) < 0) {
+            goto fail;
+        }
+    }
+    PyMem_Free(offsets);
+    mla_release(arrays, 2);
+    if (target != NULL) {
+        Py_DECREF(c);
+        return (PyObject *)target;
+    }
+    return PyArray_Return(c);
+
+fail:
+    PyMem_Free(offsets);
+    mla_release(arrays, 2);
+    Py_XDECREF(c);
+    Py_XDECREF(target);
+    return NULL;
+}
+
+MLA_WRAPPER(matmul_loop)
+{
+    static const char *func = "matmul_loop";
+    PyObject *values[2];
+    mla_array_arg arrays[2] = {{"A", NULL, 0, NULL}, {"B", NULL, 0, NULL}};
+    PyArrayObject *c = NULL;
+    int typenum;
+    (void)module;
+
+    if (mla_parse_args(func, args, nargs, kwnames, matmul_names, 2, 2,
+                       values) < 0) {
+        return NULL;
+    }
+    arrays[0].obj = values[0];
+    arrays[1].obj = values[1];
+    mla_array_arg *a = &arrays[0], *b = &arrays[1];
+
+    /* A (m, k), B (k, n). */
+    if (mla_convert(func, arrays, 2, &typenum) < 0 ||
+        mla_check_ndim(func, a, 2, 2) < 0 || mla_check_ndim(func, b, 2, 2) < 0 ||
+        mla_check_dim(func, arrays, 2, a, 1, b, 0) < 0) {
+        goto fail;
+    }
+    ptrdiff_t m = PyArray_DIM(a->arr, 0), k = PyArray_DIM(a->arr, 1);
+    ptrdiff_t n = PyArray_DIM(b->arr, 1);
+    npy_intp dims[2] = {m, n};
+    c = (PyArrayObject *)PyArray_SimpleNew(2, dims, typenum);
+    if (c == NULL) {
+        goto fail;
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    MLA_DISPATCH(typenum, mla_matmul_loop, PyArray_DATA(c),
+                 PyArray_DATA(a->arr), PyArray_DATA(b->arr), m, n, k);
+    Py_END_ALLOW_THREADS
+
+    mla_release(arrays, 2);
+    return (PyObject *)c;
+
+fail:
+    mla_release(arrays, 2);
+    Py_XDECREF(c);
+    return NULL;
+}

@@ -1,0 +1,79 @@
+/*
+ * py_regression.c: wrapper of the least-squares kernel (regression.c).
+ */
+#include "wrappers.h"
+
+#include <math.h>
+
+MLA_WRAPPER(linear_regression)
+{
+    static const char *func = "linear_regression";
+    static const char *const names[] = {"X", "y", "regularization"};
+    PyObject *values[3];
+    mla_array_arg arrays[2] = {{"X", NULL, 0, NULL}, {"y", NULL, 0, NULL}};
+    PyArrayObject *w = NULL;
+    double regularization = 0.0;
+    mla_status status;
+    int typenum;
+    (void)module;
+
+    if (mla_parse_args(func, args, nargs, kwnames, names, 3, 2, values) < 0) {
+        return NULL;
+    }
+    if (values[2] != NULL) {
+        if (!PyNumber_Check(values[2]) || PyComplex_Check(values[2])) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s: regularization must be a real number; got %.100s",
+                         func, Py_TYPE(values[2])->tp_name);
+            return NULL;
+        }
+        regularization = PyFloat_AsDouble(values[2]);
+        if (regularization == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (!(regularization >= 0) || !isfinite(regularization)) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s: regularization must be finite and >= 0; got %R",
+                         func, values[2]);
+            return NULL;
+        }
+    }
+    arrays[0].obj = values[0];
+    arrays[1].obj = values[1];
+    mla_array_arg *x = &arrays[0], *y = &arrays[1];
+
+    /*
+     * X (n,) is one feature, else X (n, p); y (n,) gives w (p + 1,) and
+     * y (n, t) gives w (p + 1, t).
+     */
+    if (mla_convert(func, arrays, 2, &typenum) < 0 ||
+        mla_check_ndim(func, x, 1, 2) < 0 || mla_check_ndim(func, y, 1, 2) < 0 ||
+        mla_check_dim(func, arrays, 2, x, 0, y, 0) < 0) {
+        goto fail;
+    }
+    ptrdiff_t n = PyArray_DIM(x->arr, 0);
+    ptrdiff_t p = PyArray_NDIM(x->arr) == 2 ? PyArray_DIM(x->arr, 1) : 1;
+    ptrdiff_t t = PyArray_NDIM(y->arr) == 2 ? PyArray_DIM(y->arr, 1) : 1;
+    npy_intp dims[2] = {p + 1, t};
+    w = (PyArrayObject *)PyArray_SimpleNew(PyArray_NDIM(y->arr), dims, typenum);
+    if (w == NULL) {
+        goto fail;
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    status = MLA_DISPATCH(typenum, mla_linear_regression, PyArray_DATA(w),
+                          PyArray_DATA(x->arr), PyArray_DATA(y->arr), n, p, t,
+                          regularization);
+    Py_END_ALLOW_THREADS
+    if (status != MLA_OK) {
+        mla_raise_status(func, status);
+        goto fail;
+    }
+    mla_release(arrays, 2);
+    return (PyObject *)w;
+
+fail:
+    mla_release(arrays, 2);
+    Py_XDECREF(w);
+    return NULL;
+}

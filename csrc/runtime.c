@@ -1,0 +1,121 @@
+/*
+ * runtime.c: process-wide state of the kernels.
+ *
+ * The SIMD level is chosen once at import from the CPU's features (the
+ * wrapper may force a lower one through MLA_KERNEL). The thread count is an
+ * explicit override when set, else OpenMP's own default, so that
+ * OMP_NUM_THREADS and threadpoolctl keep working. Scratch memory is aligned
+ * to 64 bytes, one cache line and one AVX-512 register.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "mla.h"
+
+#ifdef MLA_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+#define MLA_ALIGNMENT 64
+
+static mla_level selected_level = MLA_LEVEL_GENERIC;
+static int thread_override = 0;
+
+int
+mla_cpu_supports(mla_level level)
+{
+    switch (level) {
+    case MLA_LEVEL_GENERIC:
+        return 1;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    case MLA_LEVEL_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case MLA_LEVEL_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f");
+#endif
+    default:
+        return 0;
+    }
+}
+
+mla_level
+mla_get_level(void)
+{
+    return selected_level;
+}
+
+void
+mla_set_level(mla_level level)
+{
+    selected_level = level;
+}
+
+const char *
+mla_level_name(mla_level level)
+{
+    switch (level) {
+    case MLA_LEVEL_AVX2:
+        return "avx2";
+    case MLA_LEVEL_AVX512:
+        return "avx512";
+    default:
+        return "generic";
+    }
+}
+
+int
+mla_have_openmp(void)
+{
+#ifdef MLA_HAVE_OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int
+mla_get_num_threads(void)
+{
+    if (thread_override > 0) {
+        return thread_override;
+    }
+#ifdef MLA_HAVE_OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* n <= 0 clears the override and returns to OpenMP's default. */
+void
+mla_set_num_threads(int n)
+{
+    thread_override = n > 0 ? n : 0;
+}
+
+/*
+ * Return 64-byte aligned memory for count elements of size bytes, or NULL
+ * when the byte count overflows size_t or the allocation fails. An empty
+ * request still returns a valid block. Free it with mla_free.
+ */
+void *
+mla_alloc(size_t count, size_t size)
+{
+    if (size != 0 && count > (SIZE_MAX - MLA_ALIGNMENT) / size) {
+        return NULL;
+    }
+    size_t bytes = count * size;
+    bytes = (bytes + MLA_ALIGNMENT - 1) / MLA_ALIGNMENT * MLA_ALIGNMENT;
+    if (bytes == 0) {
+        bytes = MLA_ALIGNMENT;
+    }
+    return aligned_alloc(MLA_ALIGNMENT, bytes);
+}
+
+void
+mla_free(void *p)
+{
+    free(p);
+}

@@ -1,0 +1,103 @@
+/*
+ * similarity_impl.h: cosine similarity of two vectors and of every pair of
+ * rows, instantiated per element type by similarity.c.
+ *
+ * A zero vector has no direction; its similarity with anything is 0.0, the
+ * convention of scikit-learn and PyTorch. Sums of squares are taken after
+ * dividing by the vector's largest magnitude, so they neither overflow for
+ * huge entries nor underflow for tiny ones when the true cosine is
+ * representable.
+ */
+
+/* Largest |x[i * stride]| over n elements; NaN if any element is NaN. */
+static T
+FN(max_abs)(const T *x, ptrdiff_t stride, ptrdiff_t n)
+{
+    T max = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        T v = FABS(x[i * stride]);
+        if (v > max || v != v) {
+            max = v;
+            if (v != v) {
+                break;
+            }
+        }
+    }
+    return max;
+}
+
+/*
+ * u (n,) with stride su and v (n,) with stride sv. Returns
+ * u.v / (|u| |v|), or 0.0 when either vector is zero or n == 0. An inf or
+ * NaN entry gives NaN, as the plain formula does.
+ */
+double
+FN(mla_cosine_similarity)(const T *u, ptrdiff_t su, const T *v, ptrdiff_t sv,
+                          ptrdiff_t n)
+{
+    double scale_u = FN(max_abs)(u, su, n);
+    double scale_v = FN(max_abs)(v, sv, n);
+    if (scale_u == 0 || scale_v == 0) {
+        return 0.0;
+    }
+    if (!isfinite(scale_u) || !isfinite(scale_v)) {
+        return NAN;
+    }
+
+    double dot = 0, uu = 0, vv = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        double a = u[i * su] / scale_u;
+        double b = v[i * sv] / scale_v;
+        dot += a * b;
+        uu += a * a;
+        vv += b * b;
+    }
+    return dot / (sqrt(uu) * sqrt(vv));
+}
+
+/*
+ * S (n, n) = cosine similarity of every pair of rows of X (n, d), both
+ * C-contiguous. The rows are normalized once into scratch (zero rows stay
+ * zero), then S = Xn Xn^T runs on the blocked GEMM, reading Xn^T through
+ * strides.
+ */
+mla_status
+FN(mla_cosine_similarity_matrix)(T *s, const T *x, ptrdiff_t n, ptrdiff_t d)
+{
+    if (n == 0) {
+        return MLA_OK;
+    }
+    T *xn = mla_alloc((size_t)n * (size_t)d, sizeof(T));
+    if (xn == NULL) {
+        return MLA_ERR_NOMEM;
+    }
+
+    /* Normalize each row by its norm, computed with scaling in double. */
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const T *row = x + i * d;
+        T *out = xn + i * d;
+        double scale = FN(max_abs)(row, 1, d);
+        double inv_norm = 0;
+        if (scale != 0 && isfinite(scale)) {
+            double ss = 0;
+            for (ptrdiff_t j = 0; j < d; j++) {
+                double a = row[j] / scale;
+                ss += a * a;
+            }
+            inv_norm = 1 / sqrt(ss);
+        }
+        else if (scale != 0) {
+            /* An inf or NaN entry: the row's similarities are NaN. */
+            inv_norm = NAN;
+        }
+        for (ptrdiff_t j = 0; j < d; j++) {
+            out[j] = inv_norm == 0 ? 0 : (T)(row[j] / scale * inv_norm);
+        }
+    }
+
+    FN(mla_epilogue) ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
+    mla_status status =
+        FN(mla_gemm)(s, n, 1, xn, d, 1, xn, 1, d, n, n, d, &ep);
+    mla_free(xn);
+    return status;
+}

@@ -1,0 +1,18 @@
+/*
+ * softmax.c: softmax and cross-entropy for float32 and float64, from
+ * softmax_impl.h.
+ */
+#include <float.h>
+#include <math.h>
+
+#include "mla.h"
+
+#define MLA_DTYPE 32
+#include "dtype.h"
+#include "softmax_impl.h"
+#undef MLA_DTYPE
+
+#define MLA_DTYPE 64
+#include "dtype.h"
+#include "softmax_impl.h"
+#undef MLA_DTYPE

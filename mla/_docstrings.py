@@ -1,0 +1,569 @@
+"""Docstrings of the C functions in ``mla._core``.
+
+The kernels are exported straight from the extension, so that a call goes
+through no Python frame; their documentation is written here, where it is
+easy to edit, and attached at import. The first line of each text is the
+signature that ``inspect.signature`` and ``help`` show.
+"""
+
+_DTYPES = """\
+    Real input is computed in its own precision: float32 stays float32,
+    float64 stays float64, integers and bools become float64, float16 is
+    computed as float32, and mixed inputs use the widest of these."""
+
+DOCSTRINGS = {
+    "sigmoid": """sigmoid($module, x)
+--
+
+Apply the logistic sigmoid ``1 / (1 + exp(-x))`` elementwise.
+
+The kernel evaluates ``exp(-|x|)`` only, so large negative inputs neither
+overflow nor warn: ``sigmoid(-1000.0)`` is ``0.0``.
+
+Parameters
+----------
+x : array_like, any shape
+{dtypes}
+
+Returns
+-------
+y : ndarray, same shape as x
+    A NumPy scalar when x is 0-d.
+
+Raises
+------
+TypeError
+    If x is complex, object, string or another non-real dtype.
+
+Examples
+--------
+>>> import mla
+>>> mla.sigmoid([-1000.0, 0.0, 2.0])
+array([0.        , 0.5       , 0.88079708])
+""",
+    "relu": """relu($module, x)
+--
+
+Apply ``max(0, x)`` elementwise; NaN propagates as in ``np.maximum``.
+
+Parameters
+----------
+x : array_like, any shape
+
+Returns
+-------
+y : ndarray, same shape as x
+    A NumPy scalar when x is 0-d.
+
+Raises
+------
+TypeError
+    If x is complex, object, string or another non-real dtype.
+
+Examples
+--------
+>>> import mla
+>>> mla.relu([-2.0, 0.5, float("nan")])
+array([0. , 0.5, nan])
+""",
+    "sigmoid_derivative": """sigmoid_derivative($module, x)
+--
+
+Compute the derivative ``s * (1 - s)`` of the sigmoid, ``s = sigmoid(x)``.
+
+The kernel evaluates it as ``sigmoid(x) * sigmoid(-x)``, which is equal but
+keeps full relative accuracy where ``1 - s`` would round to zero: the
+derivative at 40.0 is about 4.2e-18, not 0.
+
+Parameters
+----------
+x : array_like, any shape
+
+Returns
+-------
+y : ndarray, same shape as x
+
+Raises
+------
+TypeError
+    If x is complex, object, string or another non-real dtype.
+
+Examples
+--------
+>>> import mla
+>>> mla.sigmoid_derivative([0.0, 40.0])
+array([2.50000000e-01, 4.24835426e-18])
+""",
+    "relu_derivative": """relu_derivative($module, x)
+--
+
+Return 1.0 where ``x > 0`` and 0.0 elsewhere (NaN included).
+
+Parameters
+----------
+x : array_like, any shape
+
+Returns
+-------
+y : ndarray, same shape as x, float32 or float64
+
+Raises
+------
+TypeError
+    If x is complex, object, string or another non-real dtype.
+
+Examples
+--------
+>>> import mla
+>>> mla.relu_derivative([-1.0, 0.0, 3.0])
+array([0., 0., 1.])
+""",
+    "forward_layer": """forward_layer($module, x, W, b, activation='relu')
+--
+
+Compute one dense layer for one sample: ``act(W @ x + b)``.
+
+Parameters
+----------
+x : array_like, shape (n_in,)
+W : array_like, shape (n_out, n_in)
+b : array_like, shape (n_out,)
+activation : {{'relu', 'sigmoid', 'linear', None}}, default 'relu'
+    ``'linear'`` and None return the pre-activation ``W @ x + b``.
+{dtypes}
+
+Returns
+-------
+y : ndarray, shape (n_out,)
+
+Raises
+------
+ValueError
+    If a shape does not fit, or activation is not one of the names above
+    (an unknown name is an error, not a silent linear layer).
+TypeError
+    If an input has a non-real dtype, or activation is not a str or None.
+
+Examples
+--------
+>>> import numpy as np
+>>> import mla
+>>> W = np.array([[1.0, -1.0], [0.5, 0.5]])
+>>> mla.forward_layer(np.array([1.0, 2.0]), W, np.zeros(2))
+array([0. , 1.5])
+""",
+    "forward_layer_batch": """forward_layer_batch($module, X, W, b, activation='relu')
+--
+
+Compute one dense layer for a batch: ``act(X @ W.T + b)``.
+
+The bias and the activation are applied as each tile of the product is
+stored, so the layer makes one pass over its output. W is read through its
+strides: passing a transposed or sliced view costs no copy.
+
+Parameters
+----------
+X : array_like, shape (batch, n_in)
+W : array_like, shape (n_out, n_in)
+b : array_like, shape (n_out,)
+activation : {{'relu', 'sigmoid', 'linear', None}}, default 'relu'
+
+Returns
+-------
+Y : ndarray, shape (batch, n_out)
+
+Raises
+------
+ValueError
+    If a shape does not fit or activation is an unknown name.
+TypeError
+    If an input has a non-real dtype, or activation is not a str or None.
+
+Examples
+--------
+>>> import numpy as np
+>>> import mla
+>>> X = np.array([[1.0, 2.0], [3.0, 4.0]])
+>>> mla.forward_layer_batch(X, np.eye(2), np.array([0.0, -5.0]))
+array([[1., 0.],
+       [3., 0.]])
+""",
+    "simple_backprop": """simple_backprop($module, x, y_true, W1, W2, b1, b2)
+--
+
+Compute the gradients of a two-layer network's squared error.
+
+The network is ``y_pred = sigmoid(W2 @ relu(W1 @ x + b1) + b2)`` and the
+loss ``sum((y_pred - y_true) ** 2)``. The output error term is
+``dz2 = 2 * (y_pred - y_true) * sigmoid'(z2)``; the hidden one is
+``dz1 = (W2.T @ dz2) * relu'(z1)``. The weight gradients are the outer
+products ``dz2 a1^T`` and ``dz1 x^T``.
+
+Parameters
+----------
+x : array_like, shape (n_in,)
+y_true : array_like, shape (n_out,), (1,) or ()
+    A single value is compared with every output.
+W1 : array_like, shape (n_hidden, n_in)
+W2 : array_like, shape (n_out, n_hidden)
+b1 : array_like, shape (n_hidden,)
+b2 : array_like, shape (n_out,)
+
+Returns
+-------
+gradients : dict
+    ``dW1`` (n_hidden, n_in), ``dW2`` (n_out, n_hidden), ``db1``
+    (n_hidden,) and ``db2`` (n_out,).
+
+Raises
+------
+ValueError
+    If a shape does not fit.
+TypeError
+    If an input has a non-real dtype.
+
+Examples
+--------
+>>> import numpy as np
+>>> import mla
+>>> grads = mla.simple_backprop(np.array([1.0, 2.0]), np.array([1.0]),
+...                             np.ones((3, 2)), np.ones((1, 3)),
+...                             np.zeros(3), np.zeros(1))
+>>> sorted((name, g.shape) for name, g in grads.items())
+[('dW1', (3, 2)), ('dW2', (1, 3)), ('db1', (3,)), ('db2', (1,))]
+""",
+    "matmul": """matmul($module, A, B, out=None)
+--
+
+Compute the matrix product with ``np.matmul``'s semantics.
+
+A 1-D first operand is a row vector and a 1-D second operand a column
+vector, and their axis is dropped from the result; dimensions before the
+last two broadcast. Inputs may have any strides (transposed, Fortran-order,
+reversed or sliced views are read in place). The kernel is a packed,
+cache-blocked product with SIMD micro-kernels, on several threads for large
+problems; its result does not depend on the thread count.
+
+Parameters
+----------
+A : array_like, shape (..., m, k) or (k,)
+B : array_like, shape (..., k, n) or (k,)
+out : ndarray, optional
+    Receives the result: it must have the result's shape and dtype and be
+    writeable. It may overlap A or B. It is returned.
+
+Returns
+-------
+C : ndarray, shape (..., m, n) with 1-D axes dropped
+    A NumPy scalar for two 1-D operands.
+
+Raises
+------
+ValueError
+    If an operand is 0-d, the inner dimensions differ, the batch
+    dimensions do not broadcast, or out has the wrong shape.
+TypeError
+    If an input has a non-real dtype or out has the wrong dtype.
+
+Examples
+--------
+>>> import numpy as np
+>>> import mla
+>>> A = np.arange(6.0).reshape(2, 3)
+>>> mla.matmul(A, A.T)
+array([[ 5., 14.],
+       [14., 50.]])
+""",
+    "matmul_loop": """matmul_loop($module, A, B)
+--
+
+Multiply two matrices with the textbook triple loop in C.
+
+No blocking and no SIMD: this is the baseline that shows what cache
+blocking and vector instructions buy (compare ``matmul``).
+
+Parameters
+----------
+A : array_like, shape (m, k)
+B : array_like, shape (k, n)
+
+Returns
+-------
+C : ndarray, shape (m, n)
+
+Raises
+------
+ValueError
+    If an input is not 2-D or the inner dimensions differ.
+TypeError
+    If an input has a non-real dtype.
+
+Examples
+--------
+>>> import numpy as np
+>>> import mla
+>>> mla.matmul_loop(np.eye(2), np.array([[1.0, 2.0], [3.0, 4.0]]))
+array([[1., 2.],
+       [3., 4.]])
+""",
+    "cosine_similarity": """cosine_similarity($module, u, v)
+--
+
+Compute the cosine similarity ``u.v / (|u| |v|)`` of two vectors.
+
+A zero vector has no direction: its similarity with anything is 0.0, the
+convention of scikit-learn and PyTorch. The norms are computed with scaling,
+so entries near the overflow or underflow threshold still give the true
+cosine.
+
+Parameters
+----------
+u, v : array_like, shape (n,)
+
+Returns
+-------
+similarity : float
+
+Raises
+------
+ValueError
+    If an input is not 1-D or the lengths differ.
+TypeError
+    If an input has a non-real dtype.
+
+Examples
+--------
+>>> import mla
+>>> round(mla.cosine_similarity([1.0, 0.0], [1.0, 1.0]), 6)
+0.707107
+>>> mla.cosine_similarity([0.0, 0.0], [1.0, 1.0])
+0.0
+""",
+    "cosine_similarity_matrix": """cosine_similarity_matrix($module, X)
+--
+
+Compute the cosine similarity of every pair of rows of X.
+
+The rows are normalized once and the similarities come from one matrix
+product. Zero rows give 0.0, on the diagonal too.
+
+Parameters
+----------
+X : array_like, shape (n, d)
+
+Returns
+-------
+S : ndarray, shape (n, n)
+
+Raises
+------
+ValueError
+    If X is not 2-D.
+TypeError
+    If X has a non-real dtype.
+
+Examples
+--------
+>>> import numpy as np
+>>> import mla
+>>> mla.cosine_similarity_matrix(np.array([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]]))
+array([[1., 0., 0.],
+       [0., 1., 0.],
+       [0., 0., 0.]])
+""",
+    "linear_regression": """linear_regression($module, X, y, regularization=0.0)
+--
+
+Fit least-squares weights, with a bias, through the normal equations.
+
+A column of ones is prepended to X, giving ``Xb``, and the kernel solves
+``(Xb^T Xb + regularization * I) w = Xb^T y`` in double precision: a
+Cholesky factorization, with pivoted LU as the fallback. The bias is
+regularized like the other weights.
+
+Parameters
+----------
+X : array_like, shape (n, p) or (n,)
+    1-D X is one feature.
+y : array_like, shape (n,) or (n, t)
+    2-D y fits one column of weights per target.
+regularization : float, default 0.0
+    Ridge penalty; must be finite and >= 0.
+
+Returns
+-------
+w : ndarray, shape (p + 1,) or (p + 1, t)
+    ``[bias, w1, ..., wp]``. NaN when the data hold inf or NaN.
+
+Raises
+------
+numpy.linalg.LinAlgError
+    If the system is singular to working precision, for example when a
+    feature repeats another one and regularization is 0.
+ValueError
+    If regularization is negative or not finite, or the shapes do not fit.
+TypeError
+    If an input has a non-real dtype.
+
+Examples
+--------
+>>> import numpy as np
+>>> import mla
+>>> X = np.array([0.0, 1.0, 2.0, 3.0])
+>>> mla.linear_regression(X, 1.0 + 2.0 * X)
+array([1., 2.])
+""",
+    "softmax": """softmax($module, z, axis=-1)
+--
+
+Compute ``exp(z - max) / sum(exp(z - max))`` along an axis.
+
+Subtracting the maximum keeps the exponentials finite for logits of any
+size. Any axis works without a transposed copy. A slice holding +inf or NaN,
+or only -inf, gives NaN, as the NumPy formula does; a zero-length axis gives
+an empty result.
+
+Parameters
+----------
+z : array_like, at least 1-D
+axis : int, default -1
+
+Returns
+-------
+p : ndarray, same shape as z
+
+Raises
+------
+numpy.exceptions.AxisError
+    If axis is out of range for z.
+TypeError
+    If z has a non-real dtype or axis is not an integer.
+
+Examples
+--------
+>>> import mla
+>>> mla.softmax([2.0, 1.0, 0.5])
+array([0.62853172, 0.2312239 , 0.14024438])
+""",
+    "cross_entropy_loss": """cross_entropy_loss($module, y_pred, y_true)
+--
+
+Compute ``-sum(y_true * log(clip(y_pred, 1e-15, 1 - 1e-15)))``.
+
+The sum runs over every element (a batch of rows is summed, not averaged)
+and is accumulated in double precision. The clip keeps a predicted
+probability of 0 from giving an infinite loss.
+
+Parameters
+----------
+y_pred : array_like
+    Predicted probabilities.
+y_true : array_like, same shape as y_pred
+    Targets, for example one-hot rows.
+
+Returns
+-------
+loss : float
+
+Raises
+------
+ValueError
+    If the shapes differ.
+TypeError
+    If an input has a non-real dtype.
+
+Examples
+--------
+>>> import mla
+>>> round(mla.cross_entropy_loss([0.7, 0.2, 0.1], [1.0, 0.0, 0.0]), 6)
+0.356675
+""",
+    "scaled_dot_product_attention": """scaled_dot_product_attention($module, Q, K, V)
+--
+
+Compute scaled dot-product attention and its weights.
+
+``weights = softmax(Q @ K^T / sqrt(d))`` along the keys, and the output is
+``weights @ V``. Leading (batch or head) dimensions broadcast. With no keys
+(Lk = 0) the weights are empty and the output is zero.
+
+Parameters
+----------
+Q : array_like, shape (..., Lq, d)
+K : array_like, shape (..., Lk, d)
+V : array_like, shape (..., Lk, dv)
+
+Returns
+-------
+output : ndarray, shape (..., Lq, dv)
+weights : ndarray, shape (..., Lq, Lk)
+
+Raises
+------
+ValueError
+    If an input has fewer than 2 dimensions, d or Lk differ, or the batch
+    dimensions do not broadcast.
+TypeError
+    If an input has a non-real dtype.
+
+Examples
+--------
+>>> import numpy as np
+>>> import mla
+>>> Q = K = np.eye(2)
+>>> output, weights = mla.scaled_dot_product_attention(Q, K, np.eye(2))
+>>> weights.round(4)
+array([[0.6698, 0.3302],
+       [0.3302, 0.6698]])
+""",
+    "get_num_threads": """get_num_threads($module, /)
+--
+
+Return the number of threads the kernels use.
+
+This is the value given to ``set_num_threads`` or ``MLA_NUM_THREADS``;
+without either, OpenMP's default, which ``OMP_NUM_THREADS`` and
+threadpoolctl control. A build without OpenMP always returns 1.
+
+Examples
+--------
+>>> import mla
+>>> mla.get_num_threads() >= 1
+True
+""",
+    "set_num_threads": """set_num_threads($module, n, /)
+--
+
+Set the number of threads the kernels use, for every later call.
+
+Small problems run on one thread whatever this says. Results do not depend
+on the thread count.
+
+Parameters
+----------
+n : int
+    At least 1.
+
+Raises
+------
+ValueError
+    If n is below 1.
+TypeError
+    If n is not an integer.
+
+Examples
+--------
+>>> import mla
+>>> previous = mla.get_num_threads()
+>>> mla.set_num_threads(1)
+>>> mla.get_num_threads()
+1
+>>> mla.set_num_threads(previous)
+""",
+}
+
+
+def attach(core):
+    """Attach every docstring in DOCSTRINGS to its function in ``core``."""
+    for name, text in DOCSTRINGS.items():
+        core._add_docstring(getattr(core, name), text.format(dtypes=_DTYPES))

@@ -1,0 +1,188 @@
+"""Plain NumPy versions of every mla function.
+
+These are the oracle of the parity tests, the tour and the benchmarks. They
+follow the same contract as the C kernels (argument names, shapes, the
+zero-vector convention of cosine similarity, the list of activations) but
+make no attempt to be fast, and they do not validate or convert dtypes the way
+the C wrappers do: feed them float arrays.
+
+Where the textbook formula loses precision, the reference uses the
+rearranged form that the kernels use too:
+
+- ``sigmoid`` evaluates ``exp(-|x|)`` so that large negative ``x`` neither
+  overflows nor warns;
+- ``sigmoid_derivative`` is ``sigmoid(x) * sigmoid(-x)``, which equals
+  ``s * (1 - s)`` but keeps its relative accuracy where ``1 - s`` would
+  cancel to zero.
+"""
+
+import numpy as np
+
+__all__ = [
+    "ACTIVATIONS",
+    "sigmoid",
+    "relu",
+    "sigmoid_derivative",
+    "relu_derivative",
+    "forward_layer",
+    "forward_layer_batch",
+    "simple_backprop",
+    "matmul",
+    "matmul_loop",
+    "cosine_similarity",
+    "cosine_similarity_matrix",
+    "linear_regression",
+    "softmax",
+    "cross_entropy_loss",
+    "scaled_dot_product_attention",
+]
+
+ACTIVATIONS = ("relu", "sigmoid", "linear", None)
+
+
+def sigmoid(x):
+    """Return ``1 / (1 + exp(-x))`` elementwise without overflow."""
+    x = np.asarray(x)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(
+        np.result_type(x, np.float32), copy=False
+    )
+
+
+def relu(x):
+    """Return ``max(0, x)`` elementwise, propagating NaN."""
+    return np.maximum(0, x)
+
+
+def sigmoid_derivative(x):
+    """Return ``s * (1 - s)`` with ``s = sigmoid(x)``, as ``s(x) * s(-x)``."""
+    x = np.asarray(x)
+    return sigmoid(x) * sigmoid(-x)
+
+
+def relu_derivative(x):
+    """Return 1.0 where ``x > 0``, else 0.0."""
+    x = np.asarray(x)
+    return (x > 0).astype(np.result_type(x, np.float32))
+
+
+def _activate(z, activation):
+    if activation == "relu":
+        return relu(z)
+    if activation == "sigmoid":
+        return sigmoid(z)
+    if activation == "linear" or activation is None:
+        return z
+    raise ValueError(
+        f"unknown activation {activation!r}; expected one of "
+        "'relu', 'sigmoid', 'linear' or None"
+    )
+
+
+def forward_layer(x, W, b, activation="relu"):
+    """Return ``act(W @ x + b)`` for one sample ``x`` of shape ``(n_in,)``."""
+    return _activate(W @ x + b, activation)
+
+
+def forward_layer_batch(X, W, b, activation="relu"):
+    """Return ``act(X @ W.T + b)`` for a batch ``X`` of shape ``(batch, n_in)``."""
+    return _activate(X @ W.T + b, activation)
+
+
+def simple_backprop(x, y_true, W1, W2, b1, b2):
+    """Return the gradients of the squared error of a 2-layer network.
+
+    The network is ``sigmoid(W2 @ relu(W1 @ x + b1) + b2)``; the result is a
+    dict with keys ``dW1``, ``dW2``, ``db1`` and ``db2``.
+    """
+    z1 = W1 @ x + b1
+    a1 = relu(z1)
+    z2 = W2 @ a1 + b2
+    y_pred = sigmoid(z2)
+
+    # Output layer: derivative of (y_pred - y_true)**2 times sigmoid'(z2).
+    dz2 = 2 * (y_pred - y_true) * sigmoid_derivative(z2)
+    dW2 = np.outer(dz2, a1)
+
+    # Hidden layer: push dz2 back through W2, then through relu.
+    dz1 = (W2.T @ dz2) * relu_derivative(z1)
+    dW1 = np.outer(dz1, x)
+    return {"dW1": dW1, "dW2": dW2, "db1": dz1, "db2": dz2}
+
+
+def matmul(A, B):
+    """Return ``np.matmul(A, B)``."""
+    return np.matmul(A, B)
+
+
+def matmul_loop(A, B):
+    """Return ``A @ B`` for 2-D inputs, computed with a Python triple loop."""
+    m, k = A.shape
+    k2, n = B.shape
+    if k != k2:
+        raise ValueError(f"matmul_loop: shapes {A.shape} and {B.shape} do not fit")
+    C = np.zeros((m, n), dtype=np.result_type(A, B))
+    for i in range(m):
+        for j in range(n):
+            total = 0.0
+            for p in range(k):
+                total += A[i, p] * B[p, j]
+            C[i, j] = total
+    return C
+
+
+def cosine_similarity(u, v):
+    """Return ``u.v / (|u| |v|)`` as a float; 0.0 when either vector is zero."""
+    u = np.asarray(u, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    norm_u = np.linalg.norm(u)
+    norm_v = np.linalg.norm(v)
+    if norm_u == 0 or norm_v == 0:
+        return 0.0
+    return float(np.dot(u, v) / (norm_u * norm_v))
+
+
+def cosine_similarity_matrix(X):
+    """Return the pairwise cosine similarity of the rows of ``X``; zero rows give 0."""
+    X = np.asarray(X)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    safe = np.where(norms == 0, 1, norms)
+    X_normalized = np.where(norms == 0, 0, X / safe)
+    return X_normalized @ X_normalized.T
+
+
+def linear_regression(X, y, regularization=0.0):
+    """Solve ``(Xb^T Xb + lambda I) w = Xb^T y`` with ``Xb = [1, X]``.
+
+    Returns ``w = [bias, w1, ...]``; 1-D ``X`` is one feature and 2-D ``y``
+    gives one column of weights per target.
+    """
+    X = np.asarray(X)
+    if X.ndim == 1:
+        X = X[:, None]
+    X_bias = np.column_stack([np.ones(len(X), dtype=X.dtype), X])
+    gram = X_bias.T @ X_bias
+    gram = gram + regularization * np.eye(X_bias.shape[1], dtype=gram.dtype)
+    return np.linalg.solve(gram, X_bias.T @ y)
+
+
+def softmax(z, axis=-1):
+    """Return ``exp(z - max) / sum(exp(z - max))`` along ``axis``."""
+    z_shifted = z - np.max(z, axis=axis, keepdims=True)
+    exp_z = np.exp(z_shifted)
+    return exp_z / np.sum(exp_z, axis=axis, keepdims=True)
+
+
+def cross_entropy_loss(y_pred, y_true):
+    """Return ``-sum(y_true * log(clip(y_pred, 1e-15, 1 - 1e-15)))``."""
+    epsilon = 1e-15
+    y_pred = np.clip(y_pred, epsilon, 1 - epsilon)
+    return float(-np.sum(y_true * np.log(y_pred)))
+
+
+def scaled_dot_product_attention(Q, K, V):
+    """Return ``(softmax(Q @ K^T / sqrt(d)) @ V, weights)``."""
+    d = Q.shape[-1]
+    scores = Q @ np.swapaxes(K, -1, -2) / np.sqrt(d)
+    weights = softmax(scores, axis=-1)
+    return weights @ V, weights
