@@ -98,6 +98,39 @@ raise_dtype_error(const char *func, const mla_array_arg *arg)
 }
 
 /*
+ * Re-raise NumPy's ValueError or TypeError from converting arg (a ragged
+ * list, say) with the function and argument named, chained to the
+ * original. Always returns -1.
+ */
+static int
+raise_conversion_error(const char *func, const mla_array_arg *arg)
+{
+    PyObject *type, *value, *traceback;
+    if (!PyErr_ExceptionMatches(PyExc_ValueError) &&
+        !PyErr_ExceptionMatches(PyExc_TypeError)) {
+        return -1;
+    }
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    PyErr_Format(type, "%s: %s could not be converted to an array: %S", func,
+                 arg->name, value);
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+
+    PyObject *new_type, *new_value, *new_traceback;
+    PyErr_Fetch(&new_type, &new_value, &new_traceback);
+    PyErr_NormalizeException(&new_type, &new_value, &new_traceback);
+    if (new_value != NULL && value != NULL) {
+        PyException_SetCause(new_value, value);
+    }
+    else {
+        Py_XDECREF(value);
+    }
+    PyErr_Restore(new_type, new_value, new_traceback);
+    return -1;
+}
+
+/*
  * Convert every args[i].obj to an aligned, native-order array of the
  * common compute type, stored in args[i].arr; C-contiguous unless
  * args[i].strided. Arrays that already qualify are not copied. On failure
@@ -112,7 +145,7 @@ mla_convert(const char *func, mla_array_arg *args, int n, int *typenum)
         args[i].arr = (PyArrayObject *)PyArray_FromAny(args[i].obj, NULL, 0, 0,
                                                        0, NULL);
         if (args[i].arr == NULL) {
-            return -1;
+            return raise_conversion_error(func, &args[i]);
         }
         int type = compute_type(PyArray_TYPE(args[i].arr));
         if (type < 0) {
