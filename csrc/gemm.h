@@ -17,7 +17,10 @@
 #define MLA_MAX_MR 8
 #define MLA_MAX_NR 16
 
-/* Cache blocks: KC x NR panels of B stay in L1, MC x KC of A in L2. */
+/*
+ * Cache blocks: KC x NR panels of B stay in L1, MC x KC of A in L2. MLA_MC
+ * must be a multiple of every micro-kernel's MR (4 and 6 here).
+ */
 #define MLA_KC 256
 #define MLA_MC 96
 #define MLA_NC 4096

@@ -146,17 +146,33 @@ FN(store_tile)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *ab, ptrdiff_t ld,
     }
 }
 
+/* Elements of packed A that each thread of gemm_run owns. */
+static size_t
+FN(gemm_apack_size)(const FN(ukernel_desc) *kd, ptrdiff_t m, ptrdiff_t k)
+{
+    ptrdiff_t kc = k < MLA_KC ? k : MLA_KC;
+    ptrdiff_t mc = m < MLA_MC ? m : MLA_MC;
+    mc = (mc + kd->mr - 1) / kd->mr * kd->mr;
+    return (size_t)mc * (size_t)kc;
+}
+
+/* Elements of packed B that gemm_run shares among its threads. */
+static size_t
+FN(gemm_bpack_size)(const FN(ukernel_desc) *kd, ptrdiff_t n, ptrdiff_t k)
+{
+    ptrdiff_t kc = k < MLA_KC ? k : MLA_KC;
+    ptrdiff_t nc = n < MLA_NC ? n : MLA_NC;
+    nc = (nc + kd->nr - 1) / kd->nr * kd->nr;
+    return (size_t)kc * (size_t)nc;
+}
+
 /* Scratch elements one gemm_run call needs for m x n x k on nthreads. */
 static size_t
 FN(gemm_workspace)(const FN(ukernel_desc) *kd, ptrdiff_t m, ptrdiff_t n,
                    ptrdiff_t k, int nthreads)
 {
-    ptrdiff_t kc = k < MLA_KC ? k : MLA_KC;
-    ptrdiff_t nc = n < MLA_NC ? n : MLA_NC;
-    ptrdiff_t mc = m < MLA_MC ? m : MLA_MC;
-    nc = (nc + kd->nr - 1) / kd->nr * kd->nr;
-    mc = (mc + kd->mr - 1) / kd->mr * kd->mr;
-    return (size_t)kc * (size_t)nc + (size_t)nthreads * (size_t)mc * (size_t)kc;
+    return FN(gemm_bpack_size)(kd, n, k) +
+           (size_t)nthreads * FN(gemm_apack_size)(kd, m, k);
 }
 
 /* Threads worth starting for an m x n x k product. */
@@ -165,7 +181,11 @@ FN(gemm_threads)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 {
     int nthreads = mla_get_num_threads();
     ptrdiff_t row_blocks = (m + MLA_MC - 1) / MLA_MC;
-    if ((double)m * (double)n * (double)k < 262144.0 || row_blocks < 2) {
+    /*
+     * Below about 160^3 multiply-adds, waking a second thread costs more
+     * than it saves, and far more when another process holds the core.
+     */
+    if ((double)m * (double)n * (double)k < 4.0e6 || row_blocks < 2) {
         return 1;
     }
     return nthreads < row_blocks ? nthreads : (int)row_blocks;
@@ -199,11 +219,10 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
 
     ptrdiff_t mr = kd->mr, nr = kd->nr;
     ptrdiff_t mc_max = MLA_MC / mr * mr;
-    ptrdiff_t kc_max = k < MLA_KC ? k : MLA_KC;
     ptrdiff_t row_blocks = (m + mc_max - 1) / mc_max;
+    size_t apack_size = FN(gemm_apack_size)(kd, m, k);
     T *bpack = work;
-    ptrdiff_t nc_alloc = n < MLA_NC ? n : MLA_NC;
-    T *apack_base = work + kc_max * ((nc_alloc + nr - 1) / nr * nr);
+    T *apack_base = work + FN(gemm_bpack_size)(kd, n, k);
 
     for (ptrdiff_t jc = 0; jc < n; jc += MLA_NC) {
         ptrdiff_t nc = n - jc < MLA_NC ? n - jc : MLA_NC;
@@ -218,7 +237,7 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
 #pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
             for (ptrdiff_t blk = 0; blk < row_blocks; blk++) {
                 T tile[MLA_MAX_MR * MLA_MAX_NR];
-                T *apack = apack_base + (ptrdiff_t)MLA_THREAD_ID() * mc_max * kc_max;
+                T *apack = apack_base + (size_t)MLA_THREAD_ID() * apack_size;
                 ptrdiff_t ic = blk * mc_max;
                 ptrdiff_t mc = m - ic < mc_max ? m - ic : mc_max;
 
