@@ -28,15 +28,16 @@ py_set_num_threads(PyObject *module, PyObject *arg)
                      Py_TYPE(arg)->tp_name);
         return NULL;
     }
-    long n = PyLong_AsLong(index);
+    int overflow;
+    long n = PyLong_AsLongAndOverflow(index, &overflow);
     Py_DECREF(index);
     if (n == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (n < 1 || n > 4096) {
+    if (overflow != 0 || n < 1 || n > 4096) {
         PyErr_Format(PyExc_ValueError,
-                     "set_num_threads: n must be between 1 and 4096; got %ld",
-                     n);
+                     "set_num_threads: n must be between 1 and 4096; got %R",
+                     arg);
         return NULL;
     }
     mla_set_num_threads((int)n);
@@ -158,6 +159,8 @@ static PyMethodDef methods[] = {
     MLA_METHOD(softmax),
     MLA_METHOD(cross_entropy_loss),
     MLA_METHOD(scaled_dot_product_attention),
+    {"_solve_symmetric", (PyCFunction)(void (*)(void))py_solve_symmetric,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, NULL},
     {"set_num_threads", py_set_num_threads, METH_O, NULL},
     {"_reset_num_threads", py_reset_num_threads, METH_NOARGS, NULL},

@@ -77,3 +77,78 @@ fail:
     Py_XDECREF(w);
     return NULL;
 }
+
+/*
+ * _solve_symmetric(a, b): solve a x = b with the solver of
+ * linear_regression, for tests that reach its LU fallback with a matrix no
+ * Gram matrix produces (an indefinite one, say). a is (dim, dim) and
+ * symmetric, b is (dim,) or (dim, t); both must be float64 (or integer).
+ */
+MLA_WRAPPER(solve_symmetric)
+{
+    static const char *func = "_solve_symmetric";
+    static const char *const names[] = {"a", "b"};
+    PyObject *values[2];
+    mla_array_arg arrays[2] = {{"a", NULL, 0, NULL}, {"b", NULL, 0, NULL}};
+    PyArrayObject *x = NULL, *a_copy = NULL;
+    double *work = NULL;
+    ptrdiff_t *pivots = NULL;
+    mla_status status;
+    int typenum;
+    (void)module;
+
+    if (mla_parse_args(func, args, nargs, kwnames, names, 2, 2, values) < 0) {
+        return NULL;
+    }
+    arrays[0].obj = values[0];
+    arrays[1].obj = values[1];
+    if (mla_convert(func, arrays, 2, &typenum) < 0 ||
+        mla_check_ndim(func, &arrays[0], 2, 2) < 0 ||
+        mla_check_ndim(func, &arrays[1], 1, 2) < 0 ||
+        mla_check_dim(func, arrays, 2, &arrays[0], 0, &arrays[0], 1) < 0 ||
+        mla_check_dim(func, arrays, 2, &arrays[0], 0, &arrays[1], 0) < 0) {
+        goto fail;
+    }
+    if (typenum != NPY_DOUBLE) {
+        PyErr_Format(PyExc_TypeError, "%s: a and b must be float64", func);
+        goto fail;
+    }
+    ptrdiff_t dim = PyArray_DIM(arrays[0].arr, 0);
+    PyArrayObject *b = arrays[1].arr;
+    ptrdiff_t t = PyArray_NDIM(b) == 2 ? PyArray_DIM(b, 1) : 1;
+
+    /* The solver overwrites both a and b: work on copies. */
+    a_copy = (PyArrayObject *)PyArray_NewCopy(arrays[0].arr, NPY_CORDER);
+    x = (PyArrayObject *)PyArray_NewCopy(b, NPY_CORDER);
+    work = mla_alloc((size_t)dim * (size_t)dim, sizeof(double));
+    pivots = mla_alloc((size_t)dim, sizeof(ptrdiff_t));
+    if (a_copy == NULL || x == NULL) {
+        goto fail;
+    }
+    if (work == NULL || pivots == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    status = mla_solve_spd(PyArray_DATA(x), PyArray_DATA(a_copy), work, pivots,
+                           dim, t);
+    Py_END_ALLOW_THREADS
+    if (status != MLA_OK) {
+        mla_raise_status(func, status);
+        goto fail;
+    }
+    Py_DECREF(a_copy);
+    mla_free(work);
+    mla_free(pivots);
+    mla_release(arrays, 2);
+    return (PyObject *)x;
+
+fail:
+    Py_XDECREF(a_copy);
+    Py_XDECREF(x);
+    mla_free(work);
+    mla_free(pivots);
+    mla_release(arrays, 2);
+    return NULL;
+}

@@ -11,7 +11,7 @@
  * Solve (Xb^T Xb + lambda I) w = Xb^T y, where Xb = [1, X] prepends a
  * column of ones to X (n, p); y is (n, t) and w is (p + 1, t), all
  * C-contiguous. The Gram matrix and right-hand side are accumulated row by
- * row (one read of X), then solve_spd() in regression.c factors them.
+ * row (one read of X), then mla_solve_spd (regression.c) factors them.
  * Non-finite data gives NaN weights, the way LAPACK's solvers propagate it.
  */
 mla_status

@@ -25,6 +25,7 @@ MLA_WRAPPER(matmul_loop);
 MLA_WRAPPER(cosine_similarity);
 MLA_WRAPPER(cosine_similarity_matrix);
 MLA_WRAPPER(linear_regression);
+MLA_WRAPPER(solve_symmetric);
 MLA_WRAPPER(softmax);
 MLA_WRAPPER(cross_entropy_loss);
 MLA_WRAPPER(scaled_dot_product_attention);
