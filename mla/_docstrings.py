@@ -250,7 +250,7 @@ A : array_like, shape (..., m, k) or (k,)
 B : array_like, shape (..., k, n) or (k,)
 out : ndarray, optional
     Receives the result: it must have the result's shape and dtype and be
-    writeable. It may overlap A or B. It is returned.
+    writeable and aligned. It may overlap A or B. It is returned.
 
 Returns
 -------
@@ -536,7 +536,7 @@ True
 
 Set the number of threads the kernels use, for every later call.
 
-Small problems run on one thread whatever this says. Results do not depend
+Small problems run on one thread whatever the setting. Results do not depend
 on the thread count.
 
 Parameters
