@@ -1,0 +1,313 @@
+"""Tests for cosine_similarity and cosine_similarity_matrix."""
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import (
+    FLOAT_DTYPES,
+    LAYOUTS,
+    TOLERANCES,
+    assert_close,
+    assert_unchanged,
+    dtype_id,
+    shape_id,
+    to_float64,
+    to_layout,
+)
+
+import mla
+from mla import reference
+
+# The toy word embeddings of the article.
+EMBEDDINGS = {
+    "king": np.array([0.5, 0.3, 0.8, 0.1]),
+    "queen": np.array([0.5, 0.3, 0.7, 0.2]),
+    "man": np.array([0.2, 0.8, 0.3, 0.1]),
+    "woman": np.array([0.2, 0.8, 0.2, 0.2]),
+    "apple": np.array([0.9, 0.1, 0.1, 0.9]),
+}
+
+VECTOR_LENGTHS = [0, 1, 3, 4, 7, 8, 9, 16, 17, 33, 64, 65, 1000, 4099]
+
+MATRIX_SHAPES = [
+    (0, 4),
+    (3, 0),
+    (0, 0),
+    (1, 1),
+    (2, 3),
+    (5, 4),
+    (8, 8),
+    (17, 33),
+    (64, 65),
+    (130, 7),
+    (7, 130),
+]
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    list(itertools.combinations(EMBEDDINGS, 2)),
+    ids=lambda word: word,
+)
+def test_cosine_similarity_article_embeddings(first, second):
+    u, v = EMBEDDINGS[first], EMBEDDINGS[second]
+
+    result = mla.cosine_similarity(u, v)
+
+    assert type(result) is float
+    expected = reference.cosine_similarity(u, v)
+    assert_close(result, expected, np.float64, "reduction", inner=4)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("length", VECTOR_LENGTHS, ids=lambda n: f"length{n}")
+def test_cosine_similarity_matches_reference(length, dtype, rng):
+    u = rng.standard_normal(length).astype(dtype)
+    v = rng.standard_normal(length).astype(dtype)
+
+    result = mla.cosine_similarity(u, v)
+
+    assert type(result) is float
+    expected = reference.cosine_similarity(*to_float64(u, v))
+    assert_close(result, expected, dtype, "reduction", inner=length)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_cosine_similarity_memory_layouts(layout, rng):
+    u = to_layout(rng.standard_normal(37), layout)
+    v = to_layout(rng.standard_normal(37), layout)
+
+    result = mla.cosine_similarity(u, v)
+
+    expected = reference.cosine_similarity(u, v)
+    assert_close(result, expected, np.float64, "reduction", inner=37, layout=layout)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_cosine_similarity_parallel_vectors_one(dtype, rng):
+    u = rng.standard_normal(50).astype(dtype)
+
+    same = mla.cosine_similarity(u, 3 * u)
+    opposite = mla.cosine_similarity(u, -u)
+
+    rtol = TOLERANCES[(np.dtype(dtype).name, "reduction")]["rtol"]
+    assert same == pytest.approx(1.0, rel=rtol)
+    assert opposite == pytest.approx(-1.0, rel=rtol)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize(
+    "u, v",
+    [
+        ([0.0, 0.0, 0.0], [1.0, 2.0, 3.0]),
+        ([1.0, 2.0, 3.0], [0.0, 0.0, 0.0]),
+        ([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]),
+        ([-0.0, 0.0], [1.0, 1.0]),
+        ([], []),
+    ],
+    ids=["zero-first", "zero-second", "both-zero", "negative-zero", "length0"],
+)
+def test_cosine_similarity_zero_vector(u, v, dtype):
+    result = mla.cosine_similarity(np.array(u, dtype=dtype), np.array(v, dtype=dtype))
+
+    assert type(result) is float
+    assert result == 0.0
+
+
+@pytest.mark.parametrize(
+    "dtype, scale",
+    [
+        (np.float64, 1e200),
+        (np.float64, 1e-200),
+        (np.float64, 1e300),
+        (np.float32, 1e30),
+        (np.float32, 1e-30),
+        (np.float32, 3e38),
+    ],
+    ids=[
+        "float64-1e200",
+        "float64-1e-200",
+        "float64-1e300",
+        "float32-1e30",
+        "float32-1e-30",
+        "float32-3e38",
+    ],
+)
+def test_cosine_similarity_extreme_magnitudes(dtype, scale, rng):
+    # The naive sums of squares overflow (or underflow to zero) although the
+    # cosine is representable, so the expected value comes from unscaled inputs.
+    u = rng.uniform(-1, 1, 40)
+    v = rng.uniform(-1, 1, 40)
+    u_scaled = (u * scale).astype(dtype)
+    v_scaled = (v * scale).astype(dtype)
+    expected = reference.cosine_similarity(
+        u_scaled.astype(np.float64) / scale, v_scaled.astype(np.float64) / scale
+    )
+
+    result = mla.cosine_similarity(u_scaled, v_scaled)
+
+    assert_close(result, expected, dtype, "reduction", inner=40)
+
+
+def test_cosine_similarity_different_magnitudes(rng):
+    u = rng.standard_normal(20)
+    v = rng.standard_normal(20)
+
+    result = mla.cosine_similarity(u * 1e200, v * 1e-200)
+
+    expected = reference.cosine_similarity(u, v)
+    assert_close(result, expected, np.float64, "reduction", inner=20)
+
+
+@pytest.mark.parametrize(
+    "u, v",
+    [
+        ([np.nan, 1.0], [1.0, 1.0]),
+        ([1.0, 1.0], [1.0, np.nan]),
+        ([np.inf, 1.0], [1.0, 1.0]),
+    ],
+    ids=["nan-first", "nan-second", "inf-first"],
+)
+def test_cosine_similarity_nan_propagates(u, v):
+    result = mla.cosine_similarity(np.array(u), np.array(v))
+
+    assert type(result) is float
+    assert np.isnan(result)
+
+
+@pytest.mark.parametrize(
+    "u_shape, v_shape",
+    [((3,), (4,)), ((0,), (1,)), ((5,), (4,))],
+    ids=shape_id,
+)
+def test_cosine_similarity_length_mismatch(u_shape, v_shape):
+    with pytest.raises(ValueError, match=r"^cosine_similarity: ") as error:
+        mla.cosine_similarity(np.ones(u_shape), np.ones(v_shape))
+
+    assert str(u_shape) in str(error.value)
+    assert str(v_shape) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "u_shape, v_shape",
+    [((2, 3), (2, 3)), ((3,), (1, 3)), ((), ()), ((1, 4), (4,))],
+    ids=shape_id,
+)
+def test_cosine_similarity_requires_vectors(u_shape, v_shape):
+    with pytest.raises(ValueError, match=r"^cosine_similarity: "):
+        mla.cosine_similarity(np.ones(u_shape), np.ones(v_shape))
+
+
+def test_cosine_similarity_leaves_inputs_unchanged(rng):
+    u = to_layout(rng.standard_normal(19), "strided")
+    v = to_layout(rng.standard_normal(19), "negative")
+    before = (u.copy(), v.copy())
+
+    mla.cosine_similarity(u, v)
+
+    assert_unchanged(before[0], u, "u")
+    assert_unchanged(before[1], v, "v")
+
+
+def test_cosine_similarity_matrix_article_embeddings():
+    X = np.stack(list(EMBEDDINGS.values()))
+
+    result = mla.cosine_similarity_matrix(X)
+
+    expected = reference.cosine_similarity_matrix(X)
+    assert_close(result, expected, np.float64, "reduction", inner=4)
+    for i, j in itertools.product(range(len(X)), repeat=2):
+        pair_value = mla.cosine_similarity(X[i], X[j])
+        assert result[i, j] == pytest.approx(pair_value, rel=1e-10, abs=1e-14)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("shape", MATRIX_SHAPES, ids=shape_id)
+def test_cosine_similarity_matrix_matches_reference(shape, dtype, rng):
+    X = rng.standard_normal(shape).astype(dtype)
+
+    result = mla.cosine_similarity_matrix(X)
+
+    assert result.shape == (shape[0], shape[0])
+    expected = reference.cosine_similarity_matrix(to_float64(X))
+    assert_close(result, expected, dtype, "reduction", inner=shape[1])
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_cosine_similarity_matrix_symmetric_unit_diagonal(dtype, rng):
+    X = rng.standard_normal((45, 23)).astype(dtype)
+
+    result = mla.cosine_similarity_matrix(X)
+
+    tolerance = TOLERANCES[(np.dtype(dtype).name, "reduction")]
+    atol = tolerance["atol_per_inner"] * 23
+    np.testing.assert_allclose(result, result.T, rtol=tolerance["rtol"], atol=atol)
+    np.testing.assert_allclose(
+        np.diagonal(result), np.ones(45), rtol=tolerance["rtol"], atol=atol
+    )
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_cosine_similarity_matrix_zero_rows(dtype, rng):
+    X = rng.standard_normal((6, 9)).astype(dtype)
+    X[[1, 4]] = 0.0
+
+    result = mla.cosine_similarity_matrix(X)
+
+    np.testing.assert_array_equal(result[[1, 4], :], np.zeros((2, 6)))
+    np.testing.assert_array_equal(result[:, [1, 4]], np.zeros((6, 2)))
+    nonzero = [0, 2, 3, 5]
+    np.testing.assert_allclose(np.diagonal(result)[nonzero], 1.0, rtol=1e-4)
+    expected = reference.cosine_similarity_matrix(to_float64(X))
+    assert_close(result, expected, dtype, "reduction", inner=9)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_cosine_similarity_matrix_zero_columns(dtype):
+    result = mla.cosine_similarity_matrix(np.zeros((3, 0), dtype=dtype))
+
+    assert result.dtype == dtype
+    np.testing.assert_array_equal(result, np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_cosine_similarity_matrix_memory_layouts(layout, rng):
+    X = to_layout(rng.standard_normal((21, 13)), layout)
+
+    result = mla.cosine_similarity_matrix(X)
+
+    expected = reference.cosine_similarity_matrix(X)
+    assert_close(result, expected, np.float64, "reduction", inner=13, layout=layout)
+
+
+@pytest.mark.parametrize(
+    "dtype, scale",
+    [(np.float64, 1e200), (np.float64, 1e-200), (np.float32, 1e30)],
+    ids=["float64-1e200", "float64-1e-200", "float32-1e30"],
+)
+def test_cosine_similarity_matrix_extreme_magnitudes(dtype, scale, rng):
+    X = rng.uniform(-1, 1, (7, 30))
+    X_scaled = (X * scale).astype(dtype)
+    expected = reference.cosine_similarity_matrix(X_scaled.astype(np.float64) / scale)
+
+    result = mla.cosine_similarity_matrix(X_scaled)
+
+    assert_close(result, expected, dtype, "reduction", inner=30)
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 3, 4), ()], ids=shape_id)
+def test_cosine_similarity_matrix_requires_matrix(shape):
+    with pytest.raises(ValueError, match=r"^cosine_similarity_matrix: ") as error:
+        mla.cosine_similarity_matrix(np.ones(shape))
+
+    assert str(shape) in str(error.value) or "ndim" in str(error.value)
+
+
+def test_cosine_similarity_matrix_leaves_input_unchanged(rng):
+    X = to_layout(rng.standard_normal((11, 6)), "strided")
+    before = X.copy()
+
+    mla.cosine_similarity_matrix(X)
+
+    assert_unchanged(before, X, "X")

@@ -1,0 +1,339 @@
+"""Tests for softmax and cross_entropy_loss."""
+
+import numpy as np
+import pytest
+from conftest import (
+    FLOAT_DTYPES,
+    LAYOUTS,
+    assert_close,
+    assert_unchanged,
+    dtype_id,
+    shape_id,
+    to_float64,
+    to_layout,
+)
+
+import mla
+from mla import reference
+
+# Shapes of 1 to 4 dimensions whose axis lengths straddle the SIMD widths.
+SOFTMAX_SHAPES = [
+    (1,),
+    (3,),
+    (8,),
+    (17,),
+    (1000,),
+    (1, 1),
+    (3, 5),
+    (16, 9),
+    (4, 33),
+    (2, 3, 4),
+    (5, 1, 17),
+    (2, 3, 4, 5),
+    (3, 1, 8, 2),
+]
+
+SOFTMAX_CASES = [
+    (shape, axis) for shape in SOFTMAX_SHAPES for axis in range(-len(shape), len(shape))
+]
+
+
+def case_id(case):
+    shape, axis = case
+    return f"{shape_id(shape)}-axis{axis}"
+
+
+def reference_softmax(z, axis=-1):
+    """Return the float64 reference softmax, ignoring NumPy's NaN warnings."""
+    with np.errstate(invalid="ignore"):
+        return reference.softmax(to_float64(z), axis=axis)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("case", SOFTMAX_CASES, ids=case_id)
+def test_softmax_every_axis(case, dtype, rng):
+    shape, axis = case
+    z = (rng.standard_normal(shape) * 3).astype(dtype)
+
+    result = mla.softmax(z, axis=axis)
+
+    expected = reference_softmax(z, axis)
+    assert_close(result, expected, dtype, "reduction", inner=shape[axis])
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_softmax_default_last_axis(dtype, rng):
+    z = rng.standard_normal((4, 6, 5)).astype(dtype)
+
+    result = mla.softmax(z)
+
+    assert_close(result, reference_softmax(z), dtype, "reduction", inner=5)
+
+
+def test_softmax_axis_positional(rng):
+    z = rng.standard_normal((4, 6))
+
+    result = mla.softmax(z, 0)
+
+    assert_close(result, reference_softmax(z, 0), np.float64, "reduction", inner=4)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_softmax_memory_layouts(layout, axis, rng):
+    z = to_layout(rng.standard_normal((6, 13, 5)) * 3, layout)
+
+    result = mla.softmax(z, axis=axis)
+
+    expected = reference_softmax(z, axis)
+    assert_close(
+        result,
+        expected,
+        np.float64,
+        "reduction",
+        inner=z.shape[axis],
+        layout=f"{layout}, axis {axis}",
+    )
+
+
+def test_softmax_article_logits():
+    # The article prints [0.58593206 0.21561427 0.19845367], which is not the
+    # softmax of these logits.
+    result = mla.softmax(np.array([2.0, 1.0, 0.5]))
+
+    np.testing.assert_allclose(
+        result, [0.62853172, 0.2312239, 0.14024438], rtol=0, atol=1e-8
+    )
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_softmax_sums_to_one(dtype, axis, rng):
+    z = (rng.standard_normal((37, 29)) * 5).astype(dtype)
+
+    result = mla.softmax(z, axis=axis)
+
+    sums = np.sum(result.astype(np.float64), axis=axis)
+    rtol = 1e-12 if dtype is np.float64 else 1e-5
+    np.testing.assert_allclose(sums, 1.0, rtol=rtol)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_softmax_positive_infinity_rows(dtype):
+    z = np.array(
+        [[1.0, np.inf, 2.0], [1.0, 2.0, 3.0], [np.inf, np.inf, 0.0]], dtype=dtype
+    )
+
+    result = mla.softmax(z)
+
+    expected = reference_softmax(z)
+    assert np.all(np.isnan(result[0]))
+    assert np.all(np.isnan(result[2]))
+    assert_close(result, expected, dtype, "reduction", inner=3)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_softmax_all_negative_infinity(dtype):
+    z = np.array([[-np.inf, -np.inf, -np.inf], [0.0, -np.inf, 0.0]], dtype=dtype)
+
+    result = mla.softmax(z)
+
+    assert np.all(np.isnan(result[0]))
+    np.testing.assert_array_equal(result[1], np.array([0.5, 0.0, 0.5], dtype=dtype))
+    assert_close(result, reference_softmax(z), dtype, "reduction", inner=3)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_softmax_nan_propagates(dtype, axis):
+    z = np.zeros((4, 9), dtype=dtype)
+    z[2, 5] = np.nan
+
+    result = mla.softmax(z, axis=axis)
+
+    expected = reference_softmax(z, axis)
+    np.testing.assert_array_equal(np.isnan(result), np.isnan(expected))
+    assert_close(result, expected, dtype, "reduction", inner=z.shape[axis])
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_softmax_huge_logits(dtype):
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, -1e4]], dtype=dtype)
+
+    result = mla.softmax(z)
+
+    expected = np.array([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0]])
+    assert_close(result, expected, dtype, "reduction", inner=3)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_softmax_long_rows(dtype, rng):
+    z = (rng.standard_normal((3, 4099)) * 10).astype(dtype)
+
+    result = mla.softmax(z)
+
+    assert_close(result, reference_softmax(z), dtype, "reduction", inner=4099)
+
+
+@pytest.mark.parametrize(
+    "shape, axis",
+    [((3,), 1), ((3,), -2), ((2, 3), 2), ((2, 3), -3), ((2, 3, 4), 7)],
+    ids=lambda value: shape_id(value) if isinstance(value, tuple) else str(value),
+)
+def test_softmax_axis_out_of_range(shape, axis):
+    with pytest.raises(np.exceptions.AxisError, match=r"^softmax: ") as error:
+        mla.softmax(np.ones(shape), axis=axis)
+
+    assert str(axis) in str(error.value)
+
+
+@pytest.mark.parametrize("axis", ["0", 1.5, [0]], ids=repr)
+def test_softmax_axis_not_integer(axis):
+    with pytest.raises(TypeError, match=r"softmax"):
+        mla.softmax(np.ones((2, 3)), axis=axis)
+
+
+@pytest.mark.parametrize(
+    "shape, axis",
+    [((0,), 0), ((3, 0), -1), ((0, 5), 0), ((0, 5), -1), ((2, 0, 4), 1)],
+    ids=lambda value: shape_id(value) if isinstance(value, tuple) else str(value),
+)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_softmax_empty_axis(shape, axis, dtype):
+    result = mla.softmax(np.ones(shape, dtype=dtype), axis=axis)
+
+    assert result.shape == shape
+    assert result.dtype == dtype
+
+
+def test_softmax_zero_dimensional_rejected():
+    with pytest.raises(ValueError, match=r"^softmax: "):
+        mla.softmax(np.array(1.0))
+
+
+def test_softmax_leaves_input_unchanged(rng):
+    z = to_layout(rng.standard_normal((7, 9)), "strided")
+    before = z.copy()
+
+    mla.softmax(z, axis=0)
+
+    assert_unchanged(before, z, "z")
+
+
+def one_hot(rng, shape):
+    """Return a one-hot float64 array whose last axis indexes the classes."""
+    labels = rng.integers(0, shape[-1], size=shape[:-1])
+    return np.eye(shape[-1])[labels]
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize(
+    "shape", [(1,), (3,), (10, 5), (4, 3, 2), (64, 17), (3, 1000)], ids=shape_id
+)
+def test_cross_entropy_loss_matches_reference(shape, dtype, rng):
+    y_pred = reference.softmax(rng.standard_normal(shape) * 2).astype(dtype)
+    y_true = one_hot(rng, shape).astype(dtype)
+
+    loss = mla.cross_entropy_loss(y_pred, y_true)
+
+    assert type(loss) is float
+    expected = reference.cross_entropy_loss(*to_float64(y_pred, y_true))
+    assert_close(loss, expected, dtype, "reduction", inner=int(np.prod(shape)))
+
+
+def test_cross_entropy_loss_article_example():
+    # The article prints 0.5346, but the loss of the correct softmax is
+    # -log(0.6285).
+    probs = reference.softmax(np.array([2.0, 1.0, 0.5]))
+    y_true = np.array([1, 0, 0])
+
+    loss = mla.cross_entropy_loss(probs, y_true)
+
+    assert loss == pytest.approx(0.46436, abs=1e-5)
+    expected = reference.cross_entropy_loss(probs, y_true.astype(np.float64))
+    assert_close(loss, expected, np.float64, "reduction", inner=3)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_cross_entropy_loss_clips_probabilities(dtype):
+    # log(0) would be -inf, so the clip to [1e-15, 1 - 1e-15] keeps the loss finite.
+    y_pred = np.array([0.0, 1.0, 0.5, -0.25, 1.5], dtype=dtype)
+    y_true = np.array([1.0, 1.0, 1.0, 0.5, 0.5], dtype=dtype)
+
+    loss = mla.cross_entropy_loss(y_pred, y_true)
+
+    expected = reference.cross_entropy_loss(
+        np.array([0.0, 1.0, 0.5, -0.25, 1.5]), np.array([1.0, 1.0, 1.0, 0.5, 0.5])
+    )
+    assert np.isfinite(loss)
+    assert_close(loss, expected, dtype, "reduction", inner=5)
+
+
+def test_cross_entropy_loss_accumulates_in_double():
+    # A float32 running sum of 1e6 equal terms is off by about 1e-3.
+    y_pred = np.full(10**6, 0.3, dtype=np.float32)
+    y_true = np.ones(10**6, dtype=np.float32)
+
+    loss = mla.cross_entropy_loss(y_pred, y_true)
+
+    expected = 10**6 * -np.log(np.float64(np.float32(0.3)))
+    assert loss == pytest.approx(expected, rel=1e-6)
+
+
+def test_cross_entropy_loss_soft_labels(rng):
+    y_pred = reference.softmax(rng.standard_normal((6, 4)))
+    y_true = reference.softmax(rng.standard_normal((6, 4)))
+
+    loss = mla.cross_entropy_loss(y_pred, y_true)
+
+    expected = reference.cross_entropy_loss(y_pred, y_true)
+    assert_close(loss, expected, np.float64, "reduction", inner=24)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_cross_entropy_loss_memory_layouts(layout, rng):
+    y_pred = to_layout(reference.softmax(rng.standard_normal((9, 7))), layout)
+    y_true = to_layout(one_hot(rng, (9, 7)), layout)
+
+    loss = mla.cross_entropy_loss(y_pred, y_true)
+
+    expected = reference.cross_entropy_loss(y_pred, y_true)
+    assert_close(loss, expected, np.float64, "reduction", inner=63, layout=layout)
+
+
+@pytest.mark.parametrize("shape", [(0,), (3, 0)], ids=shape_id)
+def test_cross_entropy_loss_empty_zero(shape):
+    loss = mla.cross_entropy_loss(np.ones(shape), np.ones(shape))
+
+    assert type(loss) is float
+    assert loss == 0.0
+
+
+def test_cross_entropy_loss_nan_propagates():
+    loss = mla.cross_entropy_loss(np.array([0.5, np.nan]), np.array([1.0, 1.0]))
+
+    assert np.isnan(loss)
+
+
+@pytest.mark.parametrize(
+    "pred_shape, true_shape",
+    [((3,), (4,)), ((2, 3), (3, 2)), ((3,), (1, 3)), ((2, 3), (3,)), ((1,), ())],
+    ids=shape_id,
+)
+def test_cross_entropy_loss_shape_mismatch(pred_shape, true_shape):
+    with pytest.raises(ValueError, match=r"^cross_entropy_loss: ") as error:
+        mla.cross_entropy_loss(np.full(pred_shape, 0.5), np.ones(true_shape))
+
+    assert str(pred_shape) in str(error.value)
+    assert str(true_shape) in str(error.value)
+
+
+def test_cross_entropy_loss_leaves_inputs_unchanged():
+    y_pred = np.array([0.0, 1.0, 0.5, 2.0])
+    y_true = np.array([1.0, 0.0, 1.0, 0.0])
+    before = (y_pred.copy(), y_true.copy())
+
+    mla.cross_entropy_loss(y_pred, y_true)
+
+    assert_unchanged(before[0], y_pred, "y_pred")
+    assert_unchanged(before[1], y_true, "y_true")

@@ -1,0 +1,317 @@
+"""Tests for concurrent calls, the thread count and the forced kernel levels."""
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mla
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+
+
+def kernel_calls(rng):
+    """Return ``{name: (function, args)}`` with inputs large enough to thread."""
+    x = rng.standard_normal(20000)
+    X = rng.standard_normal((150, 70))
+    W = rng.standard_normal((60, 70))
+    b = rng.standard_normal(60)
+    A = rng.standard_normal((130, 90))
+    B = rng.standard_normal((90, 110))
+    Q = rng.standard_normal((2, 40, 16))
+    K = rng.standard_normal((2, 50, 16))
+    V = rng.standard_normal((2, 50, 8))
+    probabilities = mla.softmax(rng.standard_normal((200, 30)))
+    labels = np.eye(30)[rng.integers(0, 30, 200)]
+
+    return {
+        "sigmoid": (mla.sigmoid, (x,)),
+        "relu": (mla.relu, (x,)),
+        "sigmoid_derivative": (mla.sigmoid_derivative, (x,)),
+        "relu_derivative": (mla.relu_derivative, (x,)),
+        "forward_layer": (mla.forward_layer, (X[0], W, b)),
+        "forward_layer_batch": (mla.forward_layer_batch, (X, W, b)),
+        "simple_backprop": (
+            mla.simple_backprop,
+            (X[0], b[:5], W, W[:5, :60], b, b[:5]),
+        ),
+        "matmul": (mla.matmul, (A, B)),
+        "matmul_loop": (mla.matmul_loop, (A[:40], B[:, :40])),
+        "cosine_similarity": (mla.cosine_similarity, (x, x[::-1])),
+        "cosine_similarity_matrix": (mla.cosine_similarity_matrix, (X,)),
+        "linear_regression": (mla.linear_regression, (X, X[:, 0] * 2 + 1)),
+        "softmax": (mla.softmax, (X,)),
+        "cross_entropy_loss": (mla.cross_entropy_loss, (probabilities, labels)),
+        "scaled_dot_product_attention": (mla.scaled_dot_product_attention, (Q, K, V)),
+    }
+
+
+def assert_same_result(actual, expected, label):
+    """Assert bit-identical results of any form (array, float, tuple, dict)."""
+    if isinstance(expected, dict):
+        assert set(actual) == set(expected), label
+        for key in expected:
+            assert_same_result(actual[key], expected[key], f"{label} {key}")
+    elif isinstance(expected, tuple):
+        assert len(actual) == len(expected), label
+        for index, (a, e) in enumerate(zip(actual, expected)):
+            assert_same_result(a, e, f"{label} item {index}")
+    else:
+        assert np.array_equal(actual, expected, equal_nan=True), label
+
+
+@pytest.fixture
+def restore_threads():
+    """Restore the thread count that a test changes."""
+    original = mla.get_num_threads()
+    yield original
+    mla.set_num_threads(original)
+
+
+def test_threads_same_inputs_concurrently(rng):
+    calls = kernel_calls(rng)
+    serial = {name: function(*args) for name, (function, args) in calls.items()}
+    jobs = [name for name in calls for _ in range(6)]
+
+    def run(name):
+        function, args = calls[name]
+        return name, function(*args)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(run, jobs))
+
+    assert len(results) == len(jobs)
+    for name, result in results:
+        assert_same_result(result, serial[name], f"{name} in a thread")
+
+
+def test_threads_different_inputs_concurrently():
+    seeds = list(range(8))
+    serial = {}
+    for seed in seeds:
+        calls = kernel_calls(np.random.default_rng(seed))
+        serial[seed] = {name: f(*args) for name, (f, args) in calls.items()}
+
+    def run(seed):
+        calls = kernel_calls(np.random.default_rng(seed))
+        return seed, {name: f(*args) for name, (f, args) in calls.items()}
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(run, seeds * 2))
+
+    assert len(results) == 2 * len(seeds)
+    for seed, outputs in results:
+        for name, result in outputs.items():
+            assert_same_result(result, serial[seed][name], f"{name} seed {seed}")
+
+
+def test_threads_inputs_unchanged_concurrently(rng):
+    calls = kernel_calls(rng)
+    copies = {
+        name: [np.array(a, copy=True) for a in args]
+        for name, (_, args) in calls.items()
+    }
+
+    def run(name):
+        function, args = calls[name]
+        return function(*args)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(run, list(calls) * 4))
+
+    for name, (_, args) in calls.items():
+        for index, (before, after) in enumerate(zip(copies[name], args)):
+            np.testing.assert_array_equal(
+                after, before, err_msg=f"{name} argument {index} modified"
+            )
+
+
+def test_num_threads_round_trip(restore_threads):
+    assert restore_threads >= 1
+
+    mla.set_num_threads(2)
+    assert mla.get_num_threads() == 2
+
+    mla.set_num_threads(1)
+    assert mla.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("count", [0, -1, -100])
+def test_set_num_threads_not_positive(count, restore_threads):
+    with pytest.raises(ValueError, match=r"^set_num_threads: ") as error:
+        mla.set_num_threads(count)
+
+    assert str(count) in str(error.value)
+    assert mla.get_num_threads() == restore_threads
+
+
+@pytest.mark.parametrize("count", [1.5, "2", None], ids=repr)
+def test_set_num_threads_not_integer(count, restore_threads):
+    with pytest.raises(TypeError, match="set_num_threads"):
+        mla.set_num_threads(count)
+
+    assert mla.get_num_threads() == restore_threads
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
+@pytest.mark.parametrize(
+    "a_shape, b_shape",
+    [((300, 257), (257, 129)), ((4, 130, 70), (70, 90)), ((1000, 64), (64, 3))],
+    ids=lambda shape: "x".join(map(str, shape)),
+)
+def test_matmul_one_two_threads_identical(a_shape, b_shape, dtype, restore_threads):
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal(a_shape).astype(dtype)
+    B = rng.standard_normal(b_shape).astype(dtype)
+
+    mla.set_num_threads(1)
+    one_thread = mla.matmul(A, B)
+    mla.set_num_threads(2)
+    two_threads = mla.matmul(A, B)
+
+    assert np.array_equal(one_thread, two_threads)
+
+
+def test_show_config_reports_simd_and_threads(capfd, restore_threads):
+    mla.set_num_threads(3)
+
+    mla.show_config()
+
+    captured = capfd.readouterr()
+    output = (captured.out + captured.err).lower()
+    assert any(level in output for level in ("generic", "avx2", "avx512"))
+    thread_lines = [line for line in output.splitlines() if "thread" in line]
+    assert any("3" in line for line in thread_lines), output
+
+
+def cpu_flags():
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+# Script for a fresh interpreter started with a forced kernel level. It
+# compares each kernel with the reference on sizes around the SIMD widths and
+# exits with status 0 only if every check passed.
+PARITY_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    import mla
+    from mla import reference
+
+    rng = np.random.default_rng(11)
+    checks = 0
+
+    def check(name, actual, expected, dtype, inner):
+        global checks
+        rtol, atol = (1e-10, 1e-14) if dtype == np.float64 else (1e-4, 1e-6)
+        np.testing.assert_allclose(
+            np.asarray(actual, dtype=np.float64), expected,
+            rtol=rtol, atol=atol * max(inner, 1), equal_nan=True,
+            err_msg=f"{name} {np.dtype(dtype).name} inner={inner}",
+        )
+        checks += 1
+
+    for dtype in (np.float32, np.float64):
+        for n in (1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 130, 257):
+            x = (rng.standard_normal(n) * 4).astype(dtype)
+            x64 = x.astype(np.float64)
+            for name in ("sigmoid", "relu", "sigmoid_derivative",
+                         "relu_derivative"):
+                actual = getattr(mla, name)(x)
+                assert actual.dtype == dtype, name
+                expected = getattr(reference, name)(x64)
+                check(name, actual, expected, dtype, 1)
+
+            A = rng.standard_normal((n + 2, n)).astype(dtype)
+            B = rng.standard_normal((n, n + 5)).astype(dtype)
+            A64, B64 = A.astype(np.float64), B.astype(np.float64)
+            check("matmul", mla.matmul(A, B), A64 @ B64, dtype, n)
+            check("matmul strided", mla.matmul(A[::-1], B.T.copy().T),
+                  A64[::-1] @ B64, dtype, n)
+            check("forward_layer_batch",
+                  mla.forward_layer_batch(A, B.T, B[0], activation="sigmoid"),
+                  reference.forward_layer_batch(A64, B64.T, B64[0], "sigmoid"),
+                  dtype, n)
+            check("cosine_similarity", mla.cosine_similarity(A[0], A[1]),
+                  reference.cosine_similarity(A64[0], A64[1]), dtype, n)
+            check("cosine_similarity_matrix", mla.cosine_similarity_matrix(A),
+                  reference.cosine_similarity_matrix(A64), dtype, n)
+            check("softmax", mla.softmax(A, axis=-1),
+                  reference.softmax(A64, axis=-1), dtype, n)
+            check("softmax axis 0", mla.softmax(A, axis=0),
+                  reference.softmax(A64, axis=0), dtype, n)
+            output, weights = mla.scaled_dot_product_attention(A, A, B.T[:n + 2])
+            expected_output, expected_weights = (
+                reference.scaled_dot_product_attention(A64, A64, B64.T[:n + 2])
+            )
+            check("attention weights", weights, expected_weights, dtype, n)
+            check("attention output", output, expected_output, dtype, n * n)
+
+    print("checks", checks)
+    mla.show_config()
+    """
+)
+
+
+@pytest.mark.parametrize("level", ["generic", "avx2", "avx512"])
+def test_forced_kernel_level_matches_reference(level):
+    flags = cpu_flags()
+    if level == "avx2" and not {"avx2", "fma"} <= flags:
+        pytest.skip("this CPU has no AVX2 with FMA")
+    if level == "avx512" and "avx512f" not in flags:
+        pytest.skip("this CPU has no AVX-512")
+    environment = {**os.environ, "MLA_KERNEL": level}
+
+    completed = subprocess.run(
+        [sys.executable, "-W", "error", "-c", PARITY_SCRIPT],
+        cwd=REPOSITORY_ROOT,
+        env=environment,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=300,
+    )
+
+    assert completed.returncode == 0, completed.stderr + completed.stdout
+    assert "checks 390" in completed.stdout
+    # show_config names the chosen level first, before any list of supported ones.
+    chosen = re.search(
+        r"level[^:\n]*:\s*(generic|avx2|avx512)\b", completed.stdout.lower()
+    )
+    assert chosen is not None, completed.stdout
+    assert chosen.group(1) == level
+
+
+def test_num_threads_environment_default():
+    environment = {**os.environ, "MLA_NUM_THREADS": "3"}
+    environment.pop("OMP_NUM_THREADS", None)
+
+    completed = subprocess.run(
+        [sys.executable, "-c", "import mla; print(mla.get_num_threads())"],
+        cwd=REPOSITORY_ROOT,
+        env=environment,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "3"
+
+
+def test_set_num_threads_huge_value_rejected():
+    with pytest.raises(ValueError, match=r"set_num_threads: n must be between 1"):
+        mla.set_num_threads(2**70)
