@@ -23,9 +23,11 @@ py_set_num_threads(PyObject *module, PyObject *arg)
     (void)module;
     PyObject *index = PyNumber_Index(arg);
     if (index == NULL) {
-        PyErr_Format(PyExc_TypeError,
-                     "set_num_threads: n must be an integer; got %.100s",
-                     Py_TYPE(arg)->tp_name);
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Format(PyExc_TypeError,
+                         "set_num_threads: n must be an integer; got %.100s",
+                         Py_TYPE(arg)->tp_name);
+        }
         return NULL;
     }
     int overflow;

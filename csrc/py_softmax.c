@@ -4,12 +4,19 @@
  */
 #include "wrappers.h"
 
-/* Raise numpy.exceptions.AxisError "func: axis 2 is out of bounds ...". */
+#include <limits.h>
+
+/*
+ * Raise numpy.exceptions.AxisError "func: axis 2 is out of bounds ...",
+ * naming the axis as the caller wrote it (axis_obj, or -1 if NULL).
+ */
 static void
-raise_axis_error(const char *func, long axis, int ndim)
+raise_axis_error(const char *func, PyObject *axis_obj, int ndim)
 {
-    PyObject *error = PyObject_CallFunction(mla_AxisError, "lis", axis, ndim,
-                                            func);
+    PyObject *error =
+        axis_obj != NULL
+            ? PyObject_CallFunction(mla_AxisError, "Ois", axis_obj, ndim, func)
+            : PyObject_CallFunction(mla_AxisError, "iis", -1, ndim, func);
     if (error != NULL) {
         PyErr_SetObject(mla_AxisError, error);
         Py_DECREF(error);
@@ -24,6 +31,7 @@ MLA_WRAPPER(softmax)
     mla_array_arg z = {"z", NULL, 0, NULL};
     PyArrayObject *y = NULL;
     mla_status status;
+    PyObject *axis_obj = NULL;
     long axis = -1;
     int typenum;
     (void)module;
@@ -34,14 +42,23 @@ MLA_WRAPPER(softmax)
     if (values[1] != NULL) {
         PyObject *index = PyNumber_Index(values[1]);
         if (index == NULL) {
-            PyErr_Format(PyExc_TypeError, "%s: axis must be an integer; got %.100s",
-                         func, Py_TYPE(values[1])->tp_name);
+            if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Format(PyExc_TypeError,
+                             "%s: axis must be an integer; got %.100s", func,
+                             Py_TYPE(values[1])->tp_name);
+            }
             return NULL;
         }
-        axis = PyLong_AsLong(index);
-        Py_DECREF(index);
+        int overflow;
+        axis = PyLong_AsLongAndOverflow(index, &overflow);
         if (axis == -1 && PyErr_Occurred()) {
+            Py_DECREF(index);
             return NULL;
+        }
+        axis_obj = index;
+        if (overflow != 0) {
+            /* Out of range for any array: let the range check reject it. */
+            axis = overflow > 0 ? LONG_MAX : LONG_MIN;
         }
     }
     z.obj = values[0];
@@ -52,7 +69,7 @@ MLA_WRAPPER(softmax)
     /* Treat z as (outer, n, inner) around the normalized axis. */
     int ndim = PyArray_NDIM(z.arr);
     if (axis < -ndim || axis >= ndim) {
-        raise_axis_error(func, axis, ndim);
+        raise_axis_error(func, axis_obj, ndim);
         goto fail;
     }
     int ax = (int)(axis < 0 ? axis + ndim : axis);
@@ -76,10 +93,12 @@ MLA_WRAPPER(softmax)
         mla_raise_status(func, status);
         goto fail;
     }
+    Py_XDECREF(axis_obj);
     mla_release(&z, 1);
     return (PyObject *)y;
 
 fail:
+    Py_XDECREF(axis_obj);
     mla_release(&z, 1);
     Py_XDECREF(y);
     return NULL;

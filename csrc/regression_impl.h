@@ -19,6 +19,12 @@ FN(mla_linear_regression)(T *w, const T *x, const T *y, ptrdiff_t n,
                           ptrdiff_t p, ptrdiff_t t, double regularization)
 {
     ptrdiff_t dim = p + 1;
+
+    /* A (dim, dim) system that cannot be addressed cannot be allocated. */
+    if ((size_t)dim > SIZE_MAX / 4 / (size_t)dim ||
+        (size_t)t > SIZE_MAX / 4 / (size_t)dim) {
+        return MLA_ERR_NOMEM;
+    }
     size_t gram_size = (size_t)dim * (size_t)dim;
     double *gram = mla_alloc(2 * gram_size + (size_t)dim * (size_t)t,
                              sizeof(double));

@@ -177,7 +177,15 @@ def test_softmax_long_rows(dtype, rng):
 
 @pytest.mark.parametrize(
     "shape, axis",
-    [((3,), 1), ((3,), -2), ((2, 3), 2), ((2, 3), -3), ((2, 3, 4), 7)],
+    [
+        ((3,), 1),
+        ((3,), -2),
+        ((2, 3), 2),
+        ((2, 3), -3),
+        ((2, 3, 4), 7),
+        ((3,), 2**70),
+        ((3,), -(2**70)),
+    ],
     ids=lambda value: shape_id(value) if isinstance(value, tuple) else str(value),
 )
 def test_softmax_axis_out_of_range(shape, axis):
