@@ -233,6 +233,9 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
 
             FN(pack_b)(bpack, b + pc * rs_b + jc * cs_b, rs_b, cs_b, kc, nc,
                        nr);
+            if (nthreads > 1) {
+                mla_note_parallel();
+            }
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
             for (ptrdiff_t blk = 0; blk < row_blocks; blk++) {

@@ -216,6 +216,8 @@ PyInit__core(void)
         }
     }
 
+    mla_runtime_init();
+
     /* Best SIMD level of this CPU; mla/__init__.py applies MLA_KERNEL. */
     for (int level = MLA_LEVEL_AVX512; level > MLA_LEVEL_GENERIC; level--) {
         if (mla_cpu_supports((mla_level)level)) {

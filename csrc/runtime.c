@@ -7,6 +7,8 @@
  * OMP_NUM_THREADS and threadpoolctl keep working. Scratch memory is aligned
  * to 64 bytes, one cache line and one AVX-512 register.
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -16,10 +18,50 @@
 #include <omp.h>
 #endif
 
+#if defined(MLA_HAVE_OPENMP) && defined(__unix__)
+#include <pthread.h>
+#define MLA_HAVE_ATFORK 1
+#endif
+
 #define MLA_ALIGNMENT 64
 
 static mla_level selected_level = MLA_LEVEL_GENERIC;
 static int thread_override = 0;
+
+/*
+ * libgomp's thread pool does not survive fork(): a child that enters a
+ * parallel region after its parent has run one waits for threads that no
+ * longer exist. Such a child runs every kernel on one thread instead.
+ */
+static volatile int parallel_used = 0;
+static volatile int single_thread_child = 0;
+
+#ifdef MLA_HAVE_ATFORK
+static void
+after_fork_in_child(void)
+{
+    if (parallel_used) {
+        single_thread_child = 1;
+    }
+}
+#endif
+
+void
+mla_runtime_init(void)
+{
+#ifdef MLA_HAVE_ATFORK
+    static int registered = 0;
+    if (!registered) {
+        registered = pthread_atfork(NULL, NULL, after_fork_in_child) == 0;
+    }
+#endif
+}
+
+void
+mla_note_parallel(void)
+{
+    parallel_used = 1;
+}
 
 int
 mla_cpu_supports(mla_level level)
@@ -78,6 +120,9 @@ mla_have_openmp(void)
 int
 mla_get_num_threads(void)
 {
+    if (single_thread_child) {
+        return 1;
+    }
     if (thread_override > 0) {
         return thread_override;
     }

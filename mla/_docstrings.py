@@ -523,7 +523,10 @@ Return the number of threads the kernels use.
 
 This is the value given to ``set_num_threads`` or ``MLA_NUM_THREADS``;
 without either, OpenMP's default, which ``OMP_NUM_THREADS`` and
-threadpoolctl control. A build without OpenMP always returns 1.
+threadpoolctl control (once either is set, threadpoolctl no longer changes
+it). A build without OpenMP always returns 1, and so does a process forked
+after mla ran a kernel on several threads, since OpenMP's thread pool does
+not survive ``fork``.
 
 Examples
 --------

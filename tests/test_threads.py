@@ -315,3 +315,28 @@ def test_num_threads_environment_default():
 def test_set_num_threads_huge_value_rejected():
     with pytest.raises(ValueError, match=r"set_num_threads: n must be between 1"):
         mla.set_num_threads(2**70)
+
+
+def _matmul_corner(size):
+    a = np.ones((size, size))
+    return float(mla.matmul(a, a)[0, 0])
+
+
+def test_forked_child_after_parallel_matmul():
+    # libgomp's threads do not survive fork(); the child must fall back to
+    # one thread instead of waiting for them forever.
+    import multiprocessing
+    import warnings
+
+    mla.set_num_threads(2)
+    try:
+        assert _matmul_corner(400) == 400.0
+        context = multiprocessing.get_context("fork")
+        with warnings.catch_warnings():
+            # Python 3.12 warns about forking a process that has threads.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            with context.Pool(2) as pool:
+                results = pool.map_async(_matmul_corner, [400, 400]).get(timeout=60)
+    finally:
+        mla._core._reset_num_threads()
+    assert results == [400.0, 400.0]
