@@ -8,8 +8,9 @@
  * and out (lq, dv) = weights V, with Q (lq, d), K (lk, d), V (lk, dv).
  * Q, K and V of problem t start at the element offsets offsets[t],
  * offsets[batch + t] and offsets[2 batch + t] (broadcast batches repeat an
- * offset); each matrix is C-contiguous. out and weights are C-contiguous
- * stacks of batch matrices.
+ * offset) and are read through their row and column strides, so broadcast
+ * or transposed views cost no copy. out and weights are C-contiguous stacks
+ * of batch matrices.
  *
  * The scores are written straight into weights by the GEMM, scaled in its
  * epilogue, and normalized there in place, so the only full-size buffer is
@@ -17,7 +18,9 @@
  * d == 0 the scale is infinite and the scores 0 * inf = NaN, as in NumPy.
  */
 mla_status
-FN(mla_attention)(T *out, T *weights, const T *q, const T *k, const T *v,
+FN(mla_attention)(T *out, T *weights, const T *q, ptrdiff_t rs_q,
+                  ptrdiff_t cs_q, const T *k, ptrdiff_t rs_k, ptrdiff_t cs_k,
+                  const T *v, ptrdiff_t rs_v, ptrdiff_t cs_v,
                   const ptrdiff_t *offsets, ptrdiff_t batch, ptrdiff_t lq,
                   ptrdiff_t lk, ptrdiff_t d, ptrdiff_t dv)
 {
@@ -35,14 +38,14 @@ FN(mla_attention)(T *out, T *weights, const T *q, const T *k, const T *v,
         mla_status status;
 
         /* Scores Q K^T / sqrt(d), with K^T read through strides. */
-        status = FN(mla_gemm)(wt, lk, 1, qt, d, 1, kt, 1, d, lq, lk, d,
-                              &scores_ep);
+        status = FN(mla_gemm)(wt, lk, 1, qt, rs_q, cs_q, kt, cs_k, rs_k, lq,
+                              lk, d, &scores_ep);
         if (status == MLA_OK) {
             status = FN(mla_softmax)(wt, wt, lq, lk, 1);
         }
         if (status == MLA_OK) {
-            status = FN(mla_gemm)(ot, dv, 1, wt, lk, 1, vt, dv, 1, lq, dv, lk,
-                                  &plain_ep);
+            status = FN(mla_gemm)(ot, dv, 1, wt, lk, 1, vt, rs_v, cs_v, lq,
+                                  dv, lk, &plain_ep);
         }
         if (status != MLA_OK) {
             return status;

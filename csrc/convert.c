@@ -414,6 +414,39 @@ mla_batch_offsets(PyArrayObject *const *arrays, int n, const int *core_ndim,
     return offsets;
 }
 
+/*
+ * Store the product of dims[0..ndim) in size. Raises ValueError when it
+ * overflows, which shapes declared through zero strides can make it do.
+ */
+int
+mla_shape_size(const char *func, const npy_intp *dims, int ndim,
+               ptrdiff_t *size)
+{
+    ptrdiff_t product = 1;
+    int overflow = 0;
+    for (int d = 0; d < ndim; d++) {
+        if (dims[d] == 0) {
+            *size = 0;
+            return 0;
+        }
+        if (product > PTRDIFF_MAX / dims[d]) {
+            overflow = 1;
+        }
+        else {
+            product *= dims[d];
+        }
+    }
+    if (overflow) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: the broadcast batch has more matrices than fit in "
+                     "a signed 64-bit count",
+                     func);
+        return -1;
+    }
+    *size = product;
+    return 0;
+}
+
 /* Raise the exception for a failed kernel status; always returns NULL. */
 PyObject *
 mla_raise_status(const char *func, mla_status status)

@@ -64,6 +64,8 @@ int mla_broadcast_batch(const char *func, const mla_array_arg *args, int n,
 ptrdiff_t *mla_batch_offsets(PyArrayObject *const *arrays, int n,
                              const int *core_ndim, int batch_ndim,
                              const npy_intp *batch_shape, ptrdiff_t count);
+int mla_shape_size(const char *func, const npy_intp *dims, int ndim,
+                   ptrdiff_t *size);
 PyObject *mla_raise_status(const char *func, mla_status status);
 
 /* Element stride of axis of a converted (aligned, native) array. */

@@ -113,9 +113,11 @@ void mla_free(void *p);
                                  ptrdiff_t n);                                \
                                                                               \
     mla_status mla_attention_##S(                                             \
-        T *out, T *weights, const T *q, const T *k, const T *v,               \
-        const ptrdiff_t *offsets, ptrdiff_t batch, ptrdiff_t lq,              \
-        ptrdiff_t lk, ptrdiff_t d, ptrdiff_t dv);
+        T *out, T *weights, const T *q, ptrdiff_t rs_q, ptrdiff_t cs_q,       \
+        const T *k, ptrdiff_t rs_k, ptrdiff_t cs_k, const T *v,               \
+        ptrdiff_t rs_v, ptrdiff_t cs_v, const ptrdiff_t *offsets,             \
+        ptrdiff_t batch, ptrdiff_t lq, ptrdiff_t lk, ptrdiff_t d,             \
+        ptrdiff_t dv);
 
 MLA_DECLARE_KERNELS(float, f32)
 MLA_DECLARE_KERNELS(double, f64)

@@ -8,8 +8,9 @@ MLA_WRAPPER(scaled_dot_product_attention)
     static const char *func = "scaled_dot_product_attention";
     static const char *const names[] = {"Q", "K", "V"};
     PyObject *values[3];
+    /* All three are read through their strides: views cost no copy. */
     mla_array_arg arrays[3] = {
-        {"Q", NULL, 0, NULL}, {"K", NULL, 0, NULL}, {"V", NULL, 0, NULL}};
+        {"Q", NULL, 1, NULL}, {"K", NULL, 1, NULL}, {"V", NULL, 1, NULL}};
     PyArrayObject *out = NULL, *weights = NULL;
     ptrdiff_t *offsets = NULL;
     npy_intp dims[MLA_MAXDIMS + 2];
@@ -39,9 +40,9 @@ MLA_WRAPPER(scaled_dot_product_attention)
     int qn = PyArray_NDIM(q->arr), vn = PyArray_NDIM(v->arr);
     ptrdiff_t lq = PyArray_DIM(q->arr, qn - 2), d = PyArray_DIM(q->arr, qn - 1);
     ptrdiff_t lk = PyArray_DIM(v->arr, vn - 2), dv = PyArray_DIM(v->arr, vn - 1);
-    ptrdiff_t batch = 1;
-    for (int i = 0; i < batch_ndim; i++) {
-        batch *= dims[i];
+    ptrdiff_t batch;
+    if (mla_shape_size(func, dims, batch_ndim, &batch) < 0) {
+        goto fail;
     }
 
     dims[batch_ndim] = lq;
@@ -60,10 +61,14 @@ MLA_WRAPPER(scaled_dot_product_attention)
             goto fail;
         }
         Py_BEGIN_ALLOW_THREADS
-        status = MLA_DISPATCH(typenum, mla_attention, PyArray_DATA(out),
-                              PyArray_DATA(weights), PyArray_DATA(q->arr),
-                              PyArray_DATA(k->arr), PyArray_DATA(v->arr),
-                              offsets, batch, lq, lk, d, dv);
+        int kn = PyArray_NDIM(k->arr);
+        status = MLA_DISPATCH(
+            typenum, mla_attention, PyArray_DATA(out), PyArray_DATA(weights),
+            PyArray_DATA(q->arr), mla_stride(q->arr, qn - 2),
+            mla_stride(q->arr, qn - 1), PyArray_DATA(k->arr),
+            mla_stride(k->arr, kn - 2), mla_stride(k->arr, kn - 1),
+            PyArray_DATA(v->arr), mla_stride(v->arr, vn - 2),
+            mla_stride(v->arr, vn - 1), offsets, batch, lq, lk, d, dv);
         Py_END_ALLOW_THREADS
         if (status != MLA_OK) {
             mla_raise_status(func, status);

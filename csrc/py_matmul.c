@@ -35,6 +35,51 @@ may_overlap(PyArrayObject *a, PyArrayObject *b)
 }
 
 /*
+ * Return 1 if no two elements of arr share an address, proven by ordering
+ * the axes by stride: each |stride| must be at least the extent of the
+ * smaller axes below it. Every layout NumPy creates, transposed, reversed
+ * or sliced, passes; only hand-made overlapping strides fail.
+ */
+static int
+strides_are_nested(PyArrayObject *arr)
+{
+    int ndim = PyArray_NDIM(arr), order[NPY_MAXDIMS];
+    int count = 0;
+    for (int d = 0; d < ndim; d++) {
+        if (PyArray_DIM(arr, d) > 1) {
+            order[count++] = d;
+        }
+    }
+
+    /* Insertion sort of the axes that matter by |stride|. */
+    for (int i = 1; i < count; i++) {
+        int axis = order[i], j = i;
+        npy_intp key = PyArray_STRIDE(arr, axis);
+        key = key < 0 ? -key : key;
+        while (j > 0) {
+            npy_intp prev = PyArray_STRIDE(arr, order[j - 1]);
+            if ((prev < 0 ? -prev : prev) <= key) {
+                break;
+            }
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = axis;
+    }
+
+    npy_intp extent = PyArray_ITEMSIZE(arr);
+    for (int i = 0; i < count; i++) {
+        npy_intp stride = PyArray_STRIDE(arr, order[i]);
+        stride = stride < 0 ? -stride : stride;
+        if (stride < extent) {
+            return 0;
+        }
+        extent = stride * PyArray_DIM(arr, order[i]);
+    }
+    return 1;
+}
+
+/*
  * Check that out can receive a result of shape dims and type typenum:
  * an ndarray of exactly that shape and dtype, writeable, aligned, native
  * byte order, and with no two elements at the same address.
@@ -52,8 +97,8 @@ check_out(const char *func, PyObject *out, int ndim, const npy_intp *dims,
     PyArrayObject *arr = (PyArrayObject *)out;
     if (PyArray_TYPE(arr) != typenum || !PyArray_ISNOTSWAPPED(arr)) {
         PyErr_Format(PyExc_TypeError,
-                     "%s: out must have dtype %s, the dtype of the result; "
-                     "got dtype %S",
+                     "%s: out must have dtype %s in native byte order, the "
+                     "dtype of the result; got dtype %S",
                      func, typenum == NPY_FLOAT ? "float32" : "float64",
                      (PyObject *)PyArray_DESCR(arr));
         return -1;
@@ -67,19 +112,23 @@ check_out(const char *func, PyObject *out, int ndim, const npy_intp *dims,
                      func, want, got);
         return -1;
     }
-    if (!PyArray_ISWRITEABLE(arr) || !PyArray_ISALIGNED(arr)) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: out must be a writeable, aligned array", func);
+    if (!PyArray_ISWRITEABLE(arr)) {
+        PyErr_Format(PyExc_ValueError, "%s: out must be writeable", func);
         return -1;
     }
-    for (int d = 0; d < ndim; d++) {
-        if (dims[d] > 1 && PyArray_STRIDE(arr, d) == 0) {
-            PyErr_Format(PyExc_ValueError,
-                         "%s: out must not repeat elements (stride 0 along "
-                         "axis %d)",
-                         func, d);
-            return -1;
-        }
+    if (!PyArray_ISALIGNED(arr)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: out must be aligned to its dtype (as arrays made "
+                     "by numpy.empty are)",
+                     func);
+        return -1;
+    }
+    if (PyArray_SIZE(arr) > 0 && !strides_are_nested(arr)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: out must not have overlapping elements; pass an "
+                     "array made by numpy.empty or a slice of one",
+                     func);
+        return -1;
     }
     return 0;
 }
@@ -125,9 +174,9 @@ MLA_WRAPPER(matmul)
     ptrdiff_t k = PyArray_DIM(a->arr, PyArray_NDIM(a->arr) - 1);
     ptrdiff_t n = b_vector ? 1 : PyArray_DIM(b->arr, PyArray_NDIM(b->arr) - 1);
     int ndim = batch_ndim;
-    ptrdiff_t batch = 1;
-    for (int d = 0; d < batch_ndim; d++) {
-        batch *= dims[d];
+    ptrdiff_t batch;
+    if (mla_shape_size(func, dims, batch_ndim, &batch) < 0) {
+        goto fail;
     }
     if (!a_vector) {
         dims[ndim++] = m;

@@ -261,9 +261,11 @@ Raises
 ------
 ValueError
     If an operand is 0-d, the inner dimensions differ, the batch
-    dimensions do not broadcast, or out has the wrong shape.
+    dimensions do not broadcast, or out has the wrong shape, is read-only,
+    is not aligned or has overlapping elements.
 TypeError
-    If an input has a non-real dtype or out has the wrong dtype.
+    If an input has a non-real dtype, or out is not an ndarray of the
+    result's dtype in native byte order.
 
 Examples
 --------

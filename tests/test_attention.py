@@ -243,3 +243,39 @@ def test_attention_leaves_inputs_unchanged(rng):
 
     for name, old, new in zip("QKV", before, (Q, K, V)):
         assert_unchanged(old, new, name)
+
+
+def test_attention_broadcast_views_not_copied(rng):
+    # Q is one (2, 8) head broadcast to 50000: a copy would take 6.4 MB on
+    # top of the 5.6 MB of outputs and the 1.2 MB of per-head offsets (three
+    # 8-byte offsets a head). Read through its zero stride, Q adds nothing.
+    import tracemalloc
+
+    heads = 50_000
+    q = np.broadcast_to(rng.standard_normal((1, 2, 8)), (heads, 2, 8))
+    k = rng.standard_normal((3, 8))
+    v = rng.standard_normal((3, 4))
+    tracemalloc.start()
+    try:
+        output, weights = mla.scaled_dot_product_attention(q, k, v)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    expected_peak = output.nbytes + weights.nbytes + 3 * 8 * heads
+    assert peak < expected_peak + 1_000_000, f"peak {peak} B"
+
+    expected_output, expected_weights = reference.scaled_dot_product_attention(
+        q[:1], k, v
+    )
+    np.testing.assert_allclose(output[-1:], expected_output, rtol=1e-12)
+    np.testing.assert_allclose(weights[-1:], expected_weights, rtol=1e-12)
+
+
+def test_attention_batch_count_overflow_rejected():
+    base = np.zeros(1)
+    q = np.lib.stride_tricks.as_strided(base, (2**32, 1, 1, 1), (0, 0, 0, 0))
+    k = np.lib.stride_tricks.as_strided(base, (1, 2**32, 1, 1), (0, 0, 0, 0))
+    with pytest.raises(
+        ValueError, match="^scaled_dot_product_attention: the broadcast batch"
+    ):
+        mla.scaled_dot_product_attention(q, k, k)

@@ -431,3 +431,40 @@ def test_matmul_loop_shape_mismatch():
 
     assert "(2, 3)" in str(error.value)
     assert "(4, 5)" in str(error.value)
+
+
+def test_matmul_empty_out_accepted():
+    out = np.empty((0, 2, 2))
+    result = mla.matmul(np.ones((0, 2, 3)), np.ones((3, 2)), out=out)
+    assert result is out
+
+
+def test_matmul_out_overlapping_elements_rejected():
+    buffer = np.zeros(16)
+    out = np.lib.stride_tricks.as_strided(buffer, shape=(3, 3), strides=(8, 8))
+    with pytest.raises(ValueError, match="^matmul: out must not have overlapping"):
+        mla.matmul(np.eye(3), np.eye(3), out=out)
+
+
+def test_matmul_out_transposed_view_accepted(rng):
+    a = rng.standard_normal((5, 4))
+    b = rng.standard_normal((4, 6))
+    out = np.empty((6, 5)).T
+    result = mla.matmul(a, b, out=out)
+    assert result is out
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12)
+
+
+def test_matmul_out_readonly_message():
+    out = np.empty((2, 2))
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="^matmul: out must be writeable$"):
+        mla.matmul(np.eye(2), np.eye(2), out=out)
+
+
+def test_matmul_batch_count_overflow_rejected():
+    base = np.zeros(1)
+    a = np.lib.stride_tricks.as_strided(base, (2**32, 1, 1, 1), (0, 0, 0, 0))
+    b = np.lib.stride_tricks.as_strided(base, (1, 2**32, 1, 1), (0, 0, 0, 0))
+    with pytest.raises(ValueError, match="^matmul: the broadcast batch"):
+        mla.matmul(a, b)
