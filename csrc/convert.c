@@ -458,9 +458,11 @@ mla_raise_status(const char *func, mla_status status)
         break;
     case MLA_ERR_SINGULAR:
         PyErr_Format(mla_LinAlgError,
-                     "%s: the system is singular to working precision (the "
-                     "columns of the design matrix are linearly dependent); "
-                     "add regularization or remove redundant columns",
+                     "%s: the system is singular to working precision: the "
+                     "columns of the design matrix are linearly dependent or "
+                     "nearly so, or there are fewer samples than weights; add "
+                     "regularization, remove redundant columns or center the "
+                     "features",
                      func);
         break;
     default:

@@ -29,6 +29,18 @@ MLA_WRAPPER(linear_regression)
         }
         regularization = PyFloat_AsDouble(values[2]);
         if (regularization == -1.0 && PyErr_Occurred()) {
+            if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Format(PyExc_TypeError,
+                             "%s: regularization must be a real number; got "
+                             "%.100s",
+                             func, Py_TYPE(values[2])->tp_name);
+            }
+            else if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                PyErr_Format(PyExc_ValueError,
+                             "%s: regularization must be finite and >= 0; "
+                             "got %R",
+                             func, values[2]);
+            }
             return NULL;
         }
         if (!(regularization >= 0) || !isfinite(regularization)) {

@@ -381,7 +381,14 @@ Fit least-squares weights, with a bias, through the normal equations.
 A column of ones is prepended to X, giving ``Xb``, and the kernel solves
 ``(Xb^T Xb + regularization * I) w = Xb^T y`` in double precision: a
 Cholesky factorization, with pivoted LU as the fallback. The bias is
-regularized like the other weights.
+regularized like the other weights. Each column is scaled by its largest
+magnitude before the Gram matrix is formed, so data near 1e150 or 1e-150
+neither overflows nor underflows.
+
+The normal equations square the condition number of ``Xb``: features with
+a large offset and a small spread (``x + 1e6`` for x in [0, 1]) lose
+digits, and with an offset near 1e8 times the spread the system is
+singular to working precision. Centering the features first avoids both.
 
 Parameters
 ----------
@@ -401,7 +408,8 @@ Raises
 ------
 numpy.linalg.LinAlgError
     If the system is singular to working precision, for example when a
-    feature repeats another one and regularization is 0.
+    feature repeats another one, or there are fewer samples than weights,
+    and regularization is 0.
 ValueError
     If regularization is negative or not finite, or the shapes do not fit.
 TypeError

@@ -231,8 +231,8 @@ def test_linear_regression_ill_conditioned_design(rng):
 
 @pytest.mark.parametrize(
     "regularization",
-    [-1.0, -1e-300, np.nan, np.inf, -np.inf],
-    ids=["negative", "tiny-negative", "nan", "inf", "negative-inf"],
+    [-1.0, -1e-300, np.nan, np.inf, -np.inf, 10**400],
+    ids=["negative", "tiny-negative", "nan", "inf", "negative-inf", "huge-int"],
 )
 def test_linear_regression_invalid_regularization(regularization, rng):
     X = rng.standard_normal((10, 2))
@@ -242,12 +242,14 @@ def test_linear_regression_invalid_regularization(regularization, rng):
         mla.linear_regression(X, y, regularization=regularization)
 
 
-@pytest.mark.parametrize("value", ["1.0", None, [1.0], 1j], ids=repr)
+@pytest.mark.parametrize(
+    "value", ["1.0", None, [1.0], 1j, np.array([0.5])], ids=repr
+)
 def test_linear_regression_regularization_not_real(value, rng):
     X = rng.standard_normal((10, 2))
     y = rng.standard_normal(10)
 
-    with pytest.raises(TypeError, match=r"linear_regression"):
+    with pytest.raises(TypeError, match=r"^linear_regression: regularization"):
         mla.linear_regression(X, y, regularization=value)
 
 
@@ -336,3 +338,29 @@ def test_linear_regression_leaves_inputs_unchanged(rng):
 
     assert_unchanged(before[0], X, "X")
     assert_unchanged(before[1], y, "y")
+
+
+@pytest.mark.parametrize("magnitude", [1e155, 1e-200], ids=["huge", "tiny"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_linear_regression_extreme_magnitudes(magnitude, dtype, rng):
+    # The naive Gram matrix overflows (or underflows) here although the
+    # weights are representable; mla scales each column first.
+    if dtype == np.float32:
+        magnitude = {1e155: 1e30, 1e-200: 1e-30}[magnitude]
+    X = rng.standard_normal((40, 3))
+    true_weights = np.array([0.5, 2.0, -1.0, 3.0])
+    y = true_weights[0] + X @ true_weights[1:]
+    weights = mla.linear_regression((X * magnitude).astype(dtype), y.astype(dtype))
+    expected = true_weights / np.array([1.0, magnitude, magnitude, magnitude])
+    rtol = 1e-3 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(weights.astype(np.float64), expected, rtol=rtol)
+
+
+def test_linear_regression_tiny_column_with_ridge():
+    # lambda / s^2 would overflow for a 1e-170 column; the penalty must
+    # still dominate it the way exact arithmetic says.
+    x = np.array([1e-170, 2e-170, 3e-170])
+    y = np.array([1.0, 2.0, 4.0])
+    weights = mla.linear_regression(x, y, regularization=1.0)
+    # Exact solution of [[4, 6e-170], [6e-170, 1 + 1.4e-339]] w = [7, 1.7e-169].
+    np.testing.assert_allclose(weights, [1.75, 6.5e-170], rtol=1e-12)
