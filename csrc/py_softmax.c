@@ -39,6 +39,11 @@ MLA_WRAPPER(softmax)
     if (mla_parse_args(func, args, nargs, kwnames, names, 2, 1, values) < 0) {
         return NULL;
     }
+    if (values[1] != NULL && PyBool_Check(values[1])) {
+        PyErr_Format(PyExc_TypeError, "%s: axis must be an integer; got bool",
+                     func);
+        return NULL;
+    }
     if (values[1] != NULL) {
         PyObject *index = PyNumber_Index(values[1]);
         if (index == NULL) {

@@ -3,7 +3,7 @@
  * rows, instantiated per element type by similarity.c.
  *
  * A zero vector has no direction; its similarity with anything is 0.0, the
- * convention of scikit-learn and PyTorch. Sums of squares are taken after
+ * convention of scikit-learn and PyTorch. Results are clamped to [-1, 1]. Sums of squares are taken after
  * dividing by the vector's largest magnitude, so they neither overflow for
  * huge entries nor underflow for tiny ones when the true cosine is
  * representable.
@@ -24,6 +24,16 @@ FN(max_abs)(const T *x, ptrdiff_t stride, ptrdiff_t n)
         }
     }
     return max;
+}
+
+/*
+ * Clamp a rounded cosine into [-1, 1], so that arccos of it is defined; a
+ * parallel pair can round to 1.0000000000000002. NaN passes through.
+ */
+static inline double
+FN(clamp_cosine)(double c)
+{
+    return c > 1 ? 1 : (c < -1 ? -1 : c);
 }
 
 /*
@@ -52,7 +62,7 @@ FN(mla_cosine_similarity)(const T *u, ptrdiff_t su, const T *v, ptrdiff_t sv,
         uu += a * a;
         vv += b * b;
     }
-    return dot / (sqrt(uu) * sqrt(vv));
+    return FN(clamp_cosine)(dot / (sqrt(uu) * sqrt(vv)));
 }
 
 /*
@@ -99,5 +109,13 @@ FN(mla_cosine_similarity_matrix)(T *s, const T *x, ptrdiff_t n, ptrdiff_t d)
     mla_status status =
         FN(mla_gemm)(s, n, 1, xn, d, 1, xn, 1, d, n, n, d, &ep);
     mla_free(xn);
-    return status;
+    if (status != MLA_OK) {
+        return status;
+    }
+
+    /* The same clamp as the vector version, in one pass over S. */
+    for (ptrdiff_t i = 0; i < n * n; i++) {
+        s[i] = (T)FN(clamp_cosine)(s[i]);
+    }
+    return MLA_OK;
 }

@@ -110,5 +110,6 @@ FN(mla_cross_entropy)(const T *y_pred, const T *y_true, ptrdiff_t n)
         p = p < lo ? lo : (p > hi ? hi : p);
         sum += (double)y_true[i] * log(p);
     }
-    return -sum;
+    /* 0 - sum rather than -sum: an empty input gives 0.0, not -0.0. */
+    return 0.0 - sum;
 }

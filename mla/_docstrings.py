@@ -316,7 +316,8 @@ Compute the cosine similarity ``u.v / (|u| |v|)`` of two vectors.
 A zero vector has no direction: its similarity with anything is 0.0, the
 convention of scikit-learn and PyTorch. The norms are computed with scaling,
 so entries near the overflow or underflow threshold still give the true
-cosine.
+cosine, and the result is clamped to [-1, 1], where rounding can leave it
+just outside (``np.arccos`` of it is always defined).
 
 Parameters
 ----------
@@ -347,7 +348,8 @@ Examples
 Compute the cosine similarity of every pair of rows of X.
 
 The rows are normalized once and the similarities come from one matrix
-product. Zero rows give 0.0, on the diagonal too.
+product. Zero rows give 0.0, on the diagonal too; entries are clamped to
+[-1, 1].
 
 Parameters
 ----------

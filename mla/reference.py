@@ -131,24 +131,34 @@ def matmul_loop(A, B):
     return C
 
 
+def _unit_rows(X):
+    """Return the rows of ``X`` divided by their norms, zero rows left zero.
+
+    Each row is first divided by its largest magnitude, so that its norm
+    neither overflows nor underflows.
+    """
+    scale = np.max(np.abs(X), axis=-1, keepdims=True, initial=0.0)
+    scale = np.where(scale == 0, 1, scale)
+    scaled = X / scale
+    norms = np.linalg.norm(scaled, axis=-1, keepdims=True)
+    return np.where(norms == 0, 0, scaled / np.where(norms == 0, 1, norms))
+
+
 def cosine_similarity(u, v):
-    """Return ``u.v / (|u| |v|)`` as a float; 0.0 when either vector is zero."""
-    u = np.asarray(u, dtype=np.float64)
-    v = np.asarray(v, dtype=np.float64)
-    norm_u = np.linalg.norm(u)
-    norm_v = np.linalg.norm(v)
-    if norm_u == 0 or norm_v == 0:
-        return 0.0
-    return float(np.dot(u, v) / (norm_u * norm_v))
+    """Return ``u.v / (|u| |v|)`` as a float; 0.0 when either vector is zero.
+
+    The result is clipped to [-1, 1], where rounding can leave it just
+    outside.
+    """
+    u = _unit_rows(np.asarray(u, dtype=np.float64))
+    v = _unit_rows(np.asarray(v, dtype=np.float64))
+    return float(np.clip(np.dot(u, v), -1.0, 1.0))
 
 
 def cosine_similarity_matrix(X):
     """Return the pairwise cosine similarity of the rows of ``X``; zero rows give 0."""
-    X = np.asarray(X)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    safe = np.where(norms == 0, 1, norms)
-    X_normalized = np.where(norms == 0, 0, X / safe)
-    return X_normalized @ X_normalized.T
+    unit = _unit_rows(np.asarray(X))
+    return np.clip(unit @ unit.T, -1.0, 1.0)
 
 
 def linear_regression(X, y, regularization=0.0):

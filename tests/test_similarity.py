@@ -311,3 +311,14 @@ def test_cosine_similarity_matrix_leaves_input_unchanged(rng):
     mla.cosine_similarity_matrix(X)
 
     assert_unchanged(before, X, "X")
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_cosine_similarity_parallel_within_unit_interval(dtype, rng):
+    # Rounding can push u.v / (|u| |v|) just past 1; arccos then gives NaN.
+    for _ in range(200):
+        u = rng.standard_normal(rng.integers(1, 50)).astype(dtype)
+        assert -1.0 <= mla.cosine_similarity(u, u) <= 1.0
+        assert -1.0 <= mla.cosine_similarity(u, -3 * u) <= 1.0
+        matrix = mla.cosine_similarity_matrix(np.stack([u, 2 * u, -u]))
+        assert np.all(np.abs(matrix) <= 1.0)

@@ -1,5 +1,7 @@
 """Tests for softmax and cross_entropy_loss."""
 
+import math
+
 import numpy as np
 import pytest
 from conftest import (
@@ -345,3 +347,14 @@ def test_cross_entropy_loss_leaves_inputs_unchanged():
 
     assert_unchanged(before[0], y_pred, "y_pred")
     assert_unchanged(before[1], y_true, "y_true")
+
+
+def test_softmax_axis_bool_rejected():
+    with pytest.raises(TypeError, match="^softmax: axis must be an integer; got bool"):
+        mla.softmax(np.ones((2, 3)), axis=True)
+
+
+def test_cross_entropy_empty_is_positive_zero():
+    loss = mla.cross_entropy_loss([], [])
+    assert loss == 0.0
+    assert math.copysign(1.0, loss) == 1.0
