@@ -79,7 +79,8 @@ def _apply_environment():
             set_num_threads(int(threads))
         except ValueError:
             raise ImportError(
-                f"mla: MLA_NUM_THREADS must be an integer >= 1; got {threads!r}"
+                "mla: MLA_NUM_THREADS must be an integer between 1 and 4096; "
+                f"got {threads!r}"
             ) from None
 
 

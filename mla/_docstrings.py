@@ -7,9 +7,11 @@ signature that ``inspect.signature`` and ``help`` show.
 """
 
 _DTYPES = """\
-    Real input is computed in its own precision: float32 stays float32,
-    float64 stays float64, integers and bools become float64, float16 is
-    computed as float32, and mixed inputs use the widest of these."""
+Real input is computed in its own precision: float32 stays float32,
+float64 stays float64, float16 is computed as float32, and integers,
+bools and long double become float64. With several inputs, each is mapped
+first and the widest result wins, so float32 with an integer or bool
+array gives float64."""
 
 DOCSTRINGS = {
     "sigmoid": """sigmoid($module, x)
@@ -20,10 +22,11 @@ Apply the logistic sigmoid ``1 / (1 + exp(-x))`` elementwise.
 The kernel evaluates ``exp(-|x|)`` only, so large negative inputs neither
 overflow nor warn: ``sigmoid(-1000.0)`` is ``0.0``.
 
+{dtypes}
+
 Parameters
 ----------
 x : array_like, any shape
-{dtypes}
 
 Returns
 -------
@@ -82,6 +85,7 @@ x : array_like, any shape
 Returns
 -------
 y : ndarray, same shape as x
+    A NumPy scalar when x is 0-d.
 
 Raises
 ------
@@ -106,6 +110,7 @@ x : array_like, any shape
 Returns
 -------
 y : ndarray, same shape as x, float32 or float64
+    A NumPy scalar when x is 0-d.
 
 Raises
 ------
@@ -123,6 +128,8 @@ array([0., 0., 1.])
 
 Compute one dense layer for one sample: ``act(W @ x + b)``.
 
+{dtypes}
+
 Parameters
 ----------
 x : array_like, shape (n_in,)
@@ -130,7 +137,6 @@ W : array_like, shape (n_out, n_in)
 b : array_like, shape (n_out,)
 activation : {{'relu', 'sigmoid', 'linear', None}}, default 'relu'
     ``'linear'`` and None return the pre-activation ``W @ x + b``.
-{dtypes}
 
 Returns
 -------
@@ -243,6 +249,10 @@ last two broadcast. Inputs may have any strides (transposed, Fortran-order,
 reversed or sliced views are read in place). The kernel is a packed,
 cache-blocked product with SIMD micro-kernels, on several threads for large
 problems; its result does not depend on the thread count.
+
+Unlike ``np.matmul``, integer and bool inputs are computed in float64:
+integers are exact up to 2**53 in magnitude, and bools are counted (the
+product of two bool matrices holds sums, not a logical OR).
 
 Parameters
 ----------
@@ -557,12 +567,12 @@ on the thread count.
 Parameters
 ----------
 n : int
-    At least 1.
+    From 1 to 4096.
 
 Raises
 ------
 ValueError
-    If n is below 1.
+    If n is below 1 or above 4096.
 TypeError
     If n is not an integer.
 
