@@ -30,6 +30,7 @@ whole scheduler time slices. On such a machine, compare runs with
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import statistics
 import sys
@@ -47,7 +48,8 @@ __all__ = ["CASES", "Case", "format_seconds", "main", "median_time"]
 def median_time(func, repeat=7, min_seconds=2e-3):
     """Return the median wall-clock time of one call of ``func``, in seconds.
 
-    Each sample times enough back-to-back calls to last at least
+    One untimed call runs first. Each sample then times enough
+    back-to-back calls to last at least
     ``min_seconds``, so that the resolution of :func:`time.perf_counter`
     does not distort calls of a microsecond. The number of calls per sample
     grows 1, 2, 5, 10, 20, ... until a sample is long enough, and that first
@@ -73,6 +75,9 @@ def median_time(func, repeat=7, min_seconds=2e-3):
     >>> 0 < seconds < 1
     True
     """
+    # One untimed call first: the first call pays for cold caches and
+    # page faults that later calls do not.
+    func()
     number = 1
     steps = (2, 2.5, 2)
     step = 0
@@ -638,6 +643,15 @@ def _parse_args(argv):
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
+    if args.plot is not None:
+        # Fail before the timings, not after them.
+        folder = os.path.dirname(os.path.abspath(args.plot))
+        if not os.path.isdir(folder):
+            parser.error(f"--plot: folder {folder} does not exist")
+        if importlib.util.find_spec("matplotlib") is None:
+            parser.error(
+                "--plot needs matplotlib; install it with pip install 'mla[bench]'"
+            )
     return args
 
 
@@ -675,7 +689,8 @@ def main(argv=None):
             _describe_threads(args.threads)
             if torch is not None:
                 print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
-            print(f"dtype {dtype}, median of {args.repeat} samples")
+            samples = "sample" if args.repeat == 1 else "samples"
+            print(f"dtype {dtype}, median of {args.repeat} {samples}")
             print()
             timings = []
             for case in cases:

@@ -563,6 +563,9 @@ def main(argv=None):
     results = []
     print("mla tour: 'Linear Algebra: Practical Applications in ML', section by")
     print("section, computed by mla (C kernels) and mla.reference (NumPy) in float64")
+    if timer is not None:
+        print("The article's inputs are tiny, so the timings below mostly measure")
+        print("per-call overhead; python -m mla.bench times larger shapes too.")
     with np.printoptions(precision=8, suppress=True):
         for number, (title, section) in enumerate(SECTIONS, start=1):
             print()

@@ -83,3 +83,10 @@ def test_bench_rejects_zero_threads(capsys):
         bench.main(["--threads", "0"])
     assert raised.value.code == 2
     assert "--threads must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_bench_plot_missing_folder_fails_early(capsys):
+    with pytest.raises(SystemExit) as error:
+        bench.main(["softmax", "--plot", "/nonexistent-folder/chart.png"])
+    assert error.value.code == 2
+    assert "--plot: folder /nonexistent-folder does not exist" in capsys.readouterr().err

@@ -211,3 +211,22 @@ def test_article_inputs_match_global_seed():
     np.testing.assert_array_equal(inputs.Q, Q)
     np.testing.assert_array_equal(inputs.K, K)
     np.testing.assert_array_equal(inputs.V, V)
+
+
+def test_tour_closed_pipe_exits_quietly():
+    # "python -m mla | head" closes stdout early. Closing it before the tour
+    # writes anything makes every write fail; the tour must stop without a
+    # traceback or an "Exception ignored" report.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mla", "--no-timing"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_subprocess_environment(),
+    )
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    process.wait(timeout=60)
+    process.stderr.close()
+    assert "Traceback" not in stderr
+    assert "BrokenPipeError" not in stderr
+    assert process.returncode == 1
