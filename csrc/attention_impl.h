@@ -28,28 +28,35 @@ FN(mla_attention)(T *out, T *weights, const T *q, ptrdiff_t rs_q,
                                   MLA_ACT_LINEAR};
     FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
 
-    /* TODO: one workspace and one parallel loop over the whole batch. */
-    for (ptrdiff_t t = 0; t < batch; t++) {
+    /* One scratch buffer, sized for the larger of the two products. */
+    int scores_threads = FN(mla_gemm_threads)(lq, lk, d);
+    int output_threads = FN(mla_gemm_threads)(lq, dv, lk);
+    size_t scores_work = FN(mla_gemm_workspace)(lq, lk, d, scores_threads);
+    size_t output_work = FN(mla_gemm_workspace)(lq, dv, lk, output_threads);
+    T *work = mla_alloc(scores_work > output_work ? scores_work : output_work,
+                        sizeof(T));
+    if (work == NULL) {
+        return MLA_ERR_NOMEM;
+    }
+
+    /* NOTE: heads run one after another; only large products use threads. */
+    mla_status status = MLA_OK;
+    for (ptrdiff_t t = 0; t < batch && status == MLA_OK; t++) {
         const T *qt = q + offsets[t];
         const T *kt = k + offsets[batch + t];
         const T *vt = v + offsets[2 * batch + t];
         T *wt = weights + t * lq * lk;
         T *ot = out + t * lq * dv;
-        mla_status status;
 
         /* Scores Q K^T / sqrt(d), with K^T read through strides. */
-        status = FN(mla_gemm)(wt, lk, 1, qt, rs_q, cs_q, kt, cs_k, rs_k, lq,
-                              lk, d, &scores_ep);
+        FN(mla_gemm_run)(wt, lk, 1, qt, rs_q, cs_q, kt, cs_k, rs_k, lq, lk, d,
+                         &scores_ep, work, scores_threads);
+        status = FN(mla_softmax)(wt, wt, lq, lk, 1);
         if (status == MLA_OK) {
-            status = FN(mla_softmax)(wt, wt, lq, lk, 1);
-        }
-        if (status == MLA_OK) {
-            status = FN(mla_gemm)(ot, dv, 1, wt, lk, 1, vt, rs_v, cs_v, lq,
-                                  dv, lk, &plain_ep);
-        }
-        if (status != MLA_OK) {
-            return status;
+            FN(mla_gemm_run)(ot, dv, 1, wt, lk, 1, vt, rs_v, cs_v, lq, dv, lk,
+                             &plain_ep, work, output_threads);
         }
     }
-    return MLA_OK;
+    mla_free(work);
+    return status;
 }

@@ -192,6 +192,35 @@ FN(gemm_threads)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 }
 
 /*
+ * One MC-row block of C for the current K slice and column block: pack the
+ * mc x kc block of A (a points at its first element) into apack, then
+ * sweep the mc x nc block of C (c points at it) tile by tile while B's
+ * packed panel stays in L1. (i0, j0) is the block's place in C, for the
+ * epilogue's bias.
+ */
+static void
+FN(gemm_block)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
+               ptrdiff_t cs_a, const T *bpack, T *apack, ptrdiff_t mc,
+               ptrdiff_t nc, ptrdiff_t kc, const FN(ukernel_desc) *kd,
+               int accumulate, const FN(mla_epilogue) *last, ptrdiff_t i0,
+               ptrdiff_t j0)
+{
+    T tile[MLA_MAX_MR * MLA_MAX_NR];
+    ptrdiff_t mr = kd->mr, nr = kd->nr;
+
+    FN(pack_a)(apack, a, rs_a, cs_a, mc, kc, mr);
+    for (ptrdiff_t jr = 0; jr < nc; jr += nr) {
+        ptrdiff_t cols = nc - jr < nr ? nc - jr : nr;
+        for (ptrdiff_t ir = 0; ir < mc; ir += mr) {
+            ptrdiff_t rows = mc - ir < mr ? mc - ir : mr;
+            kd->kernel(kc, apack + ir * kc, bpack + jr * kc, tile);
+            FN(store_tile)(c + ir * rs_c + jr * cs_c, rs_c, cs_c, tile, nr,
+                           rows, cols, accumulate, last, i0 + ir, j0 + jr);
+        }
+    }
+}
+
+/*
  * C (m, n) = act(alpha * A (m, k) B (k, n) + bias), all through strides.
  * C must not overlap A, B or the bias. work holds gemm_workspace elements.
  */
@@ -237,30 +266,68 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
                 mla_note_parallel();
             }
 
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
-            for (ptrdiff_t blk = 0; blk < row_blocks; blk++) {
-                T tile[MLA_MAX_MR * MLA_MAX_NR];
-                T *apack = apack_base + (size_t)MLA_THREAD_ID() * apack_size;
-                ptrdiff_t ic = blk * mc_max;
-                ptrdiff_t mc = m - ic < mc_max ? m - ic : mc_max;
-
-                FN(pack_a)(apack, a + ic * rs_a + pc * cs_a, rs_a, cs_a, mc, kc,
-                           mr);
-
-                /* Sweep the block tile by tile; B's panel stays in L1. */
-                for (ptrdiff_t jr = 0; jr < nc; jr += nr) {
-                    ptrdiff_t cols = nc - jr < nr ? nc - jr : nr;
-                    for (ptrdiff_t ir = 0; ir < mc; ir += mr) {
-                        ptrdiff_t rows = mc - ir < mr ? mc - ir : mr;
-                        kd->kernel(kc, apack + ir * kc, bpack + jr * kc, tile);
-                        FN(store_tile)(c + (ic + ir) * rs_c + (jc + jr) * cs_c,
-                                       rs_c, cs_c, tile, nr, rows, cols,
-                                       accumulate, last, ic + ir, jc + jr);
-                    }
+            /*
+             * Without a second thread, skip the OpenMP region: entering one
+             * costs about a microsecond even with an if clause, which is
+             * more than a whole small product.
+             */
+            if (nthreads > 1) {
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+                for (ptrdiff_t blk = 0; blk < row_blocks; blk++) {
+                    ptrdiff_t ic = blk * mc_max;
+                    FN(gemm_block)(c + ic * rs_c + jc * cs_c, rs_c, cs_c,
+                                   a + ic * rs_a + pc * cs_a, rs_a, cs_a, bpack,
+                                   apack_base +
+                                       (size_t)MLA_THREAD_ID() * apack_size,
+                                   m - ic < mc_max ? m - ic : mc_max, nc, kc,
+                                   kd, accumulate, last, ic, jc);
+                }
+            }
+            else {
+                for (ptrdiff_t blk = 0; blk < row_blocks; blk++) {
+                    ptrdiff_t ic = blk * mc_max;
+                    FN(gemm_block)(c + ic * rs_c + jc * cs_c, rs_c, cs_c,
+                                   a + ic * rs_a + pc * cs_a, rs_a, cs_a, bpack,
+                                   apack_base, m - ic < mc_max ? m - ic : mc_max,
+                                   nc, kc, kd, accumulate, last, ic, jc);
                 }
             }
         }
     }
+}
+
+/* Threads a product of this size runs on: pass it to the two below. */
+int
+FN(mla_gemm_threads)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    return FN(gemm_threads)(m, n, k);
+}
+
+/* Scratch elements mla_gemm_run needs for this size on nthreads. */
+size_t
+FN(mla_gemm_workspace)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nthreads)
+{
+    FN(ukernel_desc) kd = FN(select_ukernel)();
+    if (m == 0 || n == 0 || k == 0) {
+        return 0;
+    }
+    return FN(gemm_workspace)(&kd, m, n, k, nthreads);
+}
+
+/*
+ * The product of mla_gemm in caller-owned scratch: work holds at least
+ * mla_gemm_workspace(m, n, k, nthreads) elements, and nthreads comes from
+ * mla_gemm_threads. Callers that run many products allocate once.
+ */
+void
+FN(mla_gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
+                 ptrdiff_t rs_a, ptrdiff_t cs_a, const T *b, ptrdiff_t rs_b,
+                 ptrdiff_t cs_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                 const FN(mla_epilogue) *ep, T *work, int nthreads)
+{
+    FN(ukernel_desc) kd = FN(select_ukernel)();
+    FN(gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, ep, &kd,
+                 work, nthreads);
 }
 
 mla_status
@@ -268,18 +335,13 @@ FN(mla_gemm)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
              ptrdiff_t cs_a, const T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
              ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const FN(mla_epilogue) *ep)
 {
-    FN(ukernel_desc) kd = FN(select_ukernel)();
-    int nthreads = FN(gemm_threads)(m, n, k);
-    T *work = NULL;
-
-    if (m > 0 && n > 0 && k > 0) {
-        work = mla_alloc(FN(gemm_workspace)(&kd, m, n, k, nthreads), sizeof(T));
-        if (work == NULL) {
-            return MLA_ERR_NOMEM;
-        }
+    int nthreads = FN(mla_gemm_threads)(m, n, k);
+    T *work = mla_alloc(FN(mla_gemm_workspace)(m, n, k, nthreads), sizeof(T));
+    if (work == NULL) {
+        return MLA_ERR_NOMEM;
     }
-    FN(gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, ep, &kd,
-                 work, nthreads);
+    FN(mla_gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, ep,
+                     work, nthreads);
     mla_free(work);
     return MLA_OK;
 }

@@ -76,6 +76,15 @@ void mla_free(void *p);
         const T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,                           \
         ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,                                \
         const mla_epilogue_##S *epilogue);                                    \
+    int mla_gemm_threads_##S(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);          \
+    size_t mla_gemm_workspace_##S(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,      \
+                                  int nthreads);                              \
+    void mla_gemm_run_##S(                                                    \
+        T *c, ptrdiff_t rs_c, ptrdiff_t cs_c,                                 \
+        const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,                           \
+        const T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,                           \
+        ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,                                \
+        const mla_epilogue_##S *epilogue, T *work, int nthreads);             \
     mla_status mla_matmul_batched_##S(                                        \
         T *c, const ptrdiff_t *c_offsets, ptrdiff_t rs_c, ptrdiff_t cs_c,     \
         const T *a, const ptrdiff_t *a_offsets, ptrdiff_t rs_a,               \
