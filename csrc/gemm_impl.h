@@ -118,7 +118,7 @@ FN(pack_b)(T *dst, const T *b, ptrdiff_t rs_b, ptrdiff_t cs_b, ptrdiff_t kc,
 
 /*
  * Write the rows x cols corner of the tile ab (row length ld) to C at
- * (i0, j0). With accumulate the tile is added to what C holds (a later K
+ * (i0, j0). With accumulate the tile is added to what C contains (a later K
  * slice); with a non-NULL epilogue (the last K slice) the final value
  * act(alpha * sum + bias) is stored.
  */
@@ -183,7 +183,7 @@ FN(gemm_threads)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
     ptrdiff_t row_blocks = (m + MLA_MC - 1) / MLA_MC;
     /*
      * Below about 160^3 multiply-adds, waking a second thread costs more
-     * than it saves, and far more when another process holds the core.
+     * than it saves, and far more when another process occupies the core.
      */
     if ((double)m * (double)n * (double)k < 4.0e6 || row_blocks < 2) {
         return 1;
@@ -222,7 +222,8 @@ FN(gemm_block)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
 
 /*
  * C (m, n) = act(alpha * A (m, k) B (k, n) + bias), all through strides.
- * C must not overlap A, B or the bias. work holds gemm_workspace elements.
+ * C must not overlap A, B or the bias. work has room for gemm_workspace
+ * elements.
  */
 static void
 FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,

@@ -252,7 +252,7 @@ problems; its result does not depend on the thread count.
 
 Unlike ``np.matmul``, integer and bool inputs are computed in float64:
 integers are exact up to 2**53 in magnitude, and bools are counted (the
-product of two bool matrices holds sums, not a logical OR).
+product of two bool matrices contains sums, not a logical OR).
 
 Parameters
 ----------

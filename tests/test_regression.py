@@ -358,7 +358,7 @@ def test_linear_regression_extreme_magnitudes(magnitude, dtype, rng):
 
 def test_linear_regression_tiny_column_with_ridge():
     # lambda / s^2 would overflow for a 1e-170 column; the penalty must
-    # still dominate it the way exact arithmetic says.
+    # still dominate it as it does in exact arithmetic.
     x = np.array([1e-170, 2e-170, 3e-170])
     y = np.array([1.0, 2.0, 4.0])
     weights = mla.linear_regression(x, y, regularization=1.0)
