@@ -2,9 +2,9 @@
  * gemm_impl.h: the blocked matrix product C = act(alpha * A B + bias) and
  * the textbook triple loop, instantiated per element type by gemm.c.
  *
- * Structure (Goto and van de Geijn's): for each NC-wide column block of B
- * and each KC-deep slice of the inner dimension, B is packed once into
- * KC x NR panels, then each MC-tall row block of A is packed into MR x KC
+ * The structure is Goto and van de Geijn's. For each NC-wide column block
+ * of B and each KC-deep slice of the inner dimension, B is packed once into
+ * KC x NR panels. Each MC-tall row block of A is then packed into MR x KC
  * panels and swept by the micro-kernel. Packing reads A and B through any
  * pair of strides, so transposed or reversed views cost no copy, and pads
  * the last panel with zeros, so the micro-kernel always sees full tiles.
@@ -69,7 +69,7 @@ FN(select_ukernel)(void)
 
 /*
  * Pack the mc x kc block a (strides rs_a, cs_a) into panels of mr rows:
- * panel r holds dst[r * mr * kc + p * mr + i] = a[(r * mr + i), p], with
+ * panel r contains dst[r * mr * kc + p * mr + i] = a[(r * mr + i), p], with
  * rows past mc set to zero.
  */
 static void
@@ -192,11 +192,11 @@ FN(gemm_threads)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 }
 
 /*
- * One MC-row block of C for the current K slice and column block: pack the
- * mc x kc block of A (a points at its first element) into apack, then
- * sweep the mc x nc block of C (c points at it) tile by tile while B's
- * packed panel stays in L1. (i0, j0) is the block's place in C, for the
- * epilogue's bias.
+ * Compute one MC-row block of C for the current K slice and column block.
+ * The mc x kc block of A (a points at its first element) is packed into
+ * apack, then the mc x nc block of C (c points at it) is swept tile by tile
+ * while B's packed panel stays in L1. (i0, j0) is the block's place in C,
+ * which the epilogue needs for the bias.
  */
 static void
 FN(gemm_block)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
@@ -316,9 +316,9 @@ FN(mla_gemm_workspace)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nthreads)
 }
 
 /*
- * The product of mla_gemm in caller-owned scratch: work holds at least
- * mla_gemm_workspace(m, n, k, nthreads) elements, and nthreads comes from
- * mla_gemm_threads. Callers that run many products allocate once.
+ * Compute the product of mla_gemm in caller-owned scratch. work has room
+ * for at least mla_gemm_workspace(m, n, k, nthreads) elements, and nthreads
+ * comes from mla_gemm_threads. Callers that run many products allocate once.
  */
 void
 FN(mla_gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,

@@ -22,10 +22,10 @@ def test_docstring_signature_matches_text(name):
     first_line = DOCSTRINGS[name].splitlines()[0]
     expected = first_line.replace("$module, ", "").replace("$module", "")
     expected = expected.replace(", /)", ")").replace("(/)", "()")
-    shown = name + str(inspect.signature(func)).replace(", /)", ")").replace(
+    displayed = name + str(inspect.signature(func)).replace(", /)", ")").replace(
         "(/)", "()"
     )
-    assert shown == expected
+    assert displayed == expected
 
 
 @pytest.mark.parametrize("name", PUBLIC_C_FUNCTIONS)
