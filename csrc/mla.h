@@ -25,7 +25,8 @@ typedef enum {
 typedef enum {
     MLA_ACT_LINEAR = 0,
     MLA_ACT_RELU,
-    MLA_ACT_SIGMOID
+    MLA_ACT_SIGMOID,
+    MLA_ACT_TANH
 } mla_activation;
 
 /* SIMD level of the kernels chosen at import (runtime.c). */
@@ -101,6 +102,11 @@ void mla_free(void *p);
     mla_status mla_forward_layer_batch_##S(                                   \
         T *y, const T *x, const T *w, ptrdiff_t rs_w, ptrdiff_t cs_w,         \
         const T *b, ptrdiff_t batch, ptrdiff_t n_out, ptrdiff_t n_in,         \
+        mla_activation activation);                                           \
+    mla_status mla_dense_backward_##S(                                        \
+        T *dx, T *dw, T *db, const T *d_out, const T *x, ptrdiff_t rs_x,      \
+        ptrdiff_t cs_x, const T *w, ptrdiff_t rs_w, ptrdiff_t cs_w,           \
+        const T *z, ptrdiff_t batch, ptrdiff_t n_out, ptrdiff_t n_in,         \
         mla_activation activation);                                           \
     mla_status mla_simple_backprop_##S(                                       \
         T *dw1, T *dw2, T *db1, T *db2, const T *x, const T *y_true,          \

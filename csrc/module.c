@@ -152,6 +152,7 @@ static PyMethodDef methods[] = {
     MLA_METHOD(relu_derivative),
     MLA_METHOD(forward_layer),
     MLA_METHOD(forward_layer_batch),
+    MLA_METHOD(dense_backward),
     MLA_METHOD(simple_backprop),
     MLA_METHOD(matmul),
     MLA_METHOD(matmul_loop),

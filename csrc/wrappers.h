@@ -19,6 +19,7 @@ MLA_WRAPPER(sigmoid_derivative);
 MLA_WRAPPER(relu_derivative);
 MLA_WRAPPER(forward_layer);
 MLA_WRAPPER(forward_layer_batch);
+MLA_WRAPPER(dense_backward);
 MLA_WRAPPER(simple_backprop);
 MLA_WRAPPER(matmul);
 MLA_WRAPPER(matmul_loop);

@@ -135,7 +135,7 @@ Parameters
 x : array_like, shape (n_in,)
 W : array_like, shape (n_out, n_in)
 b : array_like, shape (n_out,)
-activation : {{'relu', 'sigmoid', 'linear', None}}, default 'relu'
+activation : {{'relu', 'sigmoid', 'tanh', 'linear', None}}, default 'relu'
     ``'linear'`` and None return the pre-activation ``W @ x + b``.
 
 Returns
@@ -172,7 +172,7 @@ Parameters
 X : array_like, shape (batch, n_in)
 W : array_like, shape (n_out, n_in)
 b : array_like, shape (n_out,)
-activation : {{'relu', 'sigmoid', 'linear', None}}, default 'relu'
+activation : {{'relu', 'sigmoid', 'tanh', 'linear', None}}, default 'relu'
 
 Returns
 -------
@@ -193,6 +193,71 @@ Examples
 >>> mla.forward_layer_batch(X, np.eye(2), np.array([0.0, -5.0]))
 array([[1., 0.],
        [3., 0.]])
+""",
+    "dense_backward": """dense_backward($module, d_out, X, W, Z, activation='relu', *, input_grad=True)
+--
+
+Compute the gradients of a dense layer on a batch, in one call.
+
+The layer is ``Y = act(Z)`` with ``Z = X @ W.T + b``, as computed by
+``forward_layer_batch``. From the gradient ``d_out`` of the loss with
+respect to ``Y`` and the cached pre-activation ``Z``, the kernel computes
+``dZ = d_out * act'(Z)`` and, in the same pass, ``db = dZ.sum(axis=0)``,
+then ``dW = dZ.T @ X`` and ``dX = dZ @ W`` on the blocked matrix product.
+X and W are read through their strides: transposed or sliced views cost no
+copy. ``b`` itself is not needed.
+
+``act'`` is 1 where ``Z > 0`` for relu (0 elsewhere, NaN included),
+``sigmoid(Z) * sigmoid(-Z)`` for sigmoid and ``1 - tanh(Z)**2`` for tanh,
+both evaluated in a form that keeps full relative accuracy for large
+``|Z|``, and 1 for linear, where Z is only checked for its shape.
+
+{dtypes}
+
+Parameters
+----------
+d_out : array_like, shape (batch, n_out)
+    Gradient of the loss with respect to the layer's output ``Y``.
+X : array_like, shape (batch, n_in)
+    The layer's input.
+W : array_like, shape (n_out, n_in)
+Z : array_like, shape (batch, n_out)
+    The pre-activation ``X @ W.T + b`` of the forward pass.
+activation : {{'relu', 'sigmoid', 'tanh', 'linear', None}}, default 'relu'
+input_grad : bool, default True
+    Compute ``dX``. A network's first layer needs no gradient for its
+    input, and False skips that product.
+
+Returns
+-------
+dX : ndarray, shape (batch, n_in), or None when input_grad is False
+dW : ndarray, shape (n_out, n_in)
+db : ndarray, shape (n_out,)
+
+Raises
+------
+ValueError
+    If a shape does not fit or activation is an unknown name.
+TypeError
+    If an input has a non-real dtype, activation is not a str or None, or
+    input_grad is passed by position.
+
+Examples
+--------
+>>> import numpy as np
+>>> import mla
+>>> X = np.array([[1.0, 2.0], [3.0, 4.0]])
+>>> W = np.array([[1.0, 0.0], [0.0, -1.0]])
+>>> Z = X @ W.T
+>>> dX, dW, db = mla.dense_backward(np.ones((2, 2)), X, W, Z, "relu")
+>>> dW
+array([[4., 6.],
+       [0., 0.]])
+>>> db
+array([2., 0.])
+>>> dX
+array([[1., 0.],
+       [1., 0.]])
 """,
     "simple_backprop": """simple_backprop($module, x, y_true, W1, W2, b1, b2)
 --

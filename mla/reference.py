@@ -26,6 +26,7 @@ __all__ = [
     "relu_derivative",
     "forward_layer",
     "forward_layer_batch",
+    "dense_backward",
     "simple_backprop",
     "matmul",
     "matmul_loop",
@@ -37,7 +38,7 @@ __all__ = [
     "scaled_dot_product_attention",
 ]
 
-ACTIVATIONS = ("relu", "sigmoid", "linear", None)
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", None)
 
 
 def sigmoid(x):
@@ -71,11 +72,17 @@ def _activate(z, activation):
         return relu(z)
     if activation == "sigmoid":
         return sigmoid(z)
+    if activation == "tanh":
+        return np.tanh(z)
     if activation == "linear" or activation is None:
         return z
-    raise ValueError(
+    raise _unknown_activation(activation)
+
+
+def _unknown_activation(activation):
+    return ValueError(
         f"unknown activation {activation!r}; expected one of "
-        "'relu', 'sigmoid', 'linear' or None"
+        "'relu', 'sigmoid', 'tanh', 'linear' or None"
     )
 
 
@@ -87,6 +94,34 @@ def forward_layer(x, W, b, activation="relu"):
 def forward_layer_batch(X, W, b, activation="relu"):
     """Return ``act(X @ W.T + b)`` for a batch ``X`` of shape ``(batch, n_in)``."""
     return _activate(X @ W.T + b, activation)
+
+
+def _activation_derivative(z, activation):
+    if activation == "relu":
+        return relu_derivative(z)
+    if activation == "sigmoid":
+        return sigmoid_derivative(z)
+    if activation == "tanh":
+        # 1 - tanh(z)**2 written as 4 * sigmoid'(2z), which does not cancel
+        # to zero where tanh(z) rounds to +-1.
+        return 4 * sigmoid_derivative(2 * z)
+    if activation == "linear" or activation is None:
+        return np.ones_like(z)
+    raise _unknown_activation(activation)
+
+
+def dense_backward(d_out, X, W, Z, activation="relu", *, input_grad=True):
+    """Return ``(dX, dW, db)`` of the layer ``Y = act(Z)``, ``Z = X @ W.T + b``.
+
+    ``d_out`` is the gradient of the loss with respect to ``Y`` and ``Z`` the
+    cached pre-activation, both ``(batch, n_out)``. ``dX`` is None when
+    ``input_grad`` is False.
+    """
+    dZ = d_out * _activation_derivative(Z, activation)
+    dW = dZ.T @ X
+    db = dZ.sum(axis=0)
+    dX = dZ @ W if input_grad else None
+    return dX, dW, db
 
 
 def simple_backprop(x, y_true, W1, W2, b1, b2):

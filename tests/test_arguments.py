@@ -29,6 +29,7 @@ ARRAY_SHAPES = {
     "relu_derivative": {"x": (3, 4)},
     "forward_layer": {"x": (4,), "W": (3, 4), "b": (3,)},
     "forward_layer_batch": {"X": (5, 4), "W": (3, 4), "b": (3,)},
+    "dense_backward": {"d_out": (5, 3), "X": (5, 4), "W": (3, 4), "Z": (5, 3)},
     "simple_backprop": {
         "x": (4,),
         "y_true": (2,),
@@ -53,6 +54,7 @@ FUNCTION_NAMES = list(ARRAY_SHAPES)
 OPTIONS = {
     "forward_layer": {"activation": "sigmoid"},
     "forward_layer_batch": {"activation": "sigmoid"},
+    "dense_backward": {"activation": "tanh"},
 }
 
 ARGUMENT_CASES = [
@@ -82,6 +84,10 @@ WRONG_NDIM_CASES = [
     ("forward_layer_batch", "X", (4,)),
     ("forward_layer_batch", "W", (1, 3, 4)),
     ("forward_layer_batch", "b", (1, 3)),
+    ("dense_backward", "d_out", (15,)),
+    ("dense_backward", "X", (1, 5, 4)),
+    ("dense_backward", "W", ()),
+    ("dense_backward", "Z", (5, 3, 1)),
     ("simple_backprop", "x", (4, 1)),
     ("simple_backprop", "y_true", (2, 1)),
     ("simple_backprop", "W1", (12,)),
@@ -274,6 +280,7 @@ def test_missing_argument_type_error(name, rng):
 EXTRA_POSITIONAL = {
     "forward_layer": ["relu", 1],
     "forward_layer_batch": ["relu", 1],
+    "dense_backward": ["relu", True],
     "matmul": [None, 1],
     "linear_regression": [0.0, 1],
     "softmax": [-1, 1],
@@ -302,6 +309,7 @@ def test_unknown_keyword_type_error(name, rng):
     [
         ("forward_layer", "activation", "relu"),
         ("forward_layer_batch", "activation", "relu"),
+        ("dense_backward", "activation", "relu"),
         ("matmul", "out", None),
         ("linear_regression", "regularization", 0.0),
         ("softmax", "axis", -1),
@@ -320,6 +328,7 @@ def test_option_given_twice_type_error(name, option, value, rng):
     [
         ("forward_layer", "activation", "linear"),
         ("forward_layer_batch", "activation", None),
+        ("dense_backward", "activation", "sigmoid"),
         ("linear_regression", "regularization", 0.5),
         ("softmax", "axis", 0),
     ],
@@ -331,7 +340,12 @@ def test_option_keyword_equals_positional(name, option, value, rng):
     by_keyword = getattr(mla, name)(*arrays, **{option: value})
     by_position = getattr(mla, name)(*arrays, value)
 
-    np.testing.assert_array_equal(by_keyword, by_position)
+    if isinstance(by_keyword, tuple):
+        assert len(by_keyword) == len(by_position)
+        for keyword_item, position_item in zip(by_keyword, by_position):
+            np.testing.assert_array_equal(keyword_item, position_item)
+    else:
+        np.testing.assert_array_equal(by_keyword, by_position)
 
 
 def test_public_functions_exported():

@@ -37,6 +37,10 @@ def kernel_calls(rng):
         "relu_derivative": (mla.relu_derivative, (x,)),
         "forward_layer": (mla.forward_layer, (X[0], W, b)),
         "forward_layer_batch": (mla.forward_layer_batch, (X, W, b)),
+        "dense_backward": (
+            mla.dense_backward,
+            (A[:, :60], X[:130], W, A[:, 30:], "tanh"),
+        ),
         "simple_backprop": (
             mla.simple_backprop,
             (X[0], b[:5], W, W[:5, :60], b, b[:5]),
