@@ -40,10 +40,12 @@ from mla._core import (
     softmax,
 )
 from mla import _docstrings, reference
+from mla.mlp import MLP
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MLP",
     "cosine_similarity",
     "cosine_similarity_matrix",
     "cross_entropy_loss",
