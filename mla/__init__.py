@@ -27,6 +27,7 @@ from mla._core import (
     forward_layer_batch,
     get_num_threads,
     linear_regression,
+    log_softmax,
     matmul,
     matmul_loop,
     relu,
@@ -37,6 +38,7 @@ from mla._core import (
     sigmoid_derivative,
     simple_backprop,
     softmax,
+    softmax_cross_entropy,
 )
 from mla import _docstrings, reference
 
@@ -50,6 +52,7 @@ __all__ = [
     "forward_layer_batch",
     "get_num_threads",
     "linear_regression",
+    "log_softmax",
     "matmul",
     "matmul_loop",
     "reference",
@@ -62,6 +65,7 @@ __all__ = [
     "sigmoid_derivative",
     "simple_backprop",
     "softmax",
+    "softmax_cross_entropy",
 ]
 
 
