@@ -124,6 +124,11 @@ void mla_free(void *p);
                                                                               \
     mla_status mla_softmax_##S(                                               \
         T *y, const T *z, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner);     \
+    mla_status mla_log_softmax_##S(                                           \
+        T *y, const T *z, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner);     \
+    mla_status mla_softmax_cross_entropy_##S(                                 \
+        double *loss, T *grad, const T *logits, const ptrdiff_t *labels,      \
+        const T *probs, ptrdiff_t batch, ptrdiff_t classes);                  \
     double mla_cross_entropy_##S(const T *y_pred, const T *y_true,            \
                                  ptrdiff_t n);                                \
                                                                               \

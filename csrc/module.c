@@ -160,6 +160,8 @@ static PyMethodDef methods[] = {
     MLA_METHOD(cosine_similarity_matrix),
     MLA_METHOD(linear_regression),
     MLA_METHOD(softmax),
+    MLA_METHOD(log_softmax),
+    MLA_METHOD(softmax_cross_entropy),
     MLA_METHOD(cross_entropy_loss),
     MLA_METHOD(scaled_dot_product_attention),
     {"_solve_symmetric", (PyCFunction)(void (*)(void))py_solve_symmetric,

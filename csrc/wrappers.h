@@ -28,6 +28,8 @@ MLA_WRAPPER(cosine_similarity_matrix);
 MLA_WRAPPER(linear_regression);
 MLA_WRAPPER(solve_symmetric);
 MLA_WRAPPER(softmax);
+MLA_WRAPPER(log_softmax);
+MLA_WRAPPER(softmax_cross_entropy);
 MLA_WRAPPER(cross_entropy_loss);
 MLA_WRAPPER(scaled_dot_product_attention);
 

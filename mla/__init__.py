@@ -28,6 +28,7 @@ from mla._core import (
     forward_layer_batch,
     get_num_threads,
     linear_regression,
+    log_softmax,
     matmul,
     matmul_loop,
     relu,
@@ -38,6 +39,7 @@ from mla._core import (
     sigmoid_derivative,
     simple_backprop,
     softmax,
+    softmax_cross_entropy,
 )
 from mla import _docstrings, reference
 from mla.mlp import MLP
@@ -54,6 +56,7 @@ __all__ = [
     "forward_layer_batch",
     "get_num_threads",
     "linear_regression",
+    "log_softmax",
     "matmul",
     "matmul_loop",
     "reference",
@@ -66,6 +69,7 @@ __all__ = [
     "sigmoid_derivative",
     "simple_backprop",
     "softmax",
+    "softmax_cross_entropy",
 ]
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "cosine_similarity_matrix",
     "linear_regression",
     "softmax",
+    "log_softmax",
+    "softmax_cross_entropy",
     "cross_entropy_loss",
     "scaled_dot_product_attention",
 ]
@@ -216,6 +218,42 @@ def softmax(z, axis=-1):
     z_shifted = z - np.max(z, axis=axis, keepdims=True)
     exp_z = np.exp(z_shifted)
     return exp_z / np.sum(exp_z, axis=axis, keepdims=True)
+
+
+def log_softmax(z, axis=-1):
+    """Return ``(z - max) - log(sum(exp(z - max)))`` along ``axis``."""
+    z_shifted = z - np.max(z, axis=axis, keepdims=True)
+    return z_shifted - np.log(np.sum(np.exp(z_shifted), axis=axis, keepdims=True))
+
+
+def softmax_cross_entropy(logits, labels, return_grad=False):
+    """Return the mean cross-entropy of ``softmax(logits)`` over the batch.
+
+    ``logits`` is ``(batch, classes)``, or ``(classes,)`` for one sample.
+    ``labels`` is either integer class indices of shape ``logits.shape[:-1]``
+    or probabilities shaped like ``logits``; a probability of 0 contributes 0
+    even where a logit is ``-inf``. An empty batch gives 0.0. With
+    ``return_grad`` the result is ``(loss, grad)``, where ``grad`` is the
+    gradient of the mean loss, ``(softmax(logits) * sum(p) - p) / batch``
+    row by row, which is ``(softmax - onehot) / batch`` for indices.
+    """
+    logits = np.asarray(logits)
+    labels = np.asarray(labels)
+    batch = logits.shape[0] if logits.ndim == 2 else 1
+    log_probs = log_softmax(logits, axis=-1)
+    if labels.ndim == logits.ndim - 1:
+        target = np.zeros_like(log_probs)
+        np.put_along_axis(target, labels[..., None], 1.0, axis=-1)
+    else:
+        target = labels
+    with np.errstate(invalid="ignore"):
+        terms = np.where(target == 0, 0.0, target * log_probs)
+    loss = 0.0 if batch == 0 else float(-np.sum(terms) / batch)
+    if not return_grad:
+        return loss
+    mass = np.sum(target, axis=-1, keepdims=True)
+    grad = (np.exp(log_probs) * mass - target) / max(batch, 1)
+    return loss, grad.astype(log_probs.dtype, copy=False)
 
 
 def cross_entropy_loss(y_pred, y_true):

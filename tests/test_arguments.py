@@ -22,6 +22,8 @@ import mla
 from mla import reference
 
 # Shape of every array argument of a small valid call, in positional order.
+# softmax_cross_entropy is left out: its integer labels follow their own
+# rules, tested in test_softmax_cross_entropy.py.
 ARRAY_SHAPES = {
     "sigmoid": {"x": (3, 4)},
     "relu": {"x": (3, 4)},
@@ -44,6 +46,7 @@ ARRAY_SHAPES = {
     "cosine_similarity_matrix": {"X": (4, 6)},
     "linear_regression": {"X": (12, 2), "y": (12,)},
     "softmax": {"z": (3, 5)},
+    "log_softmax": {"z": (3, 5)},
     "cross_entropy_loss": {"y_pred": (3, 4), "y_true": (3, 4)},
     "scaled_dot_product_attention": {"Q": (3, 4), "K": (5, 4), "V": (5, 2)},
 }
@@ -105,6 +108,7 @@ WRONG_NDIM_CASES = [
     ("linear_regression", "X", (12, 2, 1)),
     ("linear_regression", "y", (12, 1, 1)),
     ("softmax", "z", ()),
+    ("log_softmax", "z", ()),
     ("scaled_dot_product_attention", "Q", (4,)),
     ("scaled_dot_product_attention", "K", (4,)),
     ("scaled_dot_product_attention", "V", (2,)),
@@ -284,6 +288,7 @@ EXTRA_POSITIONAL = {
     "matmul": [None, 1],
     "linear_regression": [0.0, 1],
     "softmax": [-1, 1],
+    "log_softmax": [-1, 1],
 }
 
 
@@ -313,6 +318,7 @@ def test_unknown_keyword_type_error(name, rng):
         ("matmul", "out", None),
         ("linear_regression", "regularization", 0.0),
         ("softmax", "axis", -1),
+        ("log_softmax", "axis", -1),
     ],
     ids=lambda value: str(value),
 )
@@ -331,6 +337,7 @@ def test_option_given_twice_type_error(name, option, value, rng):
         ("dense_backward", "activation", "sigmoid"),
         ("linear_regression", "regularization", 0.5),
         ("softmax", "axis", 0),
+        ("log_softmax", "axis", 0),
     ],
     ids=lambda value: str(value),
 )

@@ -51,6 +51,11 @@ def kernel_calls(rng):
         "cosine_similarity_matrix": (mla.cosine_similarity_matrix, (X,)),
         "linear_regression": (mla.linear_regression, (X, X[:, 0] * 2 + 1)),
         "softmax": (mla.softmax, (X,)),
+        "log_softmax": (mla.log_softmax, (X,)),
+        "softmax_cross_entropy": (
+            mla.softmax_cross_entropy,
+            (X, rng.integers(0, 70, 150), True),
+        ),
         "cross_entropy_loss": (mla.cross_entropy_loss, (probabilities, labels)),
         "scaled_dot_product_attention": (mla.scaled_dot_product_attention, (Q, K, V)),
     }
