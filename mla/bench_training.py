@@ -1,10 +1,11 @@
 """Training benchmarks of ``python -m mla.bench MLP``.
 
-Two cases time the same relu network, with softmax cross-entropy and SGD
-with momentum 0.9, three ways: ``mla.MLP``; ``NumpyMLP`` below, which does
-the same arithmetic with NumPy operators (its products go to NumPy's BLAS);
-and, when PyTorch is installed, ``torch.nn`` layers with ``torch.optim.SGD``
-and autograd. All three start from the same weights.
+Two cases time the same relu network, trained with softmax cross-entropy
+and SGD with momentum 0.9, in three implementations that start from the
+same weights. The first is ``mla.MLP``. The second is ``NumpyMLP`` below,
+which does the same arithmetic with NumPy operators, so its products go to
+NumPy's BLAS. The third, when PyTorch is installed, is ``torch.nn`` layers
+with autograd and ``torch.optim.SGD``.
 
 - ``step``: one training step (forward, loss, backward, update) on a
   (256, 784) batch through 784-256-128-10, the shape of an MNIST network.
@@ -121,7 +122,7 @@ def _torch_step(torch, network, optimizer, X, y):
 
 @dataclass
 class Runners:
-    """What one training case times, and the results that must agree.
+    """Callables that one training case times, and results that must agree.
 
     ``mla``, ``reference`` and ``torch`` take no arguments; ``torch`` is
     None without PyTorch. ``result`` and ``expected`` are mla's and NumPy's
@@ -140,7 +141,7 @@ class TrainingCase:
     """A training benchmark; ``make_runners(dtype, torch)`` builds its Runners.
 
     ``make_runners`` returns None when the case cannot run here (no
-    scikit-learn for the digits), and ``skip_reason`` says why.
+    scikit-learn for the digits), and ``skip_reason`` gives the reason.
     """
 
     function: str

@@ -1,7 +1,7 @@
 """A multi-layer perceptron trained on mla's kernels: ``mla.MLP``.
 
 Every layer of the network is ``act(X @ W.T + b)``, computed by
-``forward_layer_batch``; the last layer is linear. Training runs each
+``forward_layer_batch``, and the last layer is linear. Training runs each
 mini-batch through a handful of kernel calls: one forward product per layer,
 the loss and its gradient (``softmax_cross_entropy`` for class labels, mean
 squared error for real targets), and one ``dense_backward`` per layer. No
@@ -250,7 +250,7 @@ class MLP:
             d_out = difference * self.dtype.type(2.0 / max(difference.size, 1))
 
         # Backward from the output layer. The first layer's input is the
-        # data, whose gradient nobody needs.
+        # data, so its gradient is skipped.
         gradients = [None] * len(self.weights)
         for index in range(last, -1, -1):
             activation = self.activation if index < last else "linear"
@@ -327,7 +327,7 @@ class MLP:
 
         Each epoch shuffles the samples (unless ``shuffle`` is False), then
         runs ``loss_and_gradients`` and ``step`` on consecutive batches of
-        ``batch_size`` samples; the last batch of an epoch may be smaller.
+        ``batch_size`` samples. The last batch of an epoch may be smaller.
 
         The progress bar is tqdm's, written to stderr, with the running mean
         loss of the current epoch. When tqdm is not installed, one line per
