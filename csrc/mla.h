@@ -113,6 +113,12 @@ void mla_free(void *p);
         ptrdiff_t y_true_stride, const T *w1, const T *w2, const T *b1,       \
         const T *b2, ptrdiff_t n_in, ptrdiff_t n_hidden, ptrdiff_t n_out);    \
                                                                               \
+    void mla_sgd_update_##S(T *param, T *velocity, const T *grad,            \
+                            ptrdiff_t n, T lr, T momentum);                   \
+    void mla_adam_update_##S(T *param, T *first, T *second, const T *grad,    \
+                             ptrdiff_t n, T step_size, T beta1, T beta2,      \
+                             T eps);                                          \
+                                                                              \
     double mla_cosine_similarity_##S(                                         \
         const T *u, ptrdiff_t su, const T *v, ptrdiff_t sv, ptrdiff_t n);     \
     mla_status mla_cosine_similarity_matrix_##S(                              \

@@ -21,6 +21,8 @@ MLA_WRAPPER(forward_layer);
 MLA_WRAPPER(forward_layer_batch);
 MLA_WRAPPER(dense_backward);
 MLA_WRAPPER(simple_backprop);
+MLA_WRAPPER(sgd_update);
+MLA_WRAPPER(adam_update);
 MLA_WRAPPER(matmul);
 MLA_WRAPPER(matmul_loop);
 MLA_WRAPPER(cosine_similarity);

@@ -6,7 +6,7 @@ mini-batch through a handful of kernel calls: one forward product per layer,
 the loss and its gradient (``softmax_cross_entropy`` for class labels, mean
 squared error for real targets), and one ``dense_backward`` per layer. No
 Python loop runs over samples. The optimizer update (SGD with momentum, or
-Adam) is a few in-place NumPy operations per parameter.
+Adam) is one pass of a C kernel over each parameter.
 """
 
 import math
@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 import mla
+from mla import _core
 
 __all__ = ["MLP"]
 
@@ -66,6 +67,8 @@ class MLP:
         as ``W`` in ``forward_layer_batch``. Initialized from a normal
         distribution with standard deviation ``sqrt(2 / n_in)`` for relu
         hidden layers (He) and ``sqrt(1 / n_in)`` elsewhere (LeCun).
+        ``step`` updates the arrays in place: an array put in their place
+        must be C-contiguous and writeable, with the model's dtype.
     biases : list of ndarray
         ``biases[i]`` has shape ``(layer_sizes[i + 1],)``, initialized to 0.
     task : {'classification', 'regression'} or None
@@ -289,28 +292,23 @@ class MLP:
         self._steps += 1
         if self.optimizer == "sgd":
             for parameter, gradient, velocity in zip(parameters, flat, self._velocity):
-                velocity *= self.momentum
-                velocity += gradient
-                parameter -= lr * velocity
+                _core._sgd_update(parameter, velocity, gradient, lr, self.momentum)
             return
 
+        # The bias corrections of m_hat and v_hat are folded into the step
+        # size and into eps: lr m_hat / (sqrt(v_hat) + eps) equals
+        # step_size m / (sqrt(v) + eps sqrt(1 - beta2^t)).
         beta1, beta2 = self.betas
-        # Bias corrections folded into the step size and into eps, so each
-        # parameter costs no extra temporaries for m_hat and v_hat.
         correction1 = 1.0 - beta1**self._steps
         correction2 = 1.0 - beta2**self._steps
-        step_size = self.dtype.type(lr * math.sqrt(correction2) / correction1)
-        eps = self.dtype.type(self.eps * math.sqrt(correction2))
+        step_size = lr * math.sqrt(correction2) / correction1
+        eps = self.eps * math.sqrt(correction2)
         for parameter, gradient, first, second in zip(
             parameters, flat, self._velocity, self._second_moment
         ):
-            first *= beta1
-            first += (1.0 - beta1) * gradient
-            second *= beta2
-            second += (1.0 - beta2) * np.square(gradient)
-            denominator = np.sqrt(second)
-            denominator += eps
-            parameter -= step_size * first / denominator
+            _core._adam_update(
+                parameter, first, second, gradient, step_size, beta1, beta2, eps
+            )
 
     def fit(
         self,
