@@ -36,6 +36,7 @@ whole scheduler time slices. On such a machine, compare runs with
 import argparse
 import contextlib
 import importlib.util
+import math
 import os
 import statistics
 import sys
@@ -159,7 +160,7 @@ def _layer_args(n_in, n_out):
     def make_args(rng, dtype):
         return (
             _normal(rng, dtype, n_in),
-            _normal(rng, dtype, n_out, n_in) / np.sqrt(n_in),
+            _normal(rng, dtype, n_out, n_in) / math.sqrt(n_in),
             _normal(rng, dtype, n_out),
         )
 
@@ -170,7 +171,7 @@ def _batch_layer_args(batch, n_in, n_out):
     def make_args(rng, dtype):
         return (
             _normal(rng, dtype, batch, n_in),
-            _normal(rng, dtype, n_out, n_in) / np.sqrt(n_in),
+            _normal(rng, dtype, n_out, n_in) / math.sqrt(n_in),
             _normal(rng, dtype, n_out),
         )
 
@@ -182,8 +183,8 @@ def _backprop_args(n_in, n_hidden, n_out):
         return (
             _normal(rng, dtype, n_in),
             rng.uniform(size=n_out).astype(dtype),
-            _normal(rng, dtype, n_hidden, n_in) / np.sqrt(n_in),
-            _normal(rng, dtype, n_out, n_hidden) / np.sqrt(n_hidden),
+            _normal(rng, dtype, n_hidden, n_in) / math.sqrt(n_in),
+            _normal(rng, dtype, n_out, n_hidden) / math.sqrt(n_hidden),
             np.zeros(n_hidden, dtype=dtype),
             np.zeros(n_out, dtype=dtype),
         )
@@ -194,7 +195,7 @@ def _backprop_args(n_in, n_hidden, n_out):
 def _dense_backward_args(batch, n_in, n_out):
     def make_args(rng, dtype):
         X = _normal(rng, dtype, batch, n_in)
-        W = _normal(rng, dtype, n_out, n_in) / np.sqrt(n_in)
+        W = _normal(rng, dtype, n_out, n_in) / math.sqrt(n_in)
         return (_normal(rng, dtype, batch, n_out), X, W, X @ W.T)
 
     return make_args

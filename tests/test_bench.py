@@ -148,3 +148,11 @@ def test_numpy_mlp_step_matches_mla_sgd():
 
     for W, numpy_W in zip(model.weights, numpy_model.weights):
         np.testing.assert_allclose(W, numpy_W, rtol=1e-10)
+
+
+def test_bench_cases_keep_float32():
+    rng = np.random.default_rng(0)
+    for case in bench.CASES:
+        for arg in case.make_args(rng, np.dtype(np.float32)):
+            if isinstance(arg, np.ndarray) and arg.dtype.kind == "f":
+                assert arg.dtype == np.float32, f"{case.function} {case.shape}"
