@@ -20,13 +20,19 @@
  * plain elementwise body the compiler can vectorize.
  */
 static void
-FN(dense_backward_row)(T *dz, const T *d_out, const T *z, ptrdiff_t n,
+FN(dense_backward_row)(T *restrict dz, const T *restrict d_out,
+                       const T *restrict z, ptrdiff_t n,
                        mla_activation activation)
 {
     if (activation == MLA_ACT_RELU) {
-        /* Multiplying by relu' instead of selecting keeps a NaN visible. */
+        /*
+         * Multiplying by relu' instead of selecting keeps a NaN of d_out
+         * visible. The 0/1 factor is computed without a branch, which
+         * would mispredict on about half of the elements of random data.
+         */
         for (ptrdiff_t j = 0; j < n; j++) {
-            dz[j] = d_out[j] * (T)(z[j] > 0 ? 1 : 0);
+            T derivative = (T)(z[j] > 0);
+            dz[j] = d_out[j] * derivative;
         }
         return;
     }
