@@ -50,9 +50,10 @@ class MLP:
     optimizer : {'sgd', 'adam'}, default 'sgd'
         Update rule of ``step``. ``'sgd'`` keeps a velocity per parameter,
         ``v = momentum * v + g``, then ``p -= lr * v`` (PyTorch's form).
-        ``'adam'`` keeps the bias-corrected first and second moments of the
-        gradient (Kingma and Ba, 2015) and updates
-        ``p -= lr * m_hat / (sqrt(v_hat) + eps)``.
+        ``'adam'`` keeps running means of the gradient and of its square,
+        ``m`` and ``v``, corrects their bias towards 0 at step t as
+        ``m_hat = m / (1 - beta1**t)`` and ``v_hat = v / (1 - beta2**t)``,
+        and updates ``p -= lr * m_hat / (sqrt(v_hat) + eps)``.
     momentum : float, default 0.9
         Momentum of SGD, in [0, 1). 0 gives plain SGD.
     betas : (float, float), default (0.9, 0.999)
