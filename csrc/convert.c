@@ -300,13 +300,16 @@ mla_parse_activation(const char *func, PyObject *obj,
     else if (PyUnicode_CompareWithASCIIString(obj, "sigmoid") == 0) {
         *activation = MLA_ACT_SIGMOID;
     }
+    else if (PyUnicode_CompareWithASCIIString(obj, "tanh") == 0) {
+        *activation = MLA_ACT_TANH;
+    }
     else if (PyUnicode_CompareWithASCIIString(obj, "linear") == 0) {
         *activation = MLA_ACT_LINEAR;
     }
     else {
         PyErr_Format(PyExc_ValueError,
                      "%s: unknown activation %R; expected 'relu', 'sigmoid', "
-                     "'linear' or None",
+                     "'tanh', 'linear' or None",
                      func, obj);
         return -1;
     }

@@ -1,9 +1,11 @@
 /*
- * dense.c: dense layers forward (one sample and a batch) and the gradients
- * of the two-layer network, for float32 and float64, from dense_impl.h.
+ * dense.c: dense layers forward (one sample and a batch), the gradients of
+ * the two-layer network (dense_impl.h) and the backward pass of a layer on
+ * a batch (dense_backward_impl.h), for float32 and float64.
  */
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 
 #include "mla.h"
 
@@ -11,10 +13,12 @@
 #include "dtype.h"
 #include "activate_impl.h"
 #include "dense_impl.h"
+#include "dense_backward_impl.h"
 #undef MLA_DTYPE
 
 #define MLA_DTYPE 64
 #include "dtype.h"
 #include "activate_impl.h"
 #include "dense_impl.h"
+#include "dense_backward_impl.h"
 #undef MLA_DTYPE

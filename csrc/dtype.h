@@ -17,6 +17,7 @@
 #undef LOG
 #undef SQRT
 #undef FABS
+#undef TANH
 #undef T_EPSILON
 #undef T_MIN_NORMAL
 
@@ -30,6 +31,7 @@
 #define LOG logf
 #define SQRT sqrtf
 #define FABS fabsf
+#define TANH tanhf
 #define T_EPSILON FLT_EPSILON
 #define T_MIN_NORMAL FLT_MIN
 #elif MLA_DTYPE == 64
@@ -39,6 +41,7 @@
 #define LOG log
 #define SQRT sqrt
 #define FABS fabs
+#define TANH tanh
 #define T_EPSILON DBL_EPSILON
 #define T_MIN_NORMAL DBL_MIN
 #else

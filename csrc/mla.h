@@ -25,7 +25,8 @@ typedef enum {
 typedef enum {
     MLA_ACT_LINEAR = 0,
     MLA_ACT_RELU,
-    MLA_ACT_SIGMOID
+    MLA_ACT_SIGMOID,
+    MLA_ACT_TANH
 } mla_activation;
 
 /* SIMD level of the kernels chosen at import (runtime.c). */
@@ -102,10 +103,21 @@ void mla_free(void *p);
         T *y, const T *x, const T *w, ptrdiff_t rs_w, ptrdiff_t cs_w,         \
         const T *b, ptrdiff_t batch, ptrdiff_t n_out, ptrdiff_t n_in,         \
         mla_activation activation);                                           \
+    mla_status mla_dense_backward_##S(                                        \
+        T *dx, T *dw, T *db, const T *d_out, const T *x, ptrdiff_t rs_x,      \
+        ptrdiff_t cs_x, const T *w, ptrdiff_t rs_w, ptrdiff_t cs_w,           \
+        const T *z, ptrdiff_t batch, ptrdiff_t n_out, ptrdiff_t n_in,         \
+        mla_activation activation);                                           \
     mla_status mla_simple_backprop_##S(                                       \
         T *dw1, T *dw2, T *db1, T *db2, const T *x, const T *y_true,          \
         ptrdiff_t y_true_stride, const T *w1, const T *w2, const T *b1,       \
         const T *b2, ptrdiff_t n_in, ptrdiff_t n_hidden, ptrdiff_t n_out);    \
+                                                                              \
+    void mla_sgd_update_##S(T *param, T *velocity, const T *grad,            \
+                            ptrdiff_t n, T lr, T momentum);                   \
+    void mla_adam_update_##S(T *param, T *first, T *second, const T *grad,    \
+                             ptrdiff_t n, T step_size, T beta1, T beta2,      \
+                             T eps);                                          \
                                                                               \
     double mla_cosine_similarity_##S(                                         \
         const T *u, ptrdiff_t su, const T *v, ptrdiff_t sv, ptrdiff_t n);     \
@@ -118,6 +130,11 @@ void mla_free(void *p);
                                                                               \
     mla_status mla_softmax_##S(                                               \
         T *y, const T *z, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner);     \
+    mla_status mla_log_softmax_##S(                                           \
+        T *y, const T *z, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner);     \
+    mla_status mla_softmax_cross_entropy_##S(                                 \
+        double *loss, T *grad, const T *logits, const ptrdiff_t *labels,      \
+        const T *probs, ptrdiff_t batch, ptrdiff_t classes);                  \
     double mla_cross_entropy_##S(const T *y_pred, const T *y_true,            \
                                  ptrdiff_t n);                                \
                                                                               \

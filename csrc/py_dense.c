@@ -1,6 +1,7 @@
 /*
  * py_dense.c: wrappers of the dense-layer kernels (dense.c): one sample,
- * a batch, and the gradients of the two-layer network.
+ * a batch, the backward pass of a layer on a batch, and the gradients of
+ * the two-layer network.
  */
 #include "wrappers.h"
 
@@ -212,5 +213,109 @@ fail:
         Py_XDECREF(grads[g]);
     }
     Py_XDECREF(result);
+    return NULL;
+}
+
+MLA_WRAPPER(dense_backward)
+{
+    static const char *func = "dense_backward";
+    static const char *const names[] = {"d_out", "X",          "W",
+                                        "Z",     "activation", "input_grad"};
+    PyObject *values[6];
+    /* The products read X and W through their strides. */
+    mla_array_arg arrays[4] = {{"d_out", NULL, 0, NULL},
+                               {"X", NULL, 1, NULL},
+                               {"W", NULL, 1, NULL},
+                               {"Z", NULL, 0, NULL}};
+    PyArrayObject *grads[3] = {NULL, NULL, NULL};
+    PyObject *result = NULL;
+    mla_activation activation;
+    mla_status status;
+    int typenum, input_grad = 1;
+    (void)module;
+
+    if (mla_parse_args(func, args, nargs, kwnames, names, 6, 4, values) < 0) {
+        return NULL;
+    }
+    if (nargs > 5) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() takes at most 5 positional arguments (%zd given); "
+                     "pass input_grad by keyword",
+                     func, nargs);
+        return NULL;
+    }
+    if (mla_parse_activation(func, values[4], &activation) < 0) {
+        return NULL;
+    }
+    if (values[5] != NULL) {
+        input_grad = PyObject_IsTrue(values[5]);
+        if (input_grad < 0) {
+            return NULL;
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        arrays[i].obj = values[i];
+    }
+    mla_array_arg *d_out = &arrays[0], *x = &arrays[1], *w = &arrays[2],
+                  *z = &arrays[3];
+
+    /* d_out (batch, n_out), X (batch, n_in), W (n_out, n_in), Z like d_out. */
+    if (mla_convert(func, arrays, 4, &typenum) < 0 ||
+        mla_check_ndim(func, d_out, 2, 2) < 0 ||
+        mla_check_ndim(func, x, 2, 2) < 0 ||
+        mla_check_ndim(func, w, 2, 2) < 0 ||
+        mla_check_ndim(func, z, 2, 2) < 0 ||
+        mla_check_dim(func, arrays, 4, x, 0, d_out, 0) < 0 ||
+        mla_check_dim(func, arrays, 4, w, 0, d_out, 1) < 0 ||
+        mla_check_dim(func, arrays, 4, w, 1, x, 1) < 0 ||
+        mla_check_dim(func, arrays, 4, z, 0, d_out, 0) < 0 ||
+        mla_check_dim(func, arrays, 4, z, 1, d_out, 1) < 0) {
+        goto fail;
+    }
+    ptrdiff_t batch = PyArray_DIM(x->arr, 0);
+    ptrdiff_t n_out = PyArray_DIM(w->arr, 0), n_in = PyArray_DIM(w->arr, 1);
+
+    npy_intp shapes[3][2] = {{batch, n_in}, {n_out, n_in}, {n_out, 0}};
+    for (int g = input_grad ? 0 : 1; g < 3; g++) {
+        grads[g] = (PyArrayObject *)PyArray_SimpleNew(g < 2 ? 2 : 1, shapes[g],
+                                                      typenum);
+        if (grads[g] == NULL) {
+            goto fail;
+        }
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    status = MLA_DISPATCH(
+        typenum, mla_dense_backward,
+        grads[0] == NULL ? NULL : PyArray_DATA(grads[0]),
+        PyArray_DATA(grads[1]), PyArray_DATA(grads[2]),
+        PyArray_DATA(d_out->arr), PyArray_DATA(x->arr), mla_stride(x->arr, 0),
+        mla_stride(x->arr, 1), PyArray_DATA(w->arr), mla_stride(w->arr, 0),
+        mla_stride(w->arr, 1), PyArray_DATA(z->arr), batch, n_out, n_in,
+        activation);
+    Py_END_ALLOW_THREADS
+    if (status != MLA_OK) {
+        mla_raise_status(func, status);
+        goto fail;
+    }
+
+    result = PyTuple_New(3);
+    if (result == NULL) {
+        goto fail;
+    }
+    /* The tuple takes the three references; None stands for a skipped dX. */
+    PyTuple_SET_ITEM(result, 0,
+                     grads[0] == NULL ? Py_NewRef(Py_None)
+                                      : (PyObject *)grads[0]);
+    PyTuple_SET_ITEM(result, 1, (PyObject *)grads[1]);
+    PyTuple_SET_ITEM(result, 2, (PyObject *)grads[2]);
+    mla_release(arrays, 4);
+    return result;
+
+fail:
+    mla_release(arrays, 4);
+    for (int g = 0; g < 3; g++) {
+        Py_XDECREF(grads[g]);
+    }
     return NULL;
 }

@@ -23,10 +23,12 @@ from mla._core import (
     cosine_similarity,
     cosine_similarity_matrix,
     cross_entropy_loss,
+    dense_backward,
     forward_layer,
     forward_layer_batch,
     get_num_threads,
     linear_regression,
+    log_softmax,
     matmul,
     matmul_loop,
     relu,
@@ -37,19 +39,24 @@ from mla._core import (
     sigmoid_derivative,
     simple_backprop,
     softmax,
+    softmax_cross_entropy,
 )
 from mla import _docstrings, reference
+from mla.mlp import MLP
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MLP",
     "cosine_similarity",
     "cosine_similarity_matrix",
     "cross_entropy_loss",
+    "dense_backward",
     "forward_layer",
     "forward_layer_batch",
     "get_num_threads",
     "linear_regression",
+    "log_softmax",
     "matmul",
     "matmul_loop",
     "reference",
@@ -62,6 +69,7 @@ __all__ = [
     "sigmoid_derivative",
     "simple_backprop",
     "softmax",
+    "softmax_cross_entropy",
 ]
 
 

@@ -135,7 +135,7 @@ Parameters
 x : array_like, shape (n_in,)
 W : array_like, shape (n_out, n_in)
 b : array_like, shape (n_out,)
-activation : {{'relu', 'sigmoid', 'linear', None}}, default 'relu'
+activation : {{'relu', 'sigmoid', 'tanh', 'linear', None}}, default 'relu'
     ``'linear'`` and None return the pre-activation ``W @ x + b``.
 
 Returns
@@ -172,7 +172,7 @@ Parameters
 X : array_like, shape (batch, n_in)
 W : array_like, shape (n_out, n_in)
 b : array_like, shape (n_out,)
-activation : {{'relu', 'sigmoid', 'linear', None}}, default 'relu'
+activation : {{'relu', 'sigmoid', 'tanh', 'linear', None}}, default 'relu'
 
 Returns
 -------
@@ -193,6 +193,71 @@ Examples
 >>> mla.forward_layer_batch(X, np.eye(2), np.array([0.0, -5.0]))
 array([[1., 0.],
        [3., 0.]])
+""",
+    "dense_backward": """dense_backward($module, d_out, X, W, Z, activation='relu', *, input_grad=True)
+--
+
+Compute the gradients of a dense layer on a batch, in one call.
+
+The layer is ``Y = act(Z)`` with ``Z = X @ W.T + b``, as computed by
+``forward_layer_batch``. From the gradient ``d_out`` of the loss with
+respect to ``Y`` and the cached pre-activation ``Z``, the kernel computes
+``dZ = d_out * act'(Z)`` and, in the same pass, ``db = dZ.sum(axis=0)``,
+then ``dW = dZ.T @ X`` and ``dX = dZ @ W`` on the blocked matrix product.
+X and W are read through their strides: transposed or sliced views cost no
+copy. ``b`` itself is not needed.
+
+``act'`` is 1 where ``Z > 0`` for relu (0 elsewhere, NaN included),
+``sigmoid(Z) * sigmoid(-Z)`` for sigmoid and ``1 - tanh(Z)**2`` for tanh,
+both evaluated in a form that keeps full relative accuracy for large
+``|Z|``, and 1 for linear, where Z is only checked for its shape.
+
+{dtypes}
+
+Parameters
+----------
+d_out : array_like, shape (batch, n_out)
+    Gradient of the loss with respect to the layer's output ``Y``.
+X : array_like, shape (batch, n_in)
+    The layer's input.
+W : array_like, shape (n_out, n_in)
+Z : array_like, shape (batch, n_out)
+    The pre-activation ``X @ W.T + b`` of the forward pass.
+activation : {{'relu', 'sigmoid', 'tanh', 'linear', None}}, default 'relu'
+input_grad : bool, default True
+    Compute ``dX``. A network's first layer needs no gradient for its
+    input, and False skips that product.
+
+Returns
+-------
+dX : ndarray, shape (batch, n_in), or None when input_grad is False
+dW : ndarray, shape (n_out, n_in)
+db : ndarray, shape (n_out,)
+
+Raises
+------
+ValueError
+    If a shape does not fit or activation is an unknown name.
+TypeError
+    If an input has a non-real dtype, activation is not a str or None, or
+    input_grad is passed by position.
+
+Examples
+--------
+>>> import numpy as np
+>>> import mla
+>>> X = np.array([[1.0, 2.0], [3.0, 4.0]])
+>>> W = np.array([[1.0, 0.0], [0.0, -1.0]])
+>>> Z = X @ W.T
+>>> dX, dW, db = mla.dense_backward(np.ones((2, 2)), X, W, Z, "relu")
+>>> dW
+array([[4., 6.],
+       [0., 0.]])
+>>> db
+array([2., 0.])
+>>> dX
+array([[1., 0.],
+       [1., 0.]])
 """,
     "simple_backprop": """simple_backprop($module, x, y_true, W1, W2, b1, b2)
 --
@@ -466,6 +531,101 @@ Examples
 >>> import mla
 >>> mla.softmax([2.0, 1.0, 0.5])
 array([0.62853172, 0.2312239 , 0.14024438])
+""",
+    "log_softmax": """log_softmax($module, z, axis=-1)
+--
+
+Compute ``log(softmax(z))`` as ``(z - max) - log(sum(exp(z - max)))``.
+
+The result stays finite and accurate for logits of any magnitude, where
+``np.log(softmax(z))`` gives ``-inf`` once a probability underflows. Any
+axis works without a transposed copy. A slice holding +inf or NaN, or only
+-inf, gives NaN, as the NumPy formula does; a -inf logit elsewhere gives
+-inf; a zero-length axis gives an empty result.
+
+{dtypes}
+
+Parameters
+----------
+z : array_like, at least 1-D
+axis : int, default -1
+
+Returns
+-------
+log_p : ndarray, same shape as z
+
+Raises
+------
+numpy.exceptions.AxisError
+    If axis is out of range for z.
+TypeError
+    If z has a non-real dtype or axis is not an integer.
+
+Examples
+--------
+>>> import mla
+>>> mla.log_softmax([1000.0, 0.0])
+array([    0., -1000.])
+""",
+    "softmax_cross_entropy": """softmax_cross_entropy($module, logits, labels, return_grad=False)
+--
+
+Compute the mean cross-entropy of ``softmax(logits)`` over a batch.
+
+Each row's loss is ``-sum(p * log_softmax(z))``, where ``p`` is the one-hot
+row of a class index or a row of probabilities, and the result is the mean
+over the rows. The loss and the gradient come from one computation of the
+log-softmax, which is stable for logits of any magnitude. A probability of 0
+contributes 0 even where its logit is ``-inf`` (``0 log 0 = 0``).
+Probability rows are used as given; they are not checked to sum to 1.
+
+The computation runs in the precision of logits (float32 stays float32,
+float64 stays float64, float16 is computed as float32, integers become
+float64); probability labels are converted to it, and the loss is
+accumulated in double precision.
+
+Parameters
+----------
+logits : array_like, shape (batch, classes) or (classes,)
+    Unnormalized log-probabilities; a 1-D array is a single sample.
+labels : array_like, shape (batch,), () or the shape of logits
+    Class indices in ``[0, classes)`` (an integer dtype, one per row, or a
+    0-d index for 1-D logits), or target probabilities shaped like logits.
+    The number of dimensions tells the two apart.
+return_grad : bool, default False
+    Also return the gradient of the mean loss with respect to logits.
+
+Returns
+-------
+loss : float
+    The mean loss over the batch; 0.0 for an empty batch. A row holding NaN
+    or +inf, or only -inf, makes it NaN.
+grad : ndarray, same shape and dtype as logits
+    Only with ``return_grad=True``: ``(softmax(z) * sum(p) - p) / batch``
+    row by row, which is ``(softmax(z) - onehot) / batch`` for indices.
+
+Raises
+------
+ValueError
+    If a class index is negative or not below the number of classes (the
+    message names it and the valid range), logits is not 1-D or 2-D or has
+    no classes, or the shape of labels fits neither form.
+TypeError
+    If labels shaped as class indices has a non-integer dtype (float
+    indices such as ``[0.0, 2.0]`` are rejected: use ``labels.astype(int)``),
+    an input has a non-real dtype, or return_grad is not a bool.
+
+Examples
+--------
+>>> import numpy as np
+>>> import mla
+>>> logits = np.array([[2.0, 1.0, 0.5], [0.0, 0.0, 0.0]])
+>>> round(mla.softmax_cross_entropy(logits, [0, 2]), 6)
+0.781491
+>>> loss, grad = mla.softmax_cross_entropy(logits, [0, 2], return_grad=True)
+>>> grad.round(4)
+array([[-0.1857,  0.1156,  0.0701],
+       [ 0.1667,  0.1667, -0.3333]])
 """,
     "cross_entropy_loss": """cross_entropy_loss($module, y_pred, y_true)
 --

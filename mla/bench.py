@@ -22,6 +22,11 @@ uses, its CPU kernel and its thread count, and ``--threads N`` limits BLAS and
 OpenMP thread pools to N for the whole run. ``--threads`` also sets mla's and
 PyTorch's own thread counts.
 
+``python -m mla.bench MLP`` times training instead of one function: a
+training step of ``mla.MLP`` on a (256, 784) batch through 784-256-128-10,
+and one epoch over scikit-learn's digits, against the same network written
+with NumPy operators and in PyTorch (see :mod:`mla.bench_training`).
+
 All times are wall-clock medians. While other processes keep the cores busy, a
 multithreaded kernel waits for its descheduled threads, and its times jump by
 whole scheduler time slices. On such a machine, compare runs with
@@ -31,6 +36,7 @@ whole scheduler time slices. On such a machine, compare runs with
 import argparse
 import contextlib
 import importlib.util
+import math
 import os
 import statistics
 import sys
@@ -41,6 +47,7 @@ import numpy as np
 
 import mla
 from mla import reference
+from mla.bench_training import TRAINING_CASES
 
 __all__ = ["CASES", "Case", "format_seconds", "main", "median_time"]
 
@@ -153,7 +160,7 @@ def _layer_args(n_in, n_out):
     def make_args(rng, dtype):
         return (
             _normal(rng, dtype, n_in),
-            _normal(rng, dtype, n_out, n_in) / np.sqrt(n_in),
+            _normal(rng, dtype, n_out, n_in) / math.sqrt(n_in),
             _normal(rng, dtype, n_out),
         )
 
@@ -164,7 +171,7 @@ def _batch_layer_args(batch, n_in, n_out):
     def make_args(rng, dtype):
         return (
             _normal(rng, dtype, batch, n_in),
-            _normal(rng, dtype, n_out, n_in) / np.sqrt(n_in),
+            _normal(rng, dtype, n_out, n_in) / math.sqrt(n_in),
             _normal(rng, dtype, n_out),
         )
 
@@ -176,11 +183,20 @@ def _backprop_args(n_in, n_hidden, n_out):
         return (
             _normal(rng, dtype, n_in),
             rng.uniform(size=n_out).astype(dtype),
-            _normal(rng, dtype, n_hidden, n_in) / np.sqrt(n_in),
-            _normal(rng, dtype, n_out, n_hidden) / np.sqrt(n_hidden),
+            _normal(rng, dtype, n_hidden, n_in) / math.sqrt(n_in),
+            _normal(rng, dtype, n_out, n_hidden) / math.sqrt(n_hidden),
             np.zeros(n_hidden, dtype=dtype),
             np.zeros(n_out, dtype=dtype),
         )
+
+    return make_args
+
+
+def _dense_backward_args(batch, n_in, n_out):
+    def make_args(rng, dtype):
+        X = _normal(rng, dtype, batch, n_in)
+        W = _normal(rng, dtype, n_out, n_in) / math.sqrt(n_in)
+        return (_normal(rng, dtype, batch, n_out), X, W, X @ W.T)
 
     return make_args
 
@@ -320,6 +336,11 @@ CASES = (
     Case("simple_backprop", "2 -> 3 -> 1", _backprop_args(2, 3, 1)),
     Case("simple_backprop", "784 -> 128 -> 10", _backprop_args(784, 128, 10)),
     Case(
+        "dense_backward",
+        "(256, 784) -> 256",
+        _dense_backward_args(256, 784, 256),
+    ),
+    Case(
         "matmul",
         "(100, 100) @ (100, 100)",
         _pair_args((100, 100), (100, 100)),
@@ -403,7 +424,9 @@ CASES = (
     ),
 )
 
-FUNCTION_NAMES = tuple(dict.fromkeys(case.function for case in CASES))
+FUNCTION_NAMES = tuple(
+    dict.fromkeys(case.function for case in (*CASES, *TRAINING_CASES))
+)
 
 
 @dataclass
@@ -473,6 +496,24 @@ def run_case(case, dtype, repeat, torch):
     return Timing(case, mla_seconds, reference_seconds, torch_seconds, agree)
 
 
+def run_training_case(case, dtype, repeat, torch):
+    """Check and time one training case, or return None where it cannot run.
+
+    The check compares mla's loss and gradients with the NumPy network's on
+    the same weights and batch, before the timed steps change the weights.
+    """
+    runners = case.make_runners(dtype, torch)
+    if runners is None:
+        return None
+    agree = _results_agree(runners.result, runners.expected, dtype)
+    mla_seconds = median_time(runners.mla, repeat=repeat)
+    reference_seconds = median_time(runners.reference, repeat=repeat)
+    torch_seconds = None
+    if runners.torch is not None:
+        torch_seconds = median_time(runners.torch, repeat=repeat)
+    return Timing(case, mla_seconds, reference_seconds, torch_seconds, agree)
+
+
 def _describe_threads(threads):
     """Print the thread pools of this process, as threadpoolctl reports them."""
     print(f"numpy {np.__version__}, mla threads {mla.get_num_threads()}")
@@ -513,7 +554,7 @@ def _format_ratio(numerator, denominator):
 
 def print_table(timings, show_torch):
     """Print the median times and ratios, grouped by function."""
-    header = f"{'function / shape':<30}{'mla':>10}{'reference':>11}"
+    header = f"{'function / shape':<34}{'mla':>10}{'reference':>11}"
     if show_torch:
         header += f"{'torch':>10}"
     header += f"{'ref/mla':>9}"
@@ -530,7 +571,7 @@ def print_table(timings, show_torch):
         if not timing.agree:
             label += " (DIFFERS)"
         row = (
-            f"{label:<30}{format_seconds(timing.mla):>10}"
+            f"{label:<34}{format_seconds(timing.mla):>10}"
             f"{format_seconds(timing.reference):>11}"
         )
         if show_torch:
@@ -672,6 +713,9 @@ def main(argv=None):
     args = _parse_args(argv)
     dtype = np.dtype(args.dtype)
     cases = [case for case in CASES if not args.names or case.function in args.names]
+    training_cases = [
+        case for case in TRAINING_CASES if not args.names or case.function in args.names
+    ]
     torch = None if args.no_torch else _torch()
 
     # Thread counts set here are restored on return, so that calling main()
@@ -695,7 +739,16 @@ def main(argv=None):
             timings = []
             for case in cases:
                 timings.append(run_case(case, dtype, args.repeat, torch))
+            skipped = []
+            for case in training_cases:
+                timing = run_training_case(case, dtype, args.repeat, torch)
+                if timing is None:
+                    skipped.append(case)
+                else:
+                    timings.append(timing)
             print_table(timings, show_torch=torch is not None)
+            for case in skipped:
+                print(f"skipped {case.function} {case.shape}: {case.skip_reason}")
     finally:
         mla.set_num_threads(mla_threads)
         if torch is not None:

@@ -26,6 +26,7 @@ __all__ = [
     "relu_derivative",
     "forward_layer",
     "forward_layer_batch",
+    "dense_backward",
     "simple_backprop",
     "matmul",
     "matmul_loop",
@@ -33,11 +34,13 @@ __all__ = [
     "cosine_similarity_matrix",
     "linear_regression",
     "softmax",
+    "log_softmax",
+    "softmax_cross_entropy",
     "cross_entropy_loss",
     "scaled_dot_product_attention",
 ]
 
-ACTIVATIONS = ("relu", "sigmoid", "linear", None)
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", None)
 
 
 def sigmoid(x):
@@ -71,11 +74,17 @@ def _activate(z, activation):
         return relu(z)
     if activation == "sigmoid":
         return sigmoid(z)
+    if activation == "tanh":
+        return np.tanh(z)
     if activation == "linear" or activation is None:
         return z
-    raise ValueError(
+    raise _unknown_activation(activation)
+
+
+def _unknown_activation(activation):
+    return ValueError(
         f"unknown activation {activation!r}; expected one of "
-        "'relu', 'sigmoid', 'linear' or None"
+        "'relu', 'sigmoid', 'tanh', 'linear' or None"
     )
 
 
@@ -87,6 +96,34 @@ def forward_layer(x, W, b, activation="relu"):
 def forward_layer_batch(X, W, b, activation="relu"):
     """Return ``act(X @ W.T + b)`` for a batch ``X`` of shape ``(batch, n_in)``."""
     return _activate(X @ W.T + b, activation)
+
+
+def _activation_derivative(z, activation):
+    if activation == "relu":
+        return relu_derivative(z)
+    if activation == "sigmoid":
+        return sigmoid_derivative(z)
+    if activation == "tanh":
+        # 1 - tanh(z)**2 written as 4 * sigmoid'(2z), which does not cancel
+        # to zero where tanh(z) rounds to +-1.
+        return 4 * sigmoid_derivative(2 * z)
+    if activation == "linear" or activation is None:
+        return np.ones_like(z)
+    raise _unknown_activation(activation)
+
+
+def dense_backward(d_out, X, W, Z, activation="relu", *, input_grad=True):
+    """Return ``(dX, dW, db)`` of the layer ``Y = act(Z)``, ``Z = X @ W.T + b``.
+
+    ``d_out`` is the gradient of the loss with respect to ``Y`` and ``Z`` the
+    cached pre-activation, both ``(batch, n_out)``. ``dX`` is None when
+    ``input_grad`` is False.
+    """
+    dZ = d_out * _activation_derivative(Z, activation)
+    dW = dZ.T @ X
+    db = dZ.sum(axis=0)
+    dX = dZ @ W if input_grad else None
+    return dX, dW, db
 
 
 def simple_backprop(x, y_true, W1, W2, b1, b2):
@@ -181,6 +218,42 @@ def softmax(z, axis=-1):
     z_shifted = z - np.max(z, axis=axis, keepdims=True)
     exp_z = np.exp(z_shifted)
     return exp_z / np.sum(exp_z, axis=axis, keepdims=True)
+
+
+def log_softmax(z, axis=-1):
+    """Return ``(z - max) - log(sum(exp(z - max)))`` along ``axis``."""
+    z_shifted = z - np.max(z, axis=axis, keepdims=True)
+    return z_shifted - np.log(np.sum(np.exp(z_shifted), axis=axis, keepdims=True))
+
+
+def softmax_cross_entropy(logits, labels, return_grad=False):
+    """Return the mean cross-entropy of ``softmax(logits)`` over the batch.
+
+    ``logits`` is ``(batch, classes)``, or ``(classes,)`` for one sample.
+    ``labels`` is either integer class indices of shape ``logits.shape[:-1]``
+    or probabilities shaped like ``logits``; a probability of 0 contributes 0
+    even where a logit is ``-inf``. An empty batch gives 0.0. With
+    ``return_grad`` the result is ``(loss, grad)``, where ``grad`` is the
+    gradient of the mean loss, ``(softmax(logits) * sum(p) - p) / batch``
+    row by row, which is ``(softmax - onehot) / batch`` for indices.
+    """
+    logits = np.asarray(logits)
+    labels = np.asarray(labels)
+    batch = logits.shape[0] if logits.ndim == 2 else 1
+    log_probs = log_softmax(logits, axis=-1)
+    if labels.ndim == logits.ndim - 1:
+        target = np.zeros_like(log_probs)
+        np.put_along_axis(target, labels[..., None], 1.0, axis=-1)
+    else:
+        target = labels
+    with np.errstate(invalid="ignore"):
+        terms = np.where(target == 0, 0.0, target * log_probs)
+    loss = 0.0 if batch == 0 else float(-np.sum(terms) / batch)
+    if not return_grad:
+        return loss
+    mass = np.sum(target, axis=-1, keepdims=True)
+    grad = (np.exp(log_probs) * mass - target) / max(batch, 1)
+    return loss, grad.astype(log_probs.dtype, copy=False)
 
 
 def cross_entropy_loss(y_pred, y_true):

@@ -4,10 +4,13 @@ They check the timing helpers, the command line and the output on small
 cases. No test asserts on how long anything takes.
 """
 
+import importlib.util
+
+import numpy as np
 import pytest
 
 import mla
-from mla import bench, reference
+from mla import bench, bench_training, reference
 
 
 def test_format_seconds_picks_unit():
@@ -90,3 +93,66 @@ def test_bench_plot_missing_folder_fails_early(capsys):
         bench.main(["softmax", "--plot", "/nonexistent-folder/chart.png"])
     assert error.value.code == 2
     assert "--plot: folder /nonexistent-folder does not exist" in capsys.readouterr().err
+
+
+def test_bench_training_cases_exit_zero(capsys):
+    status = bench.main(["MLP", "--repeat", "1", "--no-torch", "--dtype", "float32"])
+    output = capsys.readouterr().out
+    assert status == 0
+    assert "MLP\n" in output
+    assert "  step (256, 784) 784-256-128-10" in output
+    assert "DIFFERS" not in output
+    if importlib.util.find_spec("sklearn") is None:
+        assert "skipped MLP epoch digits 64-128-10: needs scikit-learn" in output
+    else:
+        assert "  epoch digits 64-128-10" in output
+
+
+def test_bench_training_case_with_torch(capsys):
+    pytest.importorskip("torch")
+    status = bench.main(["MLP", "--repeat", "1", "--threads", "1"])
+    output = capsys.readouterr().out
+    step_line = next(line for line in output.splitlines() if "step (256, 784)" in line)
+    assert status == 0
+    # Columns: mla, reference, torch, ref/mla, torch/mla; no "-" for torch.
+    assert step_line.split()[-1].endswith("x")
+    assert " - " not in step_line
+
+
+def test_numpy_mlp_matches_mla_gradients():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 6))
+    y = rng.integers(0, 3, size=20)
+    model = mla.MLP([6, 8, 5, 3], seed=0, dtype=np.float64)
+    numpy_model = bench_training.NumpyMLP(model.weights, model.biases)
+
+    loss, gradients = model.loss_and_gradients(X, y)
+    numpy_loss, numpy_gradients = numpy_model.loss_and_gradients(X, y)
+
+    assert loss == pytest.approx(numpy_loss, rel=1e-12)
+    for pair, numpy_pair in zip(gradients, numpy_gradients):
+        for gradient, numpy_gradient in zip(pair, numpy_pair):
+            np.testing.assert_allclose(gradient, numpy_gradient, rtol=1e-10, atol=1e-14)
+
+
+def test_numpy_mlp_step_matches_mla_sgd():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((16, 4))
+    y = rng.integers(0, 3, size=16)
+    model = mla.MLP([4, 6, 3], seed=0, dtype=np.float64)
+    numpy_model = bench_training.NumpyMLP(model.weights, model.biases)
+
+    for _ in range(3):
+        model.step(model.loss_and_gradients(X, y)[1], lr=0.1)
+        numpy_model.step(numpy_model.loss_and_gradients(X, y)[1], lr=0.1)
+
+    for W, numpy_W in zip(model.weights, numpy_model.weights):
+        np.testing.assert_allclose(W, numpy_W, rtol=1e-10)
+
+
+def test_bench_cases_keep_float32():
+    rng = np.random.default_rng(0)
+    for case in bench.CASES:
+        for arg in case.make_args(rng, np.dtype(np.float32)):
+            if isinstance(arg, np.ndarray) and arg.dtype.kind == "f":
+                assert arg.dtype == np.float32, f"{case.function} {case.shape}"

@@ -19,7 +19,7 @@ from conftest import (
 import mla
 from mla import reference
 
-ACTIVATIONS = ("relu", "sigmoid", "linear", None)
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", None)
 
 # (n_in, n_out): empty, 1, primes, sizes around the SIMD widths and blocks.
 LAYER_SHAPES = [
@@ -203,7 +203,7 @@ def test_forward_layer_batch_rows_match_single():
         assert_close(batch_result[row], single, np.float64, "reduction", inner=9)
 
 
-@pytest.mark.parametrize("name", ["tanh", "ReLU", "", "none", "Linear"])
+@pytest.mark.parametrize("name", ["softplus", "ReLU", "Tanh", "", "none", "Linear"])
 @pytest.mark.parametrize("function", ["forward_layer", "forward_layer_batch"])
 def test_dense_unknown_activation_name(function, name, rng):
     batch = None if function == "forward_layer" else 3
@@ -214,7 +214,7 @@ def test_dense_unknown_activation_name(function, name, rng):
 
     message = str(error.value)
     assert repr(name) in message or f'"{name}"' in message
-    for accepted in ("relu", "sigmoid", "linear", "None"):
+    for accepted in ("relu", "sigmoid", "tanh", "linear", "None"):
         assert accepted in message
 
 

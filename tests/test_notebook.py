@@ -60,5 +60,6 @@ def test_notebook_executes_without_errors(monkeypatch):
                 assert output.name == "stdout", f"cell {index} wrote: {output.text}"
             if "image/png" in output.get("data", {}):
                 images += 1
-    # The timing comparison of the loops section is the notebook's one figure.
-    assert images == 1
+    # Two figures: the timing comparison of the loops section, and the loss
+    # curve with the misclassified digits of the training section.
+    assert images == 2

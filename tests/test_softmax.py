@@ -358,3 +358,153 @@ def test_cross_entropy_empty_is_positive_zero():
     loss = mla.cross_entropy_loss([], [])
     assert loss == 0.0
     assert math.copysign(1.0, loss) == 1.0
+
+
+def reference_log_softmax(z, axis=-1):
+    """Return the float64 reference log-softmax, ignoring NaN warnings."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return reference.log_softmax(to_float64(z), axis=axis)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("case", SOFTMAX_CASES, ids=case_id)
+def test_log_softmax_every_axis(case, dtype, rng):
+    shape, axis = case
+    z = (rng.standard_normal(shape) * 3).astype(dtype)
+
+    result = mla.log_softmax(z, axis=axis)
+
+    expected = reference_log_softmax(z, axis)
+    assert_close(result, expected, dtype, "reduction", inner=shape[axis])
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_log_softmax_memory_layouts(layout, axis, rng):
+    z = to_layout(rng.standard_normal((6, 13, 5)) * 3, layout)
+
+    result = mla.log_softmax(z, axis=axis)
+
+    assert_close(
+        result,
+        reference_log_softmax(z, axis),
+        np.float64,
+        "reduction",
+        inner=z.shape[axis],
+        layout=f"{layout}, axis {axis}",
+    )
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_log_softmax_default_last_axis(dtype, rng):
+    z = rng.standard_normal((4, 6, 5)).astype(dtype)
+
+    result = mla.log_softmax(z)
+
+    assert_close(result, reference_log_softmax(z), dtype, "reduction", inner=5)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_log_softmax_huge_logits(dtype):
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, -1e4]], dtype=dtype)
+
+    result = mla.log_softmax(z)
+
+    log2, log3 = np.log(2.0), np.log(3.0)
+    expected = np.array(
+        [[0.0, -2e4, -1e4], [-log3, -log3, -log3], [-log2, -log2, -2e4 - log2]]
+    )
+    assert_close(result, expected, dtype, "reduction", inner=3)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_log_softmax_finite_where_softmax_underflows(dtype):
+    z = np.array([400.0, 0.0, -400.0], dtype=dtype)
+
+    result = mla.log_softmax(z)
+
+    # softmax(z)[2] is exp(-800), which is 0 in both float types.
+    assert mla.softmax(z)[2] == 0
+    np.testing.assert_array_equal(result, np.array([0.0, -400.0, -800.0], dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_log_softmax_matches_log_of_softmax(dtype, rng):
+    z = (rng.standard_normal((7, 31)) * 2).astype(dtype)
+
+    result = mla.log_softmax(z)
+
+    expected = np.log(reference.softmax(to_float64(z)))
+    assert_close(result, expected, dtype, "reduction", inner=31)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_log_softmax_non_finite_rows(dtype):
+    z = np.array(
+        [
+            [1.0, np.inf, 2.0],
+            [-np.inf, -np.inf, -np.inf],
+            [1.0, np.nan, 0.0],
+            [0.0, -np.inf, 0.0],
+        ],
+        dtype=dtype,
+    )
+
+    result = mla.log_softmax(z)
+
+    assert np.all(np.isnan(result[:3]))
+    log2 = np.log(2.0)
+    np.testing.assert_allclose(result[3], [-log2, -np.inf, -log2], rtol=1e-6)
+    assert_close(result, reference_log_softmax(z), dtype, "reduction", inner=3)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_log_softmax_nan_propagates_along_axis(dtype, axis):
+    z = np.zeros((4, 9), dtype=dtype)
+    z[2, 5] = np.nan
+
+    result = mla.log_softmax(z, axis=axis)
+
+    expected = reference_log_softmax(z, axis)
+    np.testing.assert_array_equal(np.isnan(result), np.isnan(expected))
+
+
+@pytest.mark.parametrize(
+    "shape, axis",
+    [((0,), 0), ((3, 0), -1), ((0, 5), 0), ((2, 0, 4), 1)],
+    ids=lambda value: shape_id(value) if isinstance(value, tuple) else str(value),
+)
+def test_log_softmax_empty_axis(shape, axis):
+    result = mla.log_softmax(np.ones(shape, dtype=np.float32), axis=axis)
+
+    assert result.shape == shape
+    assert result.dtype == np.float32
+
+
+@pytest.mark.parametrize("axis", [2, -3, 2**70])
+def test_log_softmax_axis_out_of_range(axis):
+    with pytest.raises(np.exceptions.AxisError, match=r"^log_softmax: ") as error:
+        mla.log_softmax(np.ones((2, 3)), axis=axis)
+
+    assert str(axis) in str(error.value)
+
+
+@pytest.mark.parametrize("axis", ["0", 1.5, True], ids=repr)
+def test_log_softmax_axis_not_integer(axis):
+    with pytest.raises(TypeError, match=r"^log_softmax: axis must be an integer"):
+        mla.log_softmax(np.ones((2, 3)), axis=axis)
+
+
+def test_log_softmax_zero_dimensional_rejected():
+    with pytest.raises(ValueError, match=r"^log_softmax: "):
+        mla.log_softmax(np.array(1.0))
+
+
+def test_log_softmax_leaves_input_unchanged(rng):
+    z = to_layout(rng.standard_normal((7, 9)), "strided")
+    before = z.copy()
+
+    mla.log_softmax(z, axis=0)
+
+    assert_unchanged(before, z, "z")

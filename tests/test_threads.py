@@ -37,6 +37,10 @@ def kernel_calls(rng):
         "relu_derivative": (mla.relu_derivative, (x,)),
         "forward_layer": (mla.forward_layer, (X[0], W, b)),
         "forward_layer_batch": (mla.forward_layer_batch, (X, W, b)),
+        "dense_backward": (
+            mla.dense_backward,
+            (A[:, :60], X[:130], W, A[:, 30:], "tanh"),
+        ),
         "simple_backprop": (
             mla.simple_backprop,
             (X[0], b[:5], W, W[:5, :60], b, b[:5]),
@@ -47,6 +51,11 @@ def kernel_calls(rng):
         "cosine_similarity_matrix": (mla.cosine_similarity_matrix, (X,)),
         "linear_regression": (mla.linear_regression, (X, X[:, 0] * 2 + 1)),
         "softmax": (mla.softmax, (X,)),
+        "log_softmax": (mla.log_softmax, (X,)),
+        "softmax_cross_entropy": (
+            mla.softmax_cross_entropy,
+            (X, rng.integers(0, 70, 150), True),
+        ),
         "cross_entropy_loss": (mla.cross_entropy_loss, (probabilities, labels)),
         "scaled_dot_product_attention": (mla.scaled_dot_product_attention, (Q, K, V)),
     }
