@@ -69,6 +69,8 @@ void mla_free(void *p);
     void mla_relu_##S(T *y, const T *x, ptrdiff_t n);                         \
     void mla_sigmoid_derivative_##S(T *y, const T *x, ptrdiff_t n);           \
     void mla_relu_derivative_##S(T *y, const T *x, ptrdiff_t n);              \
+    /* y = exp(x) elementwise, vectorized; y may equal x (vecmath.c). */      \
+    void mla_exp_##S(T *y, const T *x, ptrdiff_t n);                          \
                                                                               \
     mla_status mla_gemm_##S(                                                  \
         T *c, ptrdiff_t rs_c, ptrdiff_t cs_c,                                 \

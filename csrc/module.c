@@ -163,6 +163,8 @@ static PyMethodDef methods[] = {
     MLA_METHOD(softmax_cross_entropy),
     MLA_METHOD(cross_entropy_loss),
     MLA_METHOD(scaled_dot_product_attention),
+    {"_exp", (PyCFunction)(void (*)(void))py_exp,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
     {"_solve_symmetric", (PyCFunction)(void (*)(void))py_solve_symmetric,
      METH_FASTCALL | METH_KEYWORDS, NULL},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, NULL},
