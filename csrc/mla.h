@@ -94,6 +94,14 @@ void mla_free(void *p);
         const T *b, const ptrdiff_t *b_offsets, ptrdiff_t rs_b,               \
         ptrdiff_t cs_b,                                                       \
         ptrdiff_t batch, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);              \
+    /* syrk.c: lower triangle of C = A A^T, on the GEMM (see there). */       \
+    int mla_syrk_threads_##S(ptrdiff_t n, ptrdiff_t k);                       \
+    size_t mla_syrk_workspace_##S(ptrdiff_t n, ptrdiff_t k, int nthreads);    \
+    void mla_syrk_run_##S(T *c, ptrdiff_t ldc, const T *a, ptrdiff_t rs_a,    \
+                          ptrdiff_t cs_a, ptrdiff_t n, ptrdiff_t k, T *work,  \
+                          int nthreads);                                      \
+    mla_status mla_syrk_##S(T *c, ptrdiff_t ldc, const T *a, ptrdiff_t rs_a,  \
+                            ptrdiff_t cs_a, ptrdiff_t n, ptrdiff_t k);        \
     void mla_matmul_loop_##S(                                                 \
         T *c, const T *a, const T *b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k); \
                                                                               \

@@ -165,6 +165,8 @@ static PyMethodDef methods[] = {
     MLA_METHOD(scaled_dot_product_attention),
     {"_exp", (PyCFunction)(void (*)(void))py_exp,
      METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"_syrk", (PyCFunction)(void (*)(void))py_syrk,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
     {"_solve_symmetric", (PyCFunction)(void (*)(void))py_solve_symmetric,
      METH_FASTCALL | METH_KEYWORDS, NULL},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, NULL},

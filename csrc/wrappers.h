@@ -18,6 +18,7 @@ MLA_WRAPPER(relu);
 MLA_WRAPPER(sigmoid_derivative);
 MLA_WRAPPER(relu_derivative);
 MLA_WRAPPER(exp);
+MLA_WRAPPER(syrk);
 MLA_WRAPPER(forward_layer);
 MLA_WRAPPER(forward_layer_batch);
 MLA_WRAPPER(simple_backprop);
