@@ -121,8 +121,13 @@ void mla_free(void *p);
         const T *u, ptrdiff_t su, const T *v, ptrdiff_t sv, ptrdiff_t n);     \
     mla_status mla_cosine_similarity_matrix_##S(                              \
         T *s, const T *x, ptrdiff_t n, ptrdiff_t d);                          \
+    mla_status mla_cosine_similarity_cross_##S(                               \
+        T *s, const T *x, ptrdiff_t n, const T *y, ptrdiff_t m, ptrdiff_t d); \
                                                                               \
     mla_status mla_linear_regression_##S(                                     \
+        T *w, const T *x, const T *y, ptrdiff_t n, ptrdiff_t p,               \
+        ptrdiff_t t, double regularization);                                  \
+    mla_status mla_linear_regression_qr_##S(                                  \
         T *w, const T *x, const T *y, ptrdiff_t n, ptrdiff_t p,               \
         ptrdiff_t t, double regularization);                                  \
                                                                               \

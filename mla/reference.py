@@ -157,24 +157,42 @@ def cosine_similarity(u, v):
     return float(np.clip(np.dot(u, v), -1.0, 1.0))
 
 
-def cosine_similarity_matrix(X):
-    """Return the pairwise cosine similarity of the rows of ``X``; zero rows give 0."""
+def cosine_similarity_matrix(X, Y=None):
+    """Return the cosine similarity of the rows of ``X`` and ``Y``; zero rows give 0.
+
+    ``Y`` defaults to ``X``, and then NumPy's product ``unit @ unit.T``
+    computes one triangle and mirrors it.
+    """
     unit = _unit_rows(np.asarray(X))
-    return np.clip(unit @ unit.T, -1.0, 1.0)
+    other = unit if Y is None else _unit_rows(np.asarray(Y))
+    return np.clip(unit @ other.T, -1.0, 1.0)
 
 
-def linear_regression(X, y, regularization=0.0):
+def linear_regression(X, y, regularization=0.0, method="normal"):
     """Solve ``(Xb^T Xb + lambda I) w = Xb^T y`` with ``Xb = [1, X]``.
 
     Returns ``w = [bias, w1, ...]``; 1-D ``X`` is one feature and 2-D ``y``
-    gives one column of weights per target.
+    gives one column of weights per target. ``method="qr"`` solves the same
+    problem as least squares on ``Xb`` stacked over ``sqrt(lambda) I``
+    through a QR factorization, whose accuracy depends on the condition
+    number of ``Xb`` rather than its square.
     """
     X = np.asarray(X)
     if X.ndim == 1:
         X = X[:, None]
     X_bias = np.column_stack([np.ones(len(X), dtype=X.dtype), X])
+    dim = X_bias.shape[1]
+    if method == "qr":
+        y = np.asarray(y)
+        penalty = np.sqrt(regularization) * np.eye(dim, dtype=X_bias.dtype)
+        design = np.vstack([X_bias, penalty])
+        target = np.concatenate([y, np.zeros((dim,) + y.shape[1:], dtype=y.dtype)])
+        q, r = np.linalg.qr(design)
+        return np.linalg.solve(r, q.T @ target)
+    if method != "normal":
+        raise ValueError(f"unknown method {method!r}; expected 'normal' or 'qr'")
     gram = X_bias.T @ X_bias
-    gram = gram + regularization * np.eye(X_bias.shape[1], dtype=gram.dtype)
+    gram = gram + regularization * np.eye(dim, dtype=gram.dtype)
     return np.linalg.solve(gram, X_bias.T @ y)
 
 
@@ -196,7 +214,7 @@ def softmax_cross_entropy(logits, labels, return_grad=False):
 
     ``logits`` is ``(batch, classes)``, or ``(classes,)`` for one sample.
     ``labels`` is either integer class indices of shape ``logits.shape[:-1]``
-    or probabilities shaped like ``logits``; a probability of 0 contributes 0
+    or probabilities shaped like ``logits``. A probability of 0 contributes 0
     even where a logit is ``-inf``. An empty batch gives 0.0. With
     ``return_grad`` the result is ``(loss, grad)``, where ``grad`` is the
     gradient of the mean loss, ``(softmax(logits) * sum(p) - p) / batch``
