@@ -18,27 +18,22 @@
  */
 
 /*
- * Store in scale[j] the power of two 2^e with 2^(e-1) <= m_j < 2^e, where
- * m_j is the largest magnitude in column j of x (n, p), for j < p, or of
- * y (n, t) after them. A zero column gets 1 and a column with a NaN gets
- * NaN. Feature maxima are raised to floor_scale first. scratch has room
- * for threads * (p + t) doubles.
+ * Store in maxima (threads, p + t) the largest magnitude of each column of
+ * x (n, p) and then y (n, t) seen by each thread, NaN sticking (NaN > max
+ * is false). scales_from_maxima combines the threads.
  */
 static void
-FN(regression_scales)(double *scale, const T *x, const T *y, ptrdiff_t n,
-                      ptrdiff_t p, ptrdiff_t t, double floor_scale,
-                      double *scratch, int threads)
+FN(column_maxima)(double *maxima, const T *x, const T *y, ptrdiff_t n,
+                  ptrdiff_t p, ptrdiff_t t, int threads)
 {
     ptrdiff_t width = p + t;
     ptrdiff_t blocks = (n + MLA_REGRESSION_SLAB - 1) / MLA_REGRESSION_SLAB;
     for (ptrdiff_t i = 0; i < threads * width; i++) {
-        scratch[i] = 0;
+        maxima[i] = 0;
     }
-
-    /* Column maxima per thread; NaN sticks, since NaN > max is false. */
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (ptrdiff_t b = 0; b < blocks; b++) {
-        double *max = scratch + (ptrdiff_t)MLA_THREAD_ID() * width;
+        double *max = maxima + (ptrdiff_t)MLA_THREAD_ID() * width;
         ptrdiff_t last = (b + 1) * MLA_REGRESSION_SLAB;
         last = last < n ? last : n;
         for (ptrdiff_t r = b * MLA_REGRESSION_SLAB; r < last; r++) {
@@ -52,11 +47,24 @@ FN(regression_scales)(double *scale, const T *x, const T *y, ptrdiff_t n,
             }
         }
     }
+}
 
+/*
+ * Store in scale[j] the power of two 2^e with 2^(e-1) <= m_j < 2^e, where
+ * m_j is the largest of maxima[k * (p + t) + j] over k < count: the
+ * largest magnitude in column j of x (n, p), for j < p, or of y (n, t)
+ * after them. A zero column gets 1 and a column with a NaN gets NaN.
+ * Feature maxima are raised to floor_scale first.
+ */
+static void
+FN(scales_from_maxima)(double *scale, const double *maxima, int count,
+                       ptrdiff_t p, ptrdiff_t t, double floor_scale)
+{
+    ptrdiff_t width = p + t;
     for (ptrdiff_t j = 0; j < width; j++) {
-        double max = scratch[j];
-        for (int k = 1; k < threads; k++) {
-            double v = scratch[k * width + j];
+        double max = maxima[j];
+        for (int k = 1; k < count; k++) {
+            double v = maxima[k * width + j];
             max = v > max || v != v ? v : max;
         }
         if (j < p && max < floor_scale) {
@@ -77,15 +85,33 @@ FN(regression_scales)(double *scale, const T *x, const T *y, ptrdiff_t n,
 }
 
 /*
+ * Whether every scale lies in [2^-400, 2^400]. The unscaled Gram matrix of
+ * such data neither overflows nor loses a product that matters to
+ * underflow, and scaling it afterwards by powers of two is exact.
+ */
+static int
+FN(scales_moderate)(const double *scale, ptrdiff_t width)
+{
+    for (ptrdiff_t j = 0; j < width; j++) {
+        if (!(scale[j] >= 0x1p-400 && scale[j] <= 0x1p400)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/*
  * Fill buf (rows, ncols) with the rows r0 .. r0 + rows - 1 of the scaled
  * augmented design [1, x / scale, y / scale], ncols = 1 + p + t. inverse
  * contains 1 / scale when every such reciprocal is finite, else NULL, and
- * the slower division runs.
+ * the slower division runs. With scale NULL the rows are [1, x, y]
+ * unscaled, and max (p + t) gathers the largest magnitude of each column,
+ * NaN sticking.
  */
 static void
 FN(fill_design)(double *buf, const T *x, const T *y, ptrdiff_t r0,
                 ptrdiff_t rows, ptrdiff_t p, ptrdiff_t t, const double *scale,
-                const double *inverse)
+                const double *inverse, double *max)
 {
     ptrdiff_t ncols = 1 + p + t;
     for (ptrdiff_t r = 0; r < rows; r++) {
@@ -93,7 +119,19 @@ FN(fill_design)(double *buf, const T *x, const T *y, ptrdiff_t r0,
         const T *xr = x + (r0 + r) * p;
         const T *yr = y + (r0 + r) * t;
         row[0] = 1;
-        if (inverse != NULL) {
+        if (scale == NULL) {
+            for (ptrdiff_t j = 0; j < p; j++) {
+                double v = (double)xr[j], a = fabs(v);
+                row[1 + j] = v;
+                max[j] = a > max[j] || a != a ? a : max[j];
+            }
+            for (ptrdiff_t c = 0; c < t; c++) {
+                double v = (double)yr[c], a = fabs(v);
+                row[1 + p + c] = v;
+                max[p + c] = a > max[p + c] || a != a ? a : max[p + c];
+            }
+        }
+        else if (inverse != NULL) {
             for (ptrdiff_t j = 0; j < p; j++) {
                 row[1 + j] = (double)xr[j] * inverse[j];
             }
@@ -144,23 +182,28 @@ FN(regression_threads)(ptrdiff_t tasks, ptrdiff_t n, ptrdiff_t ncols)
     return threads;
 }
 
+/* sqrt(lambda) 2^-30: the least scale of a feature column (see below). */
+static double
+FN(scale_floor)(double regularization)
+{
+    /*
+     * A column far smaller than sqrt(lambda) is nearly all penalty, and
+     * the floor keeps lambda / s^2 below 2^60. The scaled weight then
+     * stays in the normal range, and only data terms below 2^-60 lambda,
+     * negligible beside the penalty, can underflow.
+     */
+    return sqrt(regularization) * 0x1p-30;
+}
+
 /*
- * Fill scale (p + t) and, when every reciprocal is finite, inverse
- * (p + t) with 1 / scale; return inverse or NULL. floor_scale is
- * sqrt(lambda) 2^-30. A column far smaller than sqrt(lambda) is nearly all
- * penalty, and the floor keeps lambda / s^2 below 2^60. The scaled weight
- * then stays in the normal range, and only data terms below 2^-60 lambda,
- * negligible beside the penalty, can underflow.
+ * Store in inverse (p + t) the reciprocals of scale and return inverse, or
+ * NULL when one of them is not finite.
  */
 static const double *
-FN(regression_prepare)(double *scale, double *inverse, const T *x,
-                       const T *y, ptrdiff_t n, ptrdiff_t p, ptrdiff_t t,
-                       double regularization, double *scratch, int threads)
+FN(scale_inverses)(double *inverse, const double *scale, ptrdiff_t width)
 {
-    FN(regression_scales)(scale, x, y, n, p, t,
-                          sqrt(regularization) * 0x1p-30, scratch, threads);
     int finite = 1;
-    for (ptrdiff_t j = 0; j < p + t; j++) {
+    for (ptrdiff_t j = 0; j < width; j++) {
         inverse[j] = 1 / scale[j];
         finite &= isfinite(inverse[j]) != 0;
     }
@@ -181,6 +224,71 @@ FN(unscale_weights)(T *w, const double *v, const double *scale, ptrdiff_t p,
 }
 
 /*
+ * Sum A^T A over the rows of the augmented design A (see fill_design), by
+ * slabs, into the lower triangle of total (ncols, ncols). Rows are split
+ * into `tasks` tasks, each summing its slabs in order into its own square
+ * of task_sums; the tasks are then added in task order into total. scale
+ * and inverse as fill_design; with scale NULL the design is unscaled and
+ * maxima (threads, p + t) gathers each thread's column maxima. Per thread,
+ * scratch has room for per_thread doubles: the slab, its product and the
+ * product's workspace for inner_threads.
+ */
+static void
+FN(gram_tasks)(double *total, double *task_sums, ptrdiff_t tasks,
+               double *scratch, size_t per_thread, int threads,
+               int inner_threads, const T *x, const T *y, ptrdiff_t n,
+               ptrdiff_t p, ptrdiff_t t, const double *scale,
+               const double *inverse, double *maxima)
+{
+    ptrdiff_t ncols = 1 + p + t, square = ncols * ncols;
+    ptrdiff_t task_rows = (n + tasks - 1) / tasks;
+
+    if (maxima != NULL) {
+        for (ptrdiff_t i = 0; i < threads * (p + t); i++) {
+            maxima[i] = 0;
+        }
+    }
+#pragma omp parallel for num_threads(threads) schedule(dynamic) if (threads > 1)
+    for (ptrdiff_t task = 0; task < tasks; task++) {
+        int id = MLA_THREAD_ID();
+        double *buf = scratch + (size_t)id * per_thread;
+        double *partial = buf + MLA_REGRESSION_SLAB * ncols;
+        double *syrk_work = partial + square;
+        double *max = maxima == NULL ? NULL : maxima + (ptrdiff_t)id * (p + t);
+        double *sum = task_sums + task * square;
+        ptrdiff_t first = task * task_rows;
+        ptrdiff_t last = first + task_rows < n ? first + task_rows : n;
+
+        for (ptrdiff_t i = 0; i < square; i++) {
+            sum[i] = 0;
+        }
+        for (ptrdiff_t r0 = first; r0 < last; r0 += MLA_REGRESSION_SLAB) {
+            ptrdiff_t rows = last - r0 < MLA_REGRESSION_SLAB
+                                 ? last - r0
+                                 : MLA_REGRESSION_SLAB;
+            FN(fill_design)(buf, x, y, r0, rows, p, t, scale, inverse, max);
+            /* A^T A: the slab transposed is (ncols, rows), by strides. */
+            mla_syrk_run_f64(partial, ncols, buf, 1, ncols, ncols, rows,
+                             syrk_work, inner_threads);
+            for (ptrdiff_t i = 0; i < ncols; i++) {
+                for (ptrdiff_t j = 0; j <= i; j++) {
+                    sum[i * ncols + j] += partial[i * ncols + j];
+                }
+            }
+        }
+    }
+
+    for (ptrdiff_t i = 0; i < square; i++) {
+        total[i] = task_sums[i];
+    }
+    for (ptrdiff_t task = 1; task < tasks; task++) {
+        for (ptrdiff_t i = 0; i < square; i++) {
+            total[i] += task_sums[task * square + i];
+        }
+    }
+}
+
+/*
  * Solve (Xb^T Xb + lambda I) w = Xb^T y, where Xb = [1, X] prepends a
  * column of ones to X (n, p); y is (n, t) and w is (p + 1, t), all
  * C-contiguous. Non-finite data gives NaN weights, the way LAPACK's
@@ -191,6 +299,13 @@ FN(unscale_weights)(T *w, const double *v, const double *scale, ptrdiff_t p,
  * Gram matrix D Xb^T Xb D and the right-hand side D Xb^T y / s_y. The
  * system (D Xb^T Xb D + lambda D^2) v = D Xb^T y / s_y is then solved by
  * mla_solve_spd (regression.c), and w = D v s_y.
+ *
+ * The scales are powers of two found in the same pass: the products run on
+ * the unscaled design while the column maxima are gathered, and the sum is
+ * scaled afterwards, which gives the same bits as scaling the data first
+ * as long as no product overflows or underflows. When a scale falls
+ * outside [2^-400, 2^400], where one might, a second pass runs on the
+ * scaled design instead.
  */
 mla_status
 FN(mla_linear_regression)(T *w, const T *x, const T *y, ptrdiff_t n,
@@ -215,7 +330,7 @@ FN(mla_linear_regression)(T *w, const T *x, const T *y, ptrdiff_t n,
                         (size_t)square + syrk_size;
 
     double *scratch = mla_alloc(
-        (size_t)threads * per_thread + (size_t)tasks * (size_t)square +
+        (size_t)threads * per_thread + (size_t)(tasks + 1) * (size_t)square +
             2 * (size_t)dim * (size_t)dim + (size_t)dim * (size_t)t +
             2 * (size_t)(p + t) + (size_t)threads * (size_t)(p + t),
         sizeof(double));
@@ -226,57 +341,38 @@ FN(mla_linear_regression)(T *w, const T *x, const T *y, ptrdiff_t n,
         return MLA_ERR_NOMEM;
     }
     double *task_sums = scratch + (size_t)threads * per_thread;
-    double *gram = task_sums + (size_t)tasks * (size_t)square;
+    double *total = task_sums + (size_t)tasks * (size_t)square;
+    double *gram = total + square;
     double *work = gram + dim * dim;
     double *rhs = work + dim * dim;
     double *scale = rhs + dim * t;
     double *inverse = scale + (p + t);
-    double *scale_scratch = inverse + (p + t);
+    double *maxima = inverse + (p + t);
 
-    const double *inv = FN(regression_prepare)(scale, inverse, x, y, n, p, t,
-                                               regularization, scale_scratch,
-                                               threads);
-
-    /* Lower triangle of A^T A, one sum per task, slab by slab. */
-    ptrdiff_t task_rows = (n + tasks - 1) / tasks;
-#pragma omp parallel for num_threads(threads) schedule(dynamic) if (threads > 1)
-    for (ptrdiff_t task = 0; task < tasks; task++) {
-        double *buf = scratch + (size_t)MLA_THREAD_ID() * per_thread;
-        double *partial = buf + MLA_REGRESSION_SLAB * ncols;
-        double *syrk_work = partial + square;
-        double *sum = task_sums + task * square;
-        ptrdiff_t first = task * task_rows;
-        ptrdiff_t last = first + task_rows < n ? first + task_rows : n;
-
-        for (ptrdiff_t i = 0; i < square; i++) {
-            sum[i] = 0;
-        }
-        for (ptrdiff_t r0 = first; r0 < last; r0 += MLA_REGRESSION_SLAB) {
-            ptrdiff_t rows = last - r0 < MLA_REGRESSION_SLAB
-                                 ? last - r0
-                                 : MLA_REGRESSION_SLAB;
-            FN(fill_design)(buf, x, y, r0, rows, p, t, scale, inv);
-            /* A^T A: the slab transposed is (ncols, rows), by strides. */
-            mla_syrk_run_f64(partial, ncols, buf, 1, ncols, ncols, rows,
-                             syrk_work, inner_threads);
-            for (ptrdiff_t i = 0; i < ncols; i++) {
-                for (ptrdiff_t j = 0; j <= i; j++) {
-                    sum[i * ncols + j] += partial[i * ncols + j];
-                }
+    FN(gram_tasks)(total, task_sums, tasks, scratch, per_thread, threads,
+                   inner_threads, x, y, n, p, t, NULL, NULL, maxima);
+    FN(scales_from_maxima)(scale, maxima, threads, p, t,
+                           FN(scale_floor)(regularization));
+    if (FN(scales_moderate)(scale, p + t)) {
+        /* Column i of A is column i of [1, x, y] over s_i, s_0 = 1. */
+        for (ptrdiff_t i = 0; i < ncols; i++) {
+            double si = i == 0 ? 1 : scale[i - 1];
+            for (ptrdiff_t j = 0; j <= i; j++) {
+                double sj = j == 0 ? 1 : scale[j - 1];
+                total[i * ncols + j] = total[i * ncols + j] / si / sj;
             }
         }
     }
-    for (ptrdiff_t task = 1; task < tasks; task++) {
-        for (ptrdiff_t i = 0; i < square; i++) {
-            task_sums[i] += task_sums[task * square + i];
-        }
+    else {
+        const double *inv = FN(scale_inverses)(inverse, scale, p + t);
+        FN(gram_tasks)(total, task_sums, tasks, scratch, per_thread, threads,
+                       inner_threads, x, y, n, p, t, scale, inv, NULL);
     }
 
     /*
      * The Gram matrix is the leading (dim, dim) block, mirrored; the
      * right-hand side is the block of rows dim.. below it, transposed.
      */
-    const double *total = task_sums;
     for (ptrdiff_t i = 0; i < dim; i++) {
         for (ptrdiff_t j = 0; j <= i; j++) {
             gram[i * dim + j] = total[i * ncols + j];
@@ -350,9 +446,10 @@ FN(mla_linear_regression_qr)(T *w, const T *x, const T *y, ptrdiff_t n,
     double *inverse = scale + (p + t);
     double *scale_scratch = inverse + (p + t);
 
-    const double *inv = FN(regression_prepare)(scale, inverse, x, y, n, p, t,
-                                               regularization, scale_scratch,
-                                               threads);
+    FN(column_maxima)(scale_scratch, x, y, n, p, t, threads);
+    FN(scales_from_maxima)(scale, scale_scratch, threads, p, t,
+                           FN(scale_floor)(regularization));
+    const double *inv = FN(scale_inverses)(inverse, scale, p + t);
     for (ptrdiff_t i = 0; i < stack_rows * ncols; i++) {
         stack[i] = 0;
     }
@@ -372,7 +469,7 @@ FN(mla_linear_regression_qr)(T *w, const T *x, const T *y, ptrdiff_t n,
                                  ? last - r0
                                  : MLA_REGRESSION_SLAB;
             FN(fill_design)(buf + r_rows * ncols, x, y, r0, rows, p, t, scale,
-                            inv);
+                            inv, NULL);
             householder_reduce(buf, r_rows + rows, ncols, dim, vec);
             r_rows = r_rows + rows < dim ? r_rows + rows : dim;
         }

@@ -419,8 +419,8 @@ singular to working precision. Centering the features first avoids both.
 by Householder QR instead and solves the triangular system. Its error
 grows with the condition number of ``Xb`` rather than its square, so it
 stays accurate where the normal equations lose digits (a polynomial
-design such as ``[x, x^2, ..., x^8]``, say), for about three to four
-times the time.
+design such as ``[x, x^2, ..., x^8]``, say). It is several times slower:
+about five times on 100000 samples of 50 features.
 
 Parameters
 ----------

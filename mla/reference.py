@@ -224,18 +224,27 @@ def softmax_cross_entropy(logits, labels, return_grad=False):
     labels = np.asarray(labels)
     batch = logits.shape[0] if logits.ndim == 2 else 1
     log_probs = log_softmax(logits, axis=-1)
+
     if labels.ndim == logits.ndim - 1:
-        target = np.zeros_like(log_probs)
-        np.put_along_axis(target, labels[..., None], 1.0, axis=-1)
-    else:
-        target = labels
+        # Class indices: gather the log-probability of each label.
+        index = labels[..., None]
+        picked = np.take_along_axis(log_probs, index, axis=-1)
+        loss = 0.0 if batch == 0 else float(-np.sum(picked) / batch)
+        if not return_grad:
+            return loss
+        grad = np.exp(log_probs)
+        at_label = np.take_along_axis(grad, index, axis=-1) - 1
+        np.put_along_axis(grad, index, at_label, axis=-1)
+        grad /= max(batch, 1)
+        return loss, grad
+
     with np.errstate(invalid="ignore"):
-        terms = np.where(target == 0, 0.0, target * log_probs)
+        terms = np.where(labels == 0, 0.0, labels * log_probs)
     loss = 0.0 if batch == 0 else float(-np.sum(terms) / batch)
     if not return_grad:
         return loss
-    mass = np.sum(target, axis=-1, keepdims=True)
-    grad = (np.exp(log_probs) * mass - target) / max(batch, 1)
+    mass = np.sum(labels, axis=-1, keepdims=True)
+    grad = (np.exp(log_probs) * mass - labels) / max(batch, 1)
     return loss, grad.astype(log_probs.dtype, copy=False)
 
 

@@ -666,3 +666,18 @@ def test_linear_regression_thread_count_gives_identical_results(method, rng):
         mla.set_num_threads(original)
 
     np.testing.assert_array_equal(single, double)
+
+
+@pytest.mark.parametrize("method", ["normal", "qr"])
+def test_linear_regression_power_of_two_scaling_exact(method, rng):
+    # Features scaled by 2^450 need the second, scaled pass; the scaled
+    # design is then bit for bit the one of the unscaled data, so the
+    # feature weights are exactly 2^-450 times those of the one-pass fit.
+    X = rng.standard_normal((3000, 5))
+    y = rng.standard_normal(3000)
+
+    plain = mla.linear_regression(X, y, method=method)
+    scaled = mla.linear_regression(np.ldexp(X, 450), y, method=method)
+
+    assert scaled[0] == plain[0]
+    np.testing.assert_array_equal(scaled[1:], np.ldexp(plain[1:], -450))
