@@ -226,8 +226,8 @@ FN(unscale_weights)(T *w, const double *v, const double *scale, ptrdiff_t p,
 /*
  * Sum A^T A over the rows of the augmented design A (see fill_design), by
  * slabs, into the lower triangle of total (ncols, ncols). Rows are split
- * into `tasks` tasks, each summing its slabs in order into its own square
- * of task_sums; the tasks are then added in task order into total. scale
+ * into `tasks` tasks. Each task sums its slabs in order into its own
+ * square of task_sums, and the tasks are added in task order into total. scale
  * and inverse as fill_design; with scale NULL the design is unscaled and
  * maxima (threads, p + t) gathers each thread's column maxima. Per thread,
  * scratch has room for per_thread doubles: the slab, its product and the
@@ -300,9 +300,9 @@ FN(gram_tasks)(double *total, double *task_sums, ptrdiff_t tasks,
  * system (D Xb^T Xb D + lambda D^2) v = D Xb^T y / s_y is then solved by
  * mla_solve_spd (regression.c), and w = D v s_y.
  *
- * The scales are powers of two found in the same pass: the products run on
+ * The scales are powers of two found in the same pass. The products run on
  * the unscaled design while the column maxima are gathered, and the sum is
- * scaled afterwards, which gives the same bits as scaling the data first
+ * scaled afterwards. That gives the same bits as scaling the data first,
  * as long as no product overflows or underflows. When a scale falls
  * outside [2^-400, 2^400], where one might, a second pass runs on the
  * scaled design instead.

@@ -466,9 +466,13 @@ array([1., 2.])
 Compute ``exp(z - max) / sum(exp(z - max))`` along an axis.
 
 Subtracting the maximum keeps the exponentials finite for logits of any
-size. Any axis works without a transposed copy. A slice holding +inf or NaN,
-or only -inf, gives NaN, as the NumPy formula does; a zero-length axis gives
-an empty result.
+size. Each slice is read in two passes, with a vectorized exp: the first
+finds the maximum and the sum of exponentials together, the second writes
+the normalized result. Any axis works without a transposed copy. A slice
+holding +inf or NaN, or only -inf, gives NaN, as the NumPy formula does; a
+zero-length axis gives an empty result.
+
+{dtypes}
 
 Parameters
 ----------
@@ -498,8 +502,9 @@ array([0.62853172, 0.2312239 , 0.14024438])
 Compute ``log(softmax(z))`` as ``(z - max) - log(sum(exp(z - max)))``.
 
 The result stays finite and accurate for logits of any magnitude, where
-``np.log(softmax(z))`` gives ``-inf`` once a probability underflows. Any
-axis works without a transposed copy. A slice holding +inf or NaN, or only
+``np.log(softmax(z))`` gives ``-inf`` once a probability underflows. Each
+slice is read in two passes, as in ``softmax``, and any axis works without
+a transposed copy. A slice holding +inf or NaN, or only
 -inf, gives NaN, as the NumPy formula does; a -inf logit elsewhere gives
 -inf; a zero-length axis gives an empty result.
 

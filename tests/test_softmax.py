@@ -616,3 +616,26 @@ def test_softmax_thread_count_gives_identical_results(axis, name, rng):
         mla.set_num_threads(original)
 
     np.testing.assert_array_equal(single, double)
+
+
+@pytest.mark.parametrize("name", list(SOFTMAX_FUNCTIONS))
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_softmax_at_every_kernel_level(dtype, name, kernel_level, rng):
+    # Row lengths around the vector widths and the 1024-element chunk, and
+    # a leading axis, which runs the column kernels.
+    function, expected_function = SOFTMAX_FUNCTIONS[name]
+    for shape, axis in [((3, 1), -1), ((5, 17), -1), ((2, 1100), -1), ((70, 9), 0)]:
+        z = (rng.standard_normal(shape) * 4).astype(dtype)
+        z[0, 0] = -np.inf
+
+        result = function(z, axis=axis)
+
+        expected = expected_function(z, axis)
+        assert_close(
+            result,
+            expected,
+            dtype,
+            "reduction",
+            inner=shape[axis],
+            layout=f"{kernel_level}, shape {shape}, axis {axis}",
+        )

@@ -574,3 +574,21 @@ def test_thread_count_gives_identical_results(form, rng):
 
     assert single[0] == double[0]
     np.testing.assert_array_equal(single[1], double[1])
+
+
+@pytest.mark.parametrize("form", ["indices", "probabilities"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_at_every_kernel_level(dtype, form, kernel_level, rng):
+    logits = (rng.standard_normal((9, 1030)) * 3).astype(dtype)
+    if form == "indices":
+        labels = random_labels(rng, 9, 1030)
+    else:
+        labels = random_probabilities(rng, (9, 1030)).astype(dtype)
+
+    loss, grad = mla.softmax_cross_entropy(logits, labels, return_grad=True)
+
+    expected_loss, expected_grad = reference_loss(logits, labels, True)
+    assert_close(
+        loss, expected_loss, dtype, "reduction", inner=1030, layout=kernel_level
+    )
+    assert_grad_close(grad, expected_grad, dtype, layout=kernel_level)
