@@ -23,6 +23,24 @@
  * is false). scales_from_maxima combines the threads.
  */
 static void
+FN(column_maxima_block)(double *max, const T *x, const T *y, ptrdiff_t n,
+                        ptrdiff_t p, ptrdiff_t t, ptrdiff_t b)
+{
+    ptrdiff_t last = (b + 1) * MLA_REGRESSION_SLAB;
+    last = last < n ? last : n;
+    for (ptrdiff_t r = b * MLA_REGRESSION_SLAB; r < last; r++) {
+        for (ptrdiff_t j = 0; j < p; j++) {
+            double v = fabs((double)x[r * p + j]);
+            max[j] = v > max[j] || v != v ? v : max[j];
+        }
+        for (ptrdiff_t c = 0; c < t; c++) {
+            double v = fabs((double)y[r * t + c]);
+            max[p + c] = v > max[p + c] || v != v ? v : max[p + c];
+        }
+    }
+}
+
+static void
 FN(column_maxima)(double *maxima, const T *x, const T *y, ptrdiff_t n,
                   ptrdiff_t p, ptrdiff_t t, int threads)
 {
@@ -31,21 +49,16 @@ FN(column_maxima)(double *maxima, const T *x, const T *y, ptrdiff_t n,
     for (ptrdiff_t i = 0; i < threads * width; i++) {
         maxima[i] = 0;
     }
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (ptrdiff_t b = 0; b < blocks; b++) {
-        double *max = maxima + (ptrdiff_t)MLA_THREAD_ID() * width;
-        ptrdiff_t last = (b + 1) * MLA_REGRESSION_SLAB;
-        last = last < n ? last : n;
-        for (ptrdiff_t r = b * MLA_REGRESSION_SLAB; r < last; r++) {
-            for (ptrdiff_t j = 0; j < p; j++) {
-                double v = fabs((double)x[r * p + j]);
-                max[j] = v > max[j] || v != v ? v : max[j];
-            }
-            for (ptrdiff_t c = 0; c < t; c++) {
-                double v = fabs((double)y[r * t + c]);
-                max[p + c] = v > max[p + c] || v != v ? v : max[p + c];
-            }
+    if (threads == 1) {
+        for (ptrdiff_t b = 0; b < blocks; b++) {
+            FN(column_maxima_block)(maxima, x, y, n, p, t, b);
         }
+        return;
+    }
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (ptrdiff_t b = 0; b < blocks; b++) {
+        FN(column_maxima_block)(maxima + (ptrdiff_t)MLA_THREAD_ID() * width,
+                                x, y, n, p, t, b);
     }
 }
 
@@ -224,6 +237,41 @@ FN(unscale_weights)(T *w, const double *v, const double *scale, ptrdiff_t p,
 }
 
 /*
+ * One task of gram_tasks: sum A^T A over `count` rows from row `first`
+ * (fewer at the end of the data), slab by slab in order, into the lower
+ * triangle of sum (ncols, ncols). buf is this thread's scratch: the slab,
+ * its product and the product's workspace. max as fill_design.
+ */
+static void
+FN(gram_task)(double *sum, double *buf, int inner_threads, const T *x,
+              const T *y, ptrdiff_t first, ptrdiff_t count, ptrdiff_t n,
+              ptrdiff_t p, ptrdiff_t t, const double *scale,
+              const double *inverse, double *max)
+{
+    ptrdiff_t ncols = 1 + p + t, square = ncols * ncols;
+    double *partial = buf + MLA_REGRESSION_SLAB * ncols;
+    double *syrk_work = partial + square;
+    ptrdiff_t last = first + count < n ? first + count : n;
+
+    for (ptrdiff_t i = 0; i < square; i++) {
+        sum[i] = 0;
+    }
+    for (ptrdiff_t r0 = first; r0 < last; r0 += MLA_REGRESSION_SLAB) {
+        ptrdiff_t rows = last - r0 < MLA_REGRESSION_SLAB ? last - r0
+                                                         : MLA_REGRESSION_SLAB;
+        FN(fill_design)(buf, x, y, r0, rows, p, t, scale, inverse, max);
+        /* A^T A: the slab transposed is (ncols, rows), by strides. */
+        mla_syrk_run_f64(partial, ncols, buf, 1, ncols, ncols, rows,
+                         syrk_work, inner_threads);
+        for (ptrdiff_t i = 0; i < ncols; i++) {
+            for (ptrdiff_t j = 0; j <= i; j++) {
+                sum[i * ncols + j] += partial[i * ncols + j];
+            }
+        }
+    }
+}
+
+/*
  * Sum A^T A over the rows of the augmented design A (see fill_design), by
  * slabs, into the lower triangle of total (ncols, ncols). Rows are split
  * into `tasks` tasks. Each task sums its slabs in order into its own
@@ -248,33 +296,22 @@ FN(gram_tasks)(double *total, double *task_sums, ptrdiff_t tasks,
             maxima[i] = 0;
         }
     }
-#pragma omp parallel for num_threads(threads) schedule(dynamic) if (threads > 1)
-    for (ptrdiff_t task = 0; task < tasks; task++) {
-        int id = MLA_THREAD_ID();
-        double *buf = scratch + (size_t)id * per_thread;
-        double *partial = buf + MLA_REGRESSION_SLAB * ncols;
-        double *syrk_work = partial + square;
-        double *max = maxima == NULL ? NULL : maxima + (ptrdiff_t)id * (p + t);
-        double *sum = task_sums + task * square;
-        ptrdiff_t first = task * task_rows;
-        ptrdiff_t last = first + task_rows < n ? first + task_rows : n;
-
-        for (ptrdiff_t i = 0; i < square; i++) {
-            sum[i] = 0;
+    if (threads == 1) {
+        for (ptrdiff_t task = 0; task < tasks; task++) {
+            FN(gram_task)(task_sums + task * square, scratch, inner_threads,
+                          x, y, task * task_rows, task_rows, n, p, t, scale,
+                          inverse, maxima);
         }
-        for (ptrdiff_t r0 = first; r0 < last; r0 += MLA_REGRESSION_SLAB) {
-            ptrdiff_t rows = last - r0 < MLA_REGRESSION_SLAB
-                                 ? last - r0
-                                 : MLA_REGRESSION_SLAB;
-            FN(fill_design)(buf, x, y, r0, rows, p, t, scale, inverse, max);
-            /* A^T A: the slab transposed is (ncols, rows), by strides. */
-            mla_syrk_run_f64(partial, ncols, buf, 1, ncols, ncols, rows,
-                             syrk_work, inner_threads);
-            for (ptrdiff_t i = 0; i < ncols; i++) {
-                for (ptrdiff_t j = 0; j <= i; j++) {
-                    sum[i * ncols + j] += partial[i * ncols + j];
-                }
-            }
+    }
+    else {
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+        for (ptrdiff_t task = 0; task < tasks; task++) {
+            int id = MLA_THREAD_ID();
+            FN(gram_task)(task_sums + task * square,
+                          scratch + (size_t)id * per_thread, inner_threads, x,
+                          y, task * task_rows, task_rows, n, p, t, scale,
+                          inverse,
+                          maxima == NULL ? NULL : maxima + id * (p + t));
         }
     }
 
@@ -399,6 +436,36 @@ FN(mla_linear_regression)(T *w, const T *x, const T *y, ptrdiff_t n,
 }
 
 /*
+ * One task of mla_linear_regression_qr: fold `count` rows from row
+ * `first` (fewer at the end of the data) into R, slab by slab, and copy R
+ * (its first p + 1 rows, fewer if the task has fewer rows) into r, rows of
+ * ncols. buf is this thread's scratch of (p + 1 + slab) rows and one more
+ * row for the reflections.
+ */
+static void
+FN(qr_task)(double *r, double *buf, const T *x, const T *y, ptrdiff_t first,
+            ptrdiff_t count, ptrdiff_t n, ptrdiff_t p, ptrdiff_t t,
+            const double *scale, const double *inverse)
+{
+    ptrdiff_t dim = p + 1, ncols = dim + t;
+    double *vec = buf + (dim + MLA_REGRESSION_SLAB) * ncols;
+    ptrdiff_t last = first + count < n ? first + count : n;
+    ptrdiff_t r_rows = 0;
+
+    for (ptrdiff_t r0 = first; r0 < last; r0 += MLA_REGRESSION_SLAB) {
+        ptrdiff_t rows = last - r0 < MLA_REGRESSION_SLAB ? last - r0
+                                                         : MLA_REGRESSION_SLAB;
+        FN(fill_design)(buf + r_rows * ncols, x, y, r0, rows, p, t, scale,
+                        inverse, NULL);
+        householder_reduce(buf, r_rows + rows, ncols, dim, vec);
+        r_rows = r_rows + rows < dim ? r_rows + rows : dim;
+    }
+    for (ptrdiff_t i = 0; i < r_rows * ncols; i++) {
+        r[i] = buf[i];
+    }
+}
+
+/*
  * The same least-squares problem as mla_linear_regression, solved by
  * Householder QR of the design matrix instead of the normal equations:
  * minimize |Xb w - y|^2 + lambda |w|^2, which is plain least squares on
@@ -456,25 +523,19 @@ FN(mla_linear_regression_qr)(T *w, const T *x, const T *y, ptrdiff_t n,
 
     /* Each task's R, built on top of its buffer, lands in the stack. */
     ptrdiff_t task_rows = (n + tasks - 1) / tasks;
-#pragma omp parallel for num_threads(threads) schedule(dynamic) if (threads > 1)
-    for (ptrdiff_t task = 0; task < tasks; task++) {
-        double *buf = scratch + (size_t)MLA_THREAD_ID() * per_thread;
-        double *vec = buf + (dim + MLA_REGRESSION_SLAB) * ncols;
-        ptrdiff_t first = task * task_rows;
-        ptrdiff_t last = first + task_rows < n ? first + task_rows : n;
-        ptrdiff_t r_rows = 0;
-
-        for (ptrdiff_t r0 = first; r0 < last; r0 += MLA_REGRESSION_SLAB) {
-            ptrdiff_t rows = last - r0 < MLA_REGRESSION_SLAB
-                                 ? last - r0
-                                 : MLA_REGRESSION_SLAB;
-            FN(fill_design)(buf + r_rows * ncols, x, y, r0, rows, p, t, scale,
-                            inv, NULL);
-            householder_reduce(buf, r_rows + rows, ncols, dim, vec);
-            r_rows = r_rows + rows < dim ? r_rows + rows : dim;
+    double *task_stack = stack + penalty_rows * ncols;
+    if (threads == 1) {
+        for (ptrdiff_t task = 0; task < tasks; task++) {
+            FN(qr_task)(task_stack + task * dim * ncols, scratch, x, y,
+                        task * task_rows, task_rows, n, p, t, scale, inv);
         }
-        for (ptrdiff_t i = 0; i < r_rows * ncols; i++) {
-            stack[(penalty_rows + task * dim) * ncols + i] = buf[i];
+    }
+    else {
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+        for (ptrdiff_t task = 0; task < tasks; task++) {
+            FN(qr_task)(task_stack + task * dim * ncols,
+                        scratch + (size_t)MLA_THREAD_ID() * per_thread, x, y,
+                        task * task_rows, task_rows, n, p, t, scale, inv);
         }
     }
 

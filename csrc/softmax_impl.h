@@ -229,6 +229,28 @@ FN(softmax_columns)(const FN(vector_kernels) *kernels, T *y, const T *z,
     }
 }
 
+/*
+ * Task `task` of the column blocks of z (outer, n, inner): block
+ * task % blocks of slab task / blocks, with this thread's scratch
+ * (2 * chunks * block + 2 * block elements of T) and totals (block).
+ */
+static void
+FN(softmax_column_task)(const FN(vector_kernels) *kernels, T *y, const T *z,
+                        ptrdiff_t n, ptrdiff_t inner, ptrdiff_t block,
+                        ptrdiff_t rows, int log_softmax, ptrdiff_t task,
+                        T *scratch, double *totals)
+{
+    ptrdiff_t blocks = (inner + block - 1) / block;
+    ptrdiff_t chunks = (n + rows - 1) / rows;
+    ptrdiff_t r = task / blocks, j0 = (task % blocks) * block;
+    ptrdiff_t w = inner - j0 < block ? inner - j0 : block;
+    ptrdiff_t offset = r * n * inner + j0;
+    FN(softmax_columns)(kernels, y + offset, z + offset, n, inner, w, rows,
+                        log_softmax, scratch, scratch + chunks * block,
+                        scratch + 2 * chunks * block,
+                        scratch + 2 * chunks * block + block, totals);
+}
+
 /* Threads for `elements` elements in `tasks` independent tasks. */
 static int
 FN(softmax_threads)(ptrdiff_t tasks, ptrdiff_t elements)
@@ -249,7 +271,8 @@ FN(softmax_threads)(ptrdiff_t tasks, ptrdiff_t elements)
  * The body of mla_softmax and mla_log_softmax. Rows (inner == 1) or
  * column blocks (inner > 1) are shared out among threads; each thread has
  * its own scratch, and every row is computed the same way whatever the
- * thread count.
+ * thread count. One thread runs without entering a parallel region, which
+ * would cost about a microsecond even with a false if clause.
  */
 static mla_status
 FN(softmax_along_axis)(T *y, const T *z, ptrdiff_t outer, ptrdiff_t n,
@@ -271,12 +294,21 @@ FN(softmax_along_axis)(T *y, const T *z, ptrdiff_t outer, ptrdiff_t n,
             mla_free(sums);
             return MLA_ERR_NOMEM;
         }
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-        for (ptrdiff_t r = 0; r < outer; r++) {
-            int t = MLA_THREAD_ID();
-            double *sum = sums + 2 * (ptrdiff_t)t * chunks;
-            FN(softmax_row)(kernels, y + r * n, z + r * n, n, log_softmax,
-                            shift + (ptrdiff_t)t * chunks, sum, sum + chunks);
+        if (threads == 1) {
+            for (ptrdiff_t r = 0; r < outer; r++) {
+                FN(softmax_row)(kernels, y + r * n, z + r * n, n, log_softmax,
+                                shift, sums, sums + chunks);
+            }
+        }
+        else {
+#pragma omp parallel for num_threads(threads) schedule(static)
+            for (ptrdiff_t r = 0; r < outer; r++) {
+                int t = MLA_THREAD_ID();
+                double *sum = sums + 2 * (ptrdiff_t)t * chunks;
+                FN(softmax_row)(kernels, y + r * n, z + r * n, n, log_softmax,
+                                shift + (ptrdiff_t)t * chunks, sum,
+                                sum + chunks);
+            }
         }
         mla_free(shift);
         mla_free(sums);
@@ -299,18 +331,21 @@ FN(softmax_along_axis)(T *y, const T *z, ptrdiff_t outer, ptrdiff_t n,
         mla_free(totals);
         return MLA_ERR_NOMEM;
     }
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (ptrdiff_t task = 0; task < outer * blocks; task++) {
-        int t = MLA_THREAD_ID();
-        ptrdiff_t r = task / blocks, j0 = (task % blocks) * block;
-        ptrdiff_t w = inner - j0 < block ? inner - j0 : block;
-        T *mine = scratch + (ptrdiff_t)t * per_thread;
-        ptrdiff_t offset = r * n * inner + j0;
-        FN(softmax_columns)(kernels, y + offset, z + offset, n, inner, w,
-                            rows, log_softmax, mine, mine + chunks * block,
-                            mine + 2 * chunks * block,
-                            mine + 2 * chunks * block + block,
-                            totals + (ptrdiff_t)t * block);
+    if (threads == 1) {
+        for (ptrdiff_t task = 0; task < outer * blocks; task++) {
+            FN(softmax_column_task)(kernels, y, z, n, inner, block, rows,
+                                    log_softmax, task, scratch, totals);
+        }
+    }
+    else {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (ptrdiff_t task = 0; task < outer * blocks; task++) {
+            int t = MLA_THREAD_ID();
+            FN(softmax_column_task)(kernels, y, z, n, inner, block, rows,
+                                    log_softmax, task,
+                                    scratch + (ptrdiff_t)t * per_thread,
+                                    totals + (ptrdiff_t)t * block);
+        }
     }
     mla_free(scratch);
     mla_free(totals);
@@ -459,15 +494,26 @@ FN(mla_softmax_cross_entropy)(double *loss, T *grad, const T *logits,
     }
     double *row_loss = sums + 2 * (ptrdiff_t)threads * chunks;
 
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (ptrdiff_t r = 0; r < batch; r++) {
-        int t = MLA_THREAD_ID();
-        double *sum = sums + 2 * (ptrdiff_t)t * chunks;
-        row_loss[r] = FN(cross_entropy_row)(
-            kernels, grad == NULL ? NULL : grad + r * classes,
-            logits + r * classes, labels == NULL ? -1 : labels[r],
-            probs == NULL ? NULL : probs + r * classes, classes, inv_batch,
-            shift + (ptrdiff_t)t * chunks, sum, sum + chunks);
+    if (threads == 1) {
+        for (ptrdiff_t r = 0; r < batch; r++) {
+            row_loss[r] = FN(cross_entropy_row)(
+                kernels, grad == NULL ? NULL : grad + r * classes,
+                logits + r * classes, labels == NULL ? -1 : labels[r],
+                probs == NULL ? NULL : probs + r * classes, classes,
+                inv_batch, shift, sums, sums + chunks);
+        }
+    }
+    else {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (ptrdiff_t r = 0; r < batch; r++) {
+            int t = MLA_THREAD_ID();
+            double *sum = sums + 2 * (ptrdiff_t)t * chunks;
+            row_loss[r] = FN(cross_entropy_row)(
+                kernels, grad == NULL ? NULL : grad + r * classes,
+                logits + r * classes, labels == NULL ? -1 : labels[r],
+                probs == NULL ? NULL : probs + r * classes, classes,
+                inv_batch, shift + (ptrdiff_t)t * chunks, sum, sum + chunks);
+        }
     }
 
     double total = 0;

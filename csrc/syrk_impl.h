@@ -45,6 +45,32 @@ FN(mla_syrk_workspace)(ptrdiff_t n, ptrdiff_t k, int nthreads)
 }
 
 /*
+ * Block `pair` of the lower triangle of C = A A^T (see mla_syrk_run), with
+ * the GEMM scratch of one thread in work.
+ */
+static void
+FN(syrk_block)(T *c, ptrdiff_t ldc, const T *a, ptrdiff_t rs_a,
+               ptrdiff_t cs_a, ptrdiff_t n, ptrdiff_t k, ptrdiff_t pair,
+               T *work)
+{
+    FN(mla_epilogue) ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
+
+    /* Block row i and column j <= i of the pair-th lower block. */
+    ptrdiff_t i = 0;
+    while ((i + 1) * (i + 2) / 2 <= pair) {
+        i++;
+    }
+    ptrdiff_t j = pair - i * (i + 1) / 2;
+    ptrdiff_t i0 = i * MLA_SYRK_BLOCK, j0 = j * MLA_SYRK_BLOCK;
+    ptrdiff_t rows = n - i0 < MLA_SYRK_BLOCK ? n - i0 : MLA_SYRK_BLOCK;
+    ptrdiff_t cols = n - j0 < MLA_SYRK_BLOCK ? n - j0 : MLA_SYRK_BLOCK;
+
+    /* C_ij = A_i (rows, k) times A_j^T (k, cols), A_j^T by strides. */
+    FN(mla_gemm_run)(c + i0 * ldc + j0, ldc, 1, a + i0 * rs_a, rs_a, cs_a,
+                     a + j0 * rs_a, cs_a, rs_a, rows, cols, k, &ep, work, 1);
+}
+
+/*
  * Lower triangle of C (n, n) = A (n, k) A^T, in caller-owned scratch: work
  * has room for mla_syrk_workspace(n, k, nthreads) elements, and nthreads
  * comes from mla_syrk_threads. With nthreads == 1 it is safe to call inside
@@ -55,33 +81,22 @@ FN(mla_syrk_run)(T *c, ptrdiff_t ldc, const T *a, ptrdiff_t rs_a,
                  ptrdiff_t cs_a, ptrdiff_t n, ptrdiff_t k, T *work,
                  int nthreads)
 {
-    FN(mla_epilogue) ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
     ptrdiff_t pairs = FN(syrk_pairs)(n);
     size_t per_thread = FN(mla_syrk_workspace)(n, k, 1);
     if (n == 0) {
         return;
     }
-    if (nthreads > 1) {
-        mla_note_parallel();
-    }
-
-#pragma omp parallel for num_threads(nthreads) schedule(dynamic) if (nthreads > 1)
-    for (ptrdiff_t pair = 0; pair < pairs; pair++) {
-        /* Block row i and column j <= i of the pair-th lower block. */
-        ptrdiff_t i = 0;
-        while ((i + 1) * (i + 2) / 2 <= pair) {
-            i++;
+    if (nthreads == 1) {
+        for (ptrdiff_t pair = 0; pair < pairs; pair++) {
+            FN(syrk_block)(c, ldc, a, rs_a, cs_a, n, k, pair, work);
         }
-        ptrdiff_t j = pair - i * (i + 1) / 2;
-        ptrdiff_t i0 = i * MLA_SYRK_BLOCK, j0 = j * MLA_SYRK_BLOCK;
-        ptrdiff_t rows = n - i0 < MLA_SYRK_BLOCK ? n - i0 : MLA_SYRK_BLOCK;
-        ptrdiff_t cols = n - j0 < MLA_SYRK_BLOCK ? n - j0 : MLA_SYRK_BLOCK;
-        T *mine = work + (size_t)MLA_THREAD_ID() * per_thread;
-
-        /* C_ij = A_i (rows, k) times A_j^T (k, cols), A_j^T by strides. */
-        FN(mla_gemm_run)(c + i0 * ldc + j0, ldc, 1, a + i0 * rs_a, rs_a, cs_a,
-                         a + j0 * rs_a, cs_a, rs_a, rows, cols, k, &ep, mine,
-                         1);
+        return;
+    }
+    mla_note_parallel();
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic)
+    for (ptrdiff_t pair = 0; pair < pairs; pair++) {
+        FN(syrk_block)(c, ldc, a, rs_a, cs_a, n, k, pair,
+                       work + (size_t)MLA_THREAD_ID() * per_thread);
     }
 }
 
