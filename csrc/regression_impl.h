@@ -437,10 +437,10 @@ FN(mla_linear_regression)(T *w, const T *x, const T *y, ptrdiff_t n,
 
 /*
  * One task of mla_linear_regression_qr: fold `count` rows from row
- * `first` (fewer at the end of the data) into R, slab by slab, and copy R
- * (its first p + 1 rows, fewer if the task has fewer rows) into r, rows of
- * ncols. buf is this thread's scratch of (p + 1 + slab) rows and one more
- * row for the reflections.
+ * `first` (fewer at the end of the data) into R, slab by slab. Then copy
+ * the first p + 1 rows of R, or fewer if the task has fewer rows, into r
+ * (rows of ncols). buf is this thread's scratch of (p + 1 + slab) rows and
+ * one more row for the reflections.
  */
 static void
 FN(qr_task)(double *r, double *buf, const T *x, const T *y, ptrdiff_t first,

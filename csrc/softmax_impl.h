@@ -452,7 +452,7 @@ FN(cross_entropy_row)(const FN(vector_kernels) *kernels, T *g, const T *z,
 /*
  * Mean softmax cross-entropy of logits (batch, classes), C-contiguous,
  * against either class indices labels (batch,), each in [0, classes), or
- * probabilities probs (batch, classes); the other pointer is NULL. The
+ * probabilities probs (batch, classes). The other pointer is NULL, and the
  * caller checks the indices. Stores the mean loss in *loss (0.0 when batch
  * is 0) and, when grad is not NULL, the gradient of that mean with respect
  * to the logits in grad (batch, classes), which must not alias the inputs.
@@ -462,10 +462,10 @@ FN(cross_entropy_row)(const FN(vector_kernels) *kernels, T *g, const T *z,
  * and sum_j p_j ((M - z_j) + log(S)) for probabilities. A term with
  * p_j == 0 counts as 0 even where z_j is -inf (0 log 0 = 0, as in
  * scipy.special.xlogy). The gradient of the row loss is
- * softmax(z) * sum(p) - p, which is softmax(z) - onehot for an index; both
- * are divided by batch for the mean. The first pass over a row stores the
+ * softmax(z) * sum(p) - p, which is softmax(z) - onehot for an index, and
+ * the mean divides it by batch. The first pass over a row stores the
  * exponentials in grad, and the second scales them into the gradient. A
- * row holding NaN or +inf, or only -inf, gives a NaN loss and a NaN
+ * row containing NaN or +inf, or only -inf, gives a NaN loss and a NaN
  * gradient row, as the NumPy formula does. Row losses are summed in double
  * in row order, so the result does not depend on the thread count.
  */

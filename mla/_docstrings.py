@@ -556,7 +556,7 @@ logits : array_like, shape (batch, classes) or (classes,)
 labels : array_like, shape (batch,), () or the shape of logits
     Class indices in ``[0, classes)`` (an integer dtype, one per row, or a
     0-d index for 1-D logits), or target probabilities shaped like logits.
-    The number of dimensions tells the two apart.
+    The number of dimensions decides which form labels has.
 return_grad : bool, default False
     Also return the gradient of the mean loss with respect to logits.
 

@@ -670,9 +670,9 @@ def test_linear_regression_thread_count_gives_identical_results(method, rng):
 
 @pytest.mark.parametrize("method", ["normal", "qr"])
 def test_linear_regression_power_of_two_scaling_exact(method, rng):
-    # Features scaled by 2^450 need the second, scaled pass; the scaled
-    # design is then bit for bit the one of the unscaled data, so the
-    # feature weights are exactly 2^-450 times those of the one-pass fit.
+    # Features scaled by 2^450 need the second, scaled pass. Its scaled
+    # design is bit for bit that of the unscaled data, so the feature
+    # weights are exactly 2^-450 times those of the one-pass fit.
     X = rng.standard_normal((3000, 5))
     y = rng.standard_normal(3000)
 
