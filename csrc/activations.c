@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "mla.h"
+#include "vecmath.h"
 
 #define MLA_DTYPE 32
 #include "dtype.h"

@@ -2,10 +2,11 @@
  * activations_impl.h: elementwise activations and their derivatives, the
  * body instantiated per element type by activations.c.
  *
- * All take y (n,) and x (n,), contiguous; y may alias x. The scalar
- * formulas live in activate_impl.h: the sigmoid never evaluates exp of a
- * positive number, so it neither overflows nor raises a floating-point
- * warning for large negative x.
+ * All take y (n,) and x (n,), contiguous; y may alias x. The sigmoid and
+ * its derivative run on the vectorized exp of vecmath.h. They use the
+ * formulas of the scalar versions in activate_impl.h, which the fused
+ * products call. Neither evaluates exp of a positive number, so neither
+ * overflows nor raises a floating-point warning for large negative x.
  */
 
 #include "activate_impl.h"
@@ -13,9 +14,7 @@
 void
 FN(mla_sigmoid)(T *y, const T *x, ptrdiff_t n)
 {
-    for (ptrdiff_t i = 0; i < n; i++) {
-        y[i] = FN(sigmoid_one)(x[i]);
-    }
+    FN(mla_select_vector_kernels)()->sigmoid(y, x, n);
 }
 
 void
@@ -29,9 +28,7 @@ FN(mla_relu)(T *y, const T *x, ptrdiff_t n)
 void
 FN(mla_sigmoid_derivative)(T *y, const T *x, ptrdiff_t n)
 {
-    for (ptrdiff_t i = 0; i < n; i++) {
-        y[i] = FN(sigmoid_derivative_one)(x[i]);
-    }
+    FN(mla_select_vector_kernels)()->sigmoid_derivative(y, x, n);
 }
 
 void

@@ -70,6 +70,8 @@ void mla_free(void *p);
     void mla_relu_##S(T *y, const T *x, ptrdiff_t n);                         \
     void mla_sigmoid_derivative_##S(T *y, const T *x, ptrdiff_t n);           \
     void mla_relu_derivative_##S(T *y, const T *x, ptrdiff_t n);              \
+    /* y = exp(x) elementwise, vectorized; y may equal x (vecmath.c). */      \
+    void mla_exp_##S(T *y, const T *x, ptrdiff_t n);                          \
                                                                               \
     mla_status mla_gemm_##S(                                                  \
         T *c, ptrdiff_t rs_c, ptrdiff_t cs_c,                                 \
@@ -93,6 +95,14 @@ void mla_free(void *p);
         const T *b, const ptrdiff_t *b_offsets, ptrdiff_t rs_b,               \
         ptrdiff_t cs_b,                                                       \
         ptrdiff_t batch, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);              \
+    /* syrk.c: lower triangle of C = A A^T, on the GEMM (see there). */       \
+    int mla_syrk_threads_##S(ptrdiff_t n, ptrdiff_t k);                       \
+    size_t mla_syrk_workspace_##S(ptrdiff_t n, ptrdiff_t k, int nthreads);    \
+    void mla_syrk_run_##S(T *c, ptrdiff_t ldc, const T *a, ptrdiff_t rs_a,    \
+                          ptrdiff_t cs_a, ptrdiff_t n, ptrdiff_t k, T *work,  \
+                          int nthreads);                                      \
+    mla_status mla_syrk_##S(T *c, ptrdiff_t ldc, const T *a, ptrdiff_t rs_a,  \
+                            ptrdiff_t cs_a, ptrdiff_t n, ptrdiff_t k);        \
     void mla_matmul_loop_##S(                                                 \
         T *c, const T *a, const T *b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k); \
                                                                               \
@@ -123,8 +133,13 @@ void mla_free(void *p);
         const T *u, ptrdiff_t su, const T *v, ptrdiff_t sv, ptrdiff_t n);     \
     mla_status mla_cosine_similarity_matrix_##S(                              \
         T *s, const T *x, ptrdiff_t n, ptrdiff_t d);                          \
+    mla_status mla_cosine_similarity_cross_##S(                               \
+        T *s, const T *x, ptrdiff_t n, const T *y, ptrdiff_t m, ptrdiff_t d); \
                                                                               \
     mla_status mla_linear_regression_##S(                                     \
+        T *w, const T *x, const T *y, ptrdiff_t n, ptrdiff_t p,               \
+        ptrdiff_t t, double regularization);                                  \
+    mla_status mla_linear_regression_qr_##S(                                  \
         T *w, const T *x, const T *y, ptrdiff_t n, ptrdiff_t p,               \
         ptrdiff_t t, double regularization);                                  \
                                                                               \

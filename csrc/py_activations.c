@@ -77,3 +77,14 @@ MLA_WRAPPER(relu_derivative)
     return elementwise("relu_derivative", args, nargs, kwnames,
                        mla_relu_derivative_f32, mla_relu_derivative_f64);
 }
+
+/*
+ * _exp(x): the vectorized exp of the selected SIMD level, for the tests
+ * that measure its error against the C library.
+ */
+MLA_WRAPPER(exp)
+{
+    (void)module;
+    return elementwise("_exp", args, nargs, kwnames, mla_exp_f32,
+                       mla_exp_f64);
+}

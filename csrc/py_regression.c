@@ -5,19 +5,48 @@
 
 #include <math.h>
 
+/* Set *use_qr from method: "normal" (the default, also for NULL) or "qr". */
+static int
+parse_method(const char *func, PyObject *method, int *use_qr)
+{
+    *use_qr = 0;
+    if (method == NULL) {
+        return 0;
+    }
+    if (!PyUnicode_Check(method)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s: method must be a str; got %.100s", func,
+                     Py_TYPE(method)->tp_name);
+        return -1;
+    }
+    if (PyUnicode_CompareWithASCIIString(method, "normal") == 0) {
+        return 0;
+    }
+    if (PyUnicode_CompareWithASCIIString(method, "qr") == 0) {
+        *use_qr = 1;
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError,
+                 "%s: unknown method %R; expected 'normal' or 'qr'", func,
+                 method);
+    return -1;
+}
+
 MLA_WRAPPER(linear_regression)
 {
     static const char *func = "linear_regression";
-    static const char *const names[] = {"X", "y", "regularization"};
-    PyObject *values[3];
+    static const char *const names[] = {"X", "y", "regularization", "method"};
+    PyObject *values[4];
     mla_array_arg arrays[2] = {{"X", NULL, 0, NULL}, {"y", NULL, 0, NULL}};
     PyArrayObject *w = NULL;
     double regularization = 0.0;
+    int use_qr = 0;
     mla_status status;
     int typenum;
     (void)module;
 
-    if (mla_parse_args(func, args, nargs, kwnames, names, 3, 2, values) < 0) {
+    if (mla_parse_args(func, args, nargs, kwnames, names, 4, 2, values) < 0 ||
+        parse_method(func, values[3], &use_qr) < 0) {
         return NULL;
     }
     if (values[2] != NULL) {
@@ -73,9 +102,16 @@ MLA_WRAPPER(linear_regression)
     }
 
     Py_BEGIN_ALLOW_THREADS
-    status = MLA_DISPATCH(typenum, mla_linear_regression, PyArray_DATA(w),
-                          PyArray_DATA(x->arr), PyArray_DATA(y->arr), n, p, t,
-                          regularization);
+    if (use_qr) {
+        status = MLA_DISPATCH(typenum, mla_linear_regression_qr,
+                              PyArray_DATA(w), PyArray_DATA(x->arr),
+                              PyArray_DATA(y->arr), n, p, t, regularization);
+    }
+    else {
+        status = MLA_DISPATCH(typenum, mla_linear_regression, PyArray_DATA(w),
+                              PyArray_DATA(x->arr), PyArray_DATA(y->arr), n, p,
+                              t, regularization);
+    }
     Py_END_ALLOW_THREADS
     if (status != MLA_OK) {
         mla_raise_status(func, status);

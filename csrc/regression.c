@@ -1,13 +1,37 @@
 /*
- * regression.c: linear regression for float32 and float64 (the Gram
- * matrix, from regression_impl.h) and the double-precision solver they
- * share: Cholesky, with pivoted LU as the fallback.
+ * regression.c: linear regression for float32 and float64 (reading the
+ * data, from regression_impl.h) and the double-precision solvers they
+ * share: a blocked Cholesky with pivoted LU as the fallback for the normal
+ * equations, and Householder QR with back substitution.
  */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 
 #include "mla.h"
+
+#ifdef MLA_HAVE_OPENMP
+#include <omp.h>
+#define MLA_THREAD_ID() omp_get_thread_num()
+#else
+#define MLA_THREAD_ID() 0
+#endif
+
+/*
+ * Rows of the design read, scaled and multiplied at a time: 512 rows of
+ * 52 doubles (50 features, the bias and a target) take 208 KiB, which
+ * stays in L2.
+ */
+#define MLA_REGRESSION_SLAB 512
+
+/*
+ * Row tasks: about one per MLA_REGRESSION_TASK_ROWS rows, at most
+ * MLA_REGRESSION_MAX_TASKS, with their result buffers together at most
+ * MLA_REGRESSION_TASK_MEMORY doubles (32 MiB).
+ */
+#define MLA_REGRESSION_TASK_ROWS 8192
+#define MLA_REGRESSION_MAX_TASKS 64
+#define MLA_REGRESSION_TASK_MEMORY ((ptrdiff_t)1 << 22)
 
 /*
  * A pivot at or below this multiple of dim * DBL_EPSILON, relative to the
@@ -17,33 +41,95 @@
  */
 #define MLA_PIVOT_MARGIN 8.0
 
+/* Columns per block of the blocked Cholesky factorization. */
+#define MLA_CHOLESKY_BLOCK 64
+
 /*
- * Cholesky factorization a = L L^T in place (lower triangle) of the
- * symmetric dim x dim matrix a. Return 0 when a pivot is not positive
- * beyond rounding relative to its own diagonal entry, or not finite.
+ * Cholesky factorization in place of the nb x nb diagonal block at a (row
+ * stride ld), whose entries already contain the updates of the blocks to
+ * its left. Return 0 when a pivot is not positive beyond rounding relative
+ * to the original diagonal entry diag[j] (tol times it), or not finite.
  */
 static int
-cholesky(double *a, ptrdiff_t dim)
+cholesky_block(double *a, ptrdiff_t ld, ptrdiff_t nb, const double *diag,
+               double tol)
 {
-    double tol = MLA_PIVOT_MARGIN * (double)dim * DBL_EPSILON;
-    for (ptrdiff_t j = 0; j < dim; j++) {
-        double *rj = a + j * dim;
+    for (ptrdiff_t j = 0; j < nb; j++) {
+        double *rj = a + j * ld;
         double d = rj[j];
         for (ptrdiff_t k = 0; k < j; k++) {
             d -= rj[k] * rj[k];
         }
-        if (!(d > tol * rj[j]) || !isfinite(d)) {
+        if (!(d > tol * diag[j]) || !isfinite(d)) {
             return 0;
         }
         double l = sqrt(d);
         rj[j] = l;
-        for (ptrdiff_t i = j + 1; i < dim; i++) {
-            double *ri = a + i * dim;
+        for (ptrdiff_t i = j + 1; i < nb; i++) {
+            double *ri = a + i * ld;
             double s = ri[j];
             for (ptrdiff_t k = 0; k < j; k++) {
                 s -= ri[k] * rj[k];
             }
             ri[j] = s / l;
+        }
+    }
+    return 1;
+}
+
+/*
+ * Cholesky factorization a = L L^T in place (lower triangle) of the
+ * symmetric dim x dim matrix a, right-looking by blocks of
+ * MLA_CHOLESKY_BLOCK: factor the diagonal block, solve the panel below it,
+ * then subtract the panel's product with itself from the trailing matrix
+ * through the blocked lower-triangle product (syrk.c). Scratch: diag (dim,),
+ * update (dim - block)^2 and syrk_work, sized by mla_solve_spd. Return 0
+ * when a pivot is not positive beyond rounding relative to its original
+ * diagonal entry, or not finite.
+ */
+static int
+cholesky(double *a, ptrdiff_t dim, double *diag, double *update,
+         double *syrk_work)
+{
+    double tol = MLA_PIVOT_MARGIN * (double)dim * DBL_EPSILON;
+    for (ptrdiff_t i = 0; i < dim; i++) {
+        diag[i] = a[i * dim + i];
+    }
+
+    for (ptrdiff_t k0 = 0; k0 < dim; k0 += MLA_CHOLESKY_BLOCK) {
+        ptrdiff_t kb = dim - k0 < MLA_CHOLESKY_BLOCK ? dim - k0
+                                                     : MLA_CHOLESKY_BLOCK;
+        double *a11 = a + k0 * dim + k0;
+        if (!cholesky_block(a11, dim, kb, diag + k0, tol)) {
+            return 0;
+        }
+        ptrdiff_t rest = dim - k0 - kb;
+        if (rest == 0) {
+            break;
+        }
+
+        /* Panel: L21 = A21 L11^-T, one row at a time. */
+        double *a21 = a + (k0 + kb) * dim + k0;
+        for (ptrdiff_t r = 0; r < rest; r++) {
+            double *row = a21 + r * dim;
+            for (ptrdiff_t j = 0; j < kb; j++) {
+                double s = row[j];
+                for (ptrdiff_t l = 0; l < j; l++) {
+                    s -= row[l] * a11[j * dim + l];
+                }
+                row[j] = s / a11[j * dim + j];
+            }
+        }
+
+        /* Trailing matrix: A22 -= L21 L21^T, lower triangle. */
+        int threads = mla_syrk_threads_f64(rest, kb);
+        mla_syrk_run_f64(update, rest, a21, dim, 1, rest, kb, syrk_work,
+                         threads);
+        double *a22 = a21 + kb;
+        for (ptrdiff_t i = 0; i < rest; i++) {
+            for (ptrdiff_t j = 0; j <= i; j++) {
+                a22[i * dim + j] -= update[i * rest + j];
+            }
         }
     }
     return 1;
@@ -153,7 +239,8 @@ lu_solve(double *b, const double *lu, const ptrdiff_t *pivots, ptrdiff_t dim,
  * (dim, t) with x. Cholesky is tried first on a copy in work (dim, dim);
  * when it fails, pivoted LU runs on a itself. A non-finite a or b gives an
  * all-NaN x. Returns MLA_ERR_SINGULAR when neither factorization finds the
- * system regular.
+ * system regular, and MLA_ERR_NOMEM when the scratch of the blocked
+ * Cholesky cannot be allocated.
  */
 mla_status
 mla_solve_spd(double *b, double *a, double *work, ptrdiff_t *pivots,
@@ -176,7 +263,20 @@ mla_solve_spd(double *b, double *a, double *work, ptrdiff_t *pivots,
     for (ptrdiff_t i = 0; i < dim * dim; i++) {
         work[i] = a[i];
     }
-    if (cholesky(work, dim)) {
+    ptrdiff_t rest = dim > MLA_CHOLESKY_BLOCK ? dim - MLA_CHOLESKY_BLOCK : 0;
+    int threads = mla_syrk_threads_f64(rest, MLA_CHOLESKY_BLOCK);
+    size_t syrk_size = mla_syrk_workspace_f64(rest, MLA_CHOLESKY_BLOCK,
+                                              threads);
+    double *scratch = mla_alloc((size_t)dim + (size_t)rest * (size_t)rest +
+                                    syrk_size,
+                                sizeof(double));
+    if (scratch == NULL) {
+        return MLA_ERR_NOMEM;
+    }
+    int factored = cholesky(work, dim, scratch, scratch + dim,
+                            scratch + dim + rest * rest);
+    mla_free(scratch);
+    if (factored) {
         cholesky_solve(b, work, dim, t);
         return MLA_OK;
     }
@@ -185,6 +285,136 @@ mla_solve_spd(double *b, double *a, double *work, ptrdiff_t *pivots,
         return MLA_OK;
     }
     return MLA_ERR_SINGULAR;
+}
+
+/*
+ * Householder QR of the m x ncols matrix b (row-major, row stride ncols),
+ * reflecting its first min(m, kmax) columns and applying each reflection to
+ * every column to its right. Afterwards the first min(m, kmax) rows contain
+ * R (upper trapezoidal) and, in the columns past kmax, Q^T times those
+ * columns. The entries below the diagonal are set to 0, and the rows past
+ * kmax are left as scratch. w is scratch of ncols elements.
+ *
+ * The reflection of column j is H = I - tau u u^T, where x is the column
+ * from row j down, alpha = -sign(x_0) |x| (so x_0 - alpha never cancels),
+ * u = (x - alpha e_1) / (x_0 - alpha) has u_0 = 1, and
+ * tau = (alpha - x_0) / alpha lies in [1, 2], as in LAPACK's dlarfg. |x|
+ * is taken after dividing by the largest |x_r|, and no product of two
+ * entries of x is formed, so tiny or huge columns neither underflow nor
+ * overflow.
+ */
+static void
+householder_reduce(double *b, ptrdiff_t m, ptrdiff_t ncols, ptrdiff_t kmax,
+                   double *w)
+{
+    ptrdiff_t steps = m < kmax ? m : kmax;
+    for (ptrdiff_t j = 0; j < steps; j++) {
+        double amax = 0;
+        for (ptrdiff_t r = j; r < m; r++) {
+            double v = fabs(b[r * ncols + j]);
+            if (v > amax || v != v) {
+                amax = v;
+            }
+        }
+        if (amax == 0) {
+            continue;
+        }
+        double ss = 0;
+        for (ptrdiff_t r = j; r < m; r++) {
+            double v = b[r * ncols + j] / amax;
+            ss += v * v;
+        }
+        double norm = amax * sqrt(ss);
+        double x0 = b[j * ncols + j];
+        double alpha = x0 > 0 ? -norm : norm;
+        double v0 = x0 - alpha;
+        double tau = (alpha - x0) / alpha;
+        b[j * ncols + j] = 1;
+        for (ptrdiff_t r = j + 1; r < m; r++) {
+            b[r * ncols + j] /= v0;
+        }
+
+        /* w = u^T B for the columns right of j, then B -= tau u w. */
+        for (ptrdiff_t c = j + 1; c < ncols; c++) {
+            w[c] = 0;
+        }
+        for (ptrdiff_t r = j; r < m; r++) {
+            double ur = b[r * ncols + j];
+            const double *row = b + r * ncols;
+            for (ptrdiff_t c = j + 1; c < ncols; c++) {
+                w[c] += ur * row[c];
+            }
+        }
+        for (ptrdiff_t r = j; r < m; r++) {
+            double f = tau * b[r * ncols + j];
+            double *row = b + r * ncols;
+            for (ptrdiff_t c = j + 1; c < ncols; c++) {
+                row[c] -= f * w[c];
+            }
+        }
+        b[j * ncols + j] = alpha;
+    }
+    for (ptrdiff_t r = 1; r < steps; r++) {
+        for (ptrdiff_t j = 0; j < r; j++) {
+            b[r * ncols + j] = 0;
+        }
+    }
+}
+
+/*
+ * Solve R x = z for the upper triangular R, the first dim columns of the
+ * first dim rows of r (row stride ld), and the t columns of z (dim, t)
+ * in place. A non-finite R or z gives an all-NaN x. Return
+ * MLA_ERR_SINGULAR when some |R_jj| is at most rounding noise beside the
+ * norm of column j of R, which equals the norm of column j of the design
+ * matrix.
+ */
+static mla_status
+solve_upper(double *z, const double *r, ptrdiff_t ld, ptrdiff_t dim,
+            ptrdiff_t t)
+{
+    int finite = 1;
+    for (ptrdiff_t i = 0; i < dim; i++) {
+        for (ptrdiff_t j = i; j < dim; j++) {
+            finite &= isfinite(r[i * ld + j]) != 0;
+        }
+    }
+    for (ptrdiff_t i = 0; i < dim * t; i++) {
+        finite &= isfinite(z[i]) != 0;
+    }
+    if (!finite) {
+        for (ptrdiff_t i = 0; i < dim * t; i++) {
+            z[i] = NAN;
+        }
+        return MLA_OK;
+    }
+
+    double tol = MLA_PIVOT_MARGIN * (double)dim * DBL_EPSILON;
+    for (ptrdiff_t j = 0; j < dim; j++) {
+        double amax = 0, ss = 0;
+        for (ptrdiff_t i = 0; i <= j; i++) {
+            double v = fabs(r[i * ld + j]);
+            amax = v > amax ? v : amax;
+        }
+        for (ptrdiff_t i = 0; amax > 0 && i <= j; i++) {
+            double v = r[i * ld + j] / amax;
+            ss += v * v;
+        }
+        if (!(fabs(r[j * ld + j]) > tol * amax * sqrt(ss))) {
+            return MLA_ERR_SINGULAR;
+        }
+    }
+
+    for (ptrdiff_t c = 0; c < t; c++) {
+        for (ptrdiff_t i = dim - 1; i >= 0; i--) {
+            double s = z[i * t + c];
+            for (ptrdiff_t k = i + 1; k < dim; k++) {
+                s -= r[i * ld + k] * z[k * t + c];
+            }
+            z[i * t + c] = s / r[i * ld + i];
+        }
+    }
+    return MLA_OK;
 }
 
 #define MLA_DTYPE 32

@@ -7,6 +7,9 @@
 
 #include "mla.h"
 
+/* Tile edge of the mirroring pass, so both tiles it touches stay in L1. */
+#define MLA_MIRROR_TILE 64
+
 #define MLA_DTYPE 32
 #include "dtype.h"
 #include "similarity_impl.h"

@@ -66,26 +66,17 @@ FN(mla_cosine_similarity)(const T *u, ptrdiff_t su, const T *v, ptrdiff_t sv,
 }
 
 /*
- * S (n, n) = cosine similarity of every pair of rows of X (n, d), both
- * C-contiguous. The rows are normalized once into scratch (zero rows stay
- * zero), then S = Xn Xn^T runs on the blocked GEMM, reading Xn^T through
- * strides.
+ * Store in out (n, d) the rows of x (n, d), both C-contiguous, divided by
+ * their norms: zero rows stay zero and rows holding inf or NaN become NaN.
+ * Each norm is taken after dividing by the row's largest magnitude, in
+ * double.
  */
-mla_status
-FN(mla_cosine_similarity_matrix)(T *s, const T *x, ptrdiff_t n, ptrdiff_t d)
+static void
+FN(normalize_rows)(T *out, const T *x, ptrdiff_t n, ptrdiff_t d)
 {
-    if (n == 0) {
-        return MLA_OK;
-    }
-    T *xn = mla_alloc((size_t)n * (size_t)d, sizeof(T));
-    if (xn == NULL) {
-        return MLA_ERR_NOMEM;
-    }
-
-    /* Normalize each row by its norm, computed with scaling in double. */
     for (ptrdiff_t i = 0; i < n; i++) {
         const T *row = x + i * d;
-        T *out = xn + i * d;
+        T *dst = out + i * d;
         double scale = FN(max_abs)(row, 1, d);
         double inv_norm = 0;
         if (scale != 0 && isfinite(scale)) {
@@ -101,20 +92,83 @@ FN(mla_cosine_similarity_matrix)(T *s, const T *x, ptrdiff_t n, ptrdiff_t d)
             inv_norm = NAN;
         }
         for (ptrdiff_t j = 0; j < d; j++) {
-            out[j] = inv_norm == 0 ? 0 : (T)(row[j] / scale * inv_norm);
+            dst[j] = inv_norm == 0 ? 0 : (T)(row[j] / scale * inv_norm);
         }
     }
+}
 
-    FN(mla_epilogue) ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
-    mla_status status =
-        FN(mla_gemm)(s, n, 1, xn, d, 1, xn, 1, d, n, n, d, &ep);
+/*
+ * S (n, n) = cosine similarity of every pair of rows of X (n, d), both
+ * C-contiguous. The rows are normalized once into scratch, then the lower
+ * triangle of Xn Xn^T comes from the blocked lower-triangle product
+ * (syrk.c), about half the multiply-adds of the full product. One pass
+ * over tiles clamps it and mirrors it into the upper triangle, so S is
+ * exactly symmetric.
+ */
+mla_status
+FN(mla_cosine_similarity_matrix)(T *s, const T *x, ptrdiff_t n, ptrdiff_t d)
+{
+    if (n == 0) {
+        return MLA_OK;
+    }
+    T *xn = mla_alloc((size_t)n * (size_t)d, sizeof(T));
+    if (xn == NULL) {
+        return MLA_ERR_NOMEM;
+    }
+    FN(normalize_rows)(xn, x, n, d);
+    mla_status status = FN(mla_syrk)(s, n, xn, d, 1, n, d);
     mla_free(xn);
     if (status != MLA_OK) {
         return status;
     }
 
-    /* The same clamp as the vector version, in one pass over S. */
-    for (ptrdiff_t i = 0; i < n * n; i++) {
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += MLA_MIRROR_TILE) {
+        ptrdiff_t i1 = i0 + MLA_MIRROR_TILE < n ? i0 + MLA_MIRROR_TILE : n;
+        for (ptrdiff_t j0 = 0; j0 <= i0; j0 += MLA_MIRROR_TILE) {
+            for (ptrdiff_t i = i0; i < i1; i++) {
+                ptrdiff_t j1 = j0 + MLA_MIRROR_TILE < i + 1
+                                   ? j0 + MLA_MIRROR_TILE
+                                   : i + 1;
+                for (ptrdiff_t j = j0; j < j1; j++) {
+                    T v = (T)FN(clamp_cosine)(s[i * n + j]);
+                    s[i * n + j] = v;
+                    s[j * n + i] = v;
+                }
+            }
+        }
+    }
+    return MLA_OK;
+}
+
+/*
+ * S (n, m) = cosine similarity of every row of X (n, d) with every row of
+ * Y (m, d), all C-contiguous: both are normalized into scratch and
+ * S = Xn Yn^T runs on the blocked GEMM, reading Yn^T through strides, then
+ * S is clamped to [-1, 1].
+ */
+mla_status
+FN(mla_cosine_similarity_cross)(T *s, const T *x, ptrdiff_t n, const T *y,
+                                ptrdiff_t m, ptrdiff_t d)
+{
+    if (n == 0 || m == 0) {
+        return MLA_OK;
+    }
+    T *xn = mla_alloc((size_t)(n + m) * (size_t)d, sizeof(T));
+    if (xn == NULL) {
+        return MLA_ERR_NOMEM;
+    }
+    T *yn = xn + n * d;
+    FN(normalize_rows)(xn, x, n, d);
+    FN(normalize_rows)(yn, y, m, d);
+
+    FN(mla_epilogue) ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
+    mla_status status =
+        FN(mla_gemm)(s, m, 1, xn, d, 1, yn, 1, d, n, m, d, &ep);
+    mla_free(xn);
+    if (status != MLA_OK) {
+        return status;
+    }
+    for (ptrdiff_t i = 0; i < n * m; i++) {
         s[i] = (T)FN(clamp_cosine)(s[i]);
     }
     return MLA_OK;

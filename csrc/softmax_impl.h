@@ -1,262 +1,529 @@
 /*
- * softmax_impl.h: softmax along one axis and the cross-entropy loss,
- * instantiated per element type by softmax.c.
+ * softmax_impl.h: softmax, log-softmax and softmax cross-entropy along one
+ * axis, and the clipped cross-entropy loss, instantiated per element type
+ * by softmax.c.
+ *
+ * Every row is read from memory in at most two passes. The first is the
+ * online max-and-sum recurrence, taken a chunk of MLA_SOFTMAX_CHUNK
+ * elements at a time: the chunk's max m_c, then s_c = sum(exp(z - m_c))
+ * over the chunk while it is still in L1 (softmax also stores those
+ * exponentials, and log-softmax the differences z - m_c). With M the max of
+ * the row, its sum is S = sum_c s_c exp(m_c - M). The second pass turns
+ * the stored values into the result, from the cache for rows up to the
+ * size of L2: softmax scales each chunk by exp(m_c - M) / S, and
+ * log-softmax subtracts (M - m_c) and then log(S). exp is the vectorized
+ * one of vecmath.h.
+ *
+ * NaN and infinities follow the NumPy formula: a row holding +inf or NaN,
+ * or only -inf, gives NaN. A chunk of only -inf is shifted by 0 instead of
+ * its max, so that its exponentials are 0 rather than NaN.
  */
+
+typedef FN(mla_vector_kernels) FN(vector_kernels);
+
+/*
+ * Ask for the MLA_SOFTMAX_CHUNK elements at z to be loaded into the cache,
+ * so that they arrive while the exponentials of the chunk before them are
+ * computed. Past the end of the data the hint is harmless: a prefetch
+ * never faults.
+ */
+static inline void
+FN(prefetch_chunk)(const T *z)
+{
+#if defined(__GNUC__)
+    const char *bytes = (const char *)z;
+    for (size_t i = 0; i < MLA_SOFTMAX_CHUNK * sizeof(T); i += 64) {
+        __builtin_prefetch(bytes + i);
+    }
+#else
+    (void)z;
+#endif
+}
+
+/*
+ * Pass 1 over the contiguous row z (n >= 1). For each chunk c, stores its
+ * shift in shift[c] (its max, or 0 if that max is -inf) and
+ * sum(exp(z - shift[c])) over it in sum[c]. Unless y is NULL, also stores
+ * in y the exponentials, or with `shifted` the differences z - shift[c].
+ * Returns the max of the row, NaN if it contains a NaN.
+ */
+static T
+FN(row_first_pass)(const FN(vector_kernels) *kernels, T *y, int shifted,
+                   const T *z, ptrdiff_t n, T *shift, double *sum)
+{
+    T row_max = -INFINITY;
+    for (ptrdiff_t c = 0, start = 0; start < n; c++) {
+        ptrdiff_t len = n - start < MLA_SOFTMAX_CHUNK ? n - start
+                                                      : MLA_SOFTMAX_CHUNK;
+        T chunk_max = kernels->max(z + start, len);
+        FN(prefetch_chunk)(z + start + len);
+        shift[c] = chunk_max == -INFINITY ? 0 : chunk_max;
+        if (shifted) {
+            sum[c] = kernels->shift_exp_sum(y + start, z + start, shift[c],
+                                            len);
+        }
+        else {
+            sum[c] = kernels->exp_sum(y == NULL ? NULL : y + start,
+                                      z + start, shift[c], len);
+        }
+        if (chunk_max > row_max || chunk_max != chunk_max) {
+            row_max = chunk_max;
+        }
+        start += len;
+    }
+    return row_max;
+}
+
+/*
+ * For a finite row max, stores factor[c] = exp(shift[c] - max) and returns
+ * the row's sum(exp(z - max)) = sum_c sum[c] factor[c]. A chunk of only
+ * -inf has sum[c] == 0 and gets factor 0.
+ */
+static double
+FN(row_total)(const T *shift, const double *sum, ptrdiff_t chunks, T max,
+              double *factor)
+{
+    double total = 0;
+    for (ptrdiff_t c = 0; c < chunks; c++) {
+        factor[c] = sum[c] == 0 ? 0 : exp((double)shift[c] - (double)max);
+        total += sum[c] * factor[c];
+    }
+    return total;
+}
+
+static void
+FN(fill_nan)(T *y, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        y[i] = NAN;
+    }
+}
+
+/* Softmax (or log-softmax) of the contiguous row z (n >= 1) into y. */
+static void
+FN(softmax_row)(const FN(vector_kernels) *kernels, T *y, const T *z,
+                ptrdiff_t n, int log_softmax, T *shift, double *sum,
+                double *factor)
+{
+    ptrdiff_t chunks = (n + MLA_SOFTMAX_CHUNK - 1) / MLA_SOFTMAX_CHUNK;
+    T max = FN(row_first_pass)(kernels, y, log_softmax, z, n, shift, sum);
+    if (!isfinite(max)) {
+        FN(fill_nan)(y, n);
+        return;
+    }
+    double total = FN(row_total)(shift, sum, chunks, max, factor);
+
+    /*
+     * Pass 2: y contains exp(z - shift) or z - shift per chunk.
+     * log-softmax subtracts (max - shift) then log(total), which leaves the
+     * chunk of the max as (z - max) - log(total) exactly.
+     */
+    T log_total = (T)log(total);
+    for (ptrdiff_t c = 0; c < chunks; c++) {
+        ptrdiff_t start = c * MLA_SOFTMAX_CHUNK;
+        ptrdiff_t len = n - start < MLA_SOFTMAX_CHUNK ? n - start
+                                                      : MLA_SOFTMAX_CHUNK;
+        if (log_softmax) {
+            kernels->log_normalize(y + start, y + start, max - shift[c],
+                                   log_total, len);
+        }
+        else {
+            kernels->scale(y + start, y + start, (T)(factor[c] / total), len);
+        }
+    }
+}
+
+/*
+ * Softmax (or log-softmax) down the n rows of the w columns z[i * ld + j],
+ * j < w, into y with the same layout: the columns of one (n, inner) slab of
+ * an axis that is not the last. Each row contributes a segment of w
+ * contiguous elements, so memory is read in order. Chunks are `rows` rows
+ * deep (rows * w <= MLA_SOFTMAX_CHUNK), and the scratch contains
+ * chunk_shift and chunk_sum (chunks, w) and col_max, col_log_sum (w,) in T
+ * and col_total (w,) in double.
+ */
+static void
+FN(softmax_columns)(const FN(vector_kernels) *kernels, T *y, const T *z,
+                    ptrdiff_t n, ptrdiff_t ld, ptrdiff_t w, ptrdiff_t rows,
+                    int log_softmax, T *chunk_shift, T *chunk_sum,
+                    T *col_max, T *col_log_sum, double *col_total)
+{
+    ptrdiff_t chunks = (n + rows - 1) / rows;
+    for (ptrdiff_t j = 0; j < w; j++) {
+        col_max[j] = -INFINITY;
+    }
+
+    /* Pass 1: per chunk, the max of each column, then the exp sums. */
+    for (ptrdiff_t c = 0; c < chunks; c++) {
+        ptrdiff_t first = c * rows;
+        ptrdiff_t last = first + rows < n ? first + rows : n;
+        T *shift = chunk_shift + c * w, *sum = chunk_sum + c * w;
+        for (ptrdiff_t j = 0; j < w; j++) {
+            shift[j] = z[first * ld + j];
+            sum[j] = 0;
+        }
+        kernels->max_columns(shift, z + (first + 1) * ld, ld,
+                             last - first - 1, w);
+        kernels->max_columns(col_max, shift, 0, 1, w);
+        for (ptrdiff_t j = 0; j < w; j++) {
+            shift[j] = shift[j] == -INFINITY ? 0 : shift[j];
+        }
+        kernels->exp_sum_columns(log_softmax ? NULL : y + first * ld,
+                                 z + first * ld, ld, last - first, shift, sum,
+                                 w);
+    }
+
+    /*
+     * chunk_shift becomes exp(shift - col_max), 0 for a chunk of only -inf
+     * in that column, computed by the vectorized exp in one call.
+     */
+    for (ptrdiff_t c = 0; c < chunks; c++) {
+        T *shift = chunk_shift + c * w;
+        const T *sum = chunk_sum + c * w;
+        for (ptrdiff_t j = 0; j < w; j++) {
+            shift[j] = sum[j] == 0 ? -INFINITY : shift[j] - col_max[j];
+        }
+    }
+    kernels->exp(chunk_shift, chunk_shift, chunks * w);
+    for (ptrdiff_t j = 0; j < w; j++) {
+        col_total[j] = 0;
+    }
+    for (ptrdiff_t c = 0; c < chunks; c++) {
+        const T *factor = chunk_shift + c * w, *sum = chunk_sum + c * w;
+        for (ptrdiff_t j = 0; j < w; j++) {
+            col_total[j] += (double)sum[j] * (double)factor[j];
+        }
+    }
+
+    /*
+     * Pass 2. A column whose max is not finite becomes NaN. For softmax,
+     * col_total becomes 1 / col_total and chunk_shift the factors.
+     */
+    if (log_softmax) {
+        for (ptrdiff_t j = 0; j < w; j++) {
+            if (isfinite(col_max[j])) {
+                col_log_sum[j] = (T)log(col_total[j]);
+            }
+            else {
+                col_max[j] = NAN;
+                col_log_sum[j] = 0;
+            }
+        }
+        kernels->log_normalize_columns(y, z, ld, n, col_max, col_log_sum, w);
+        return;
+    }
+    for (ptrdiff_t j = 0; j < w; j++) {
+        col_total[j] = isfinite(col_max[j]) ? 1 / col_total[j] : NAN;
+    }
+    for (ptrdiff_t c = 0; c < chunks; c++) {
+        T *factor = chunk_shift + c * w;
+        for (ptrdiff_t j = 0; j < w; j++) {
+            factor[j] = (T)((double)factor[j] * col_total[j]);
+        }
+    }
+    for (ptrdiff_t c = 0; c < chunks; c++) {
+        ptrdiff_t first = c * rows;
+        ptrdiff_t count = first + rows < n ? rows : n - first;
+        kernels->scale_columns(y + first * ld, y + first * ld, ld, count,
+                               chunk_shift + c * w, w);
+    }
+}
+
+/*
+ * Task `task` of the column blocks of z (outer, n, inner): block
+ * task % blocks of slab task / blocks, with this thread's scratch
+ * (2 * chunks * block + 2 * block elements of T) and totals (block).
+ */
+static void
+FN(softmax_column_task)(const FN(vector_kernels) *kernels, T *y, const T *z,
+                        ptrdiff_t n, ptrdiff_t inner, ptrdiff_t block,
+                        ptrdiff_t rows, int log_softmax, ptrdiff_t task,
+                        T *scratch, double *totals)
+{
+    ptrdiff_t blocks = (inner + block - 1) / block;
+    ptrdiff_t chunks = (n + rows - 1) / rows;
+    ptrdiff_t r = task / blocks, j0 = (task % blocks) * block;
+    ptrdiff_t w = inner - j0 < block ? inner - j0 : block;
+    ptrdiff_t offset = r * n * inner + j0;
+    FN(softmax_columns)(kernels, y + offset, z + offset, n, inner, w, rows,
+                        log_softmax, scratch, scratch + chunks * block,
+                        scratch + 2 * chunks * block,
+                        scratch + 2 * chunks * block + block, totals);
+}
+
+/* Threads for `elements` elements in `tasks` independent tasks. */
+static int
+FN(softmax_threads)(ptrdiff_t tasks, ptrdiff_t elements)
+{
+    ptrdiff_t by_work = elements / MLA_SOFTMAX_MIN_WORK;
+    ptrdiff_t limit = by_work < tasks ? by_work : tasks;
+    int threads = mla_get_num_threads();
+    if (limit < threads) {
+        threads = limit < 1 ? 1 : (int)limit;
+    }
+    if (threads > 1) {
+        mla_note_parallel();
+    }
+    return threads;
+}
+
+/*
+ * The body of mla_softmax and mla_log_softmax. Rows (inner == 1) or
+ * column blocks (inner > 1) are shared out among threads; each thread has
+ * its own scratch, and every row is computed the same way whatever the
+ * thread count. One thread runs without entering a parallel region, which
+ * would cost about a microsecond even with a false if clause.
+ */
+static mla_status
+FN(softmax_along_axis)(T *y, const T *z, ptrdiff_t outer, ptrdiff_t n,
+                       ptrdiff_t inner, int log_softmax)
+{
+    if (outer == 0 || n == 0 || inner == 0) {
+        return MLA_OK;
+    }
+    const FN(vector_kernels) *kernels = FN(mla_select_vector_kernels)();
+
+    if (inner == 1) {
+        ptrdiff_t chunks = (n + MLA_SOFTMAX_CHUNK - 1) / MLA_SOFTMAX_CHUNK;
+        int threads = FN(softmax_threads)(outer, outer * n);
+        T *shift = mla_alloc((size_t)threads * (size_t)chunks, sizeof(T));
+        double *sums =
+            mla_alloc(2 * (size_t)threads * (size_t)chunks, sizeof(double));
+        if (shift == NULL || sums == NULL) {
+            mla_free(shift);
+            mla_free(sums);
+            return MLA_ERR_NOMEM;
+        }
+        if (threads == 1) {
+            for (ptrdiff_t r = 0; r < outer; r++) {
+                FN(softmax_row)(kernels, y + r * n, z + r * n, n, log_softmax,
+                                shift, sums, sums + chunks);
+            }
+        }
+        else {
+#pragma omp parallel for num_threads(threads) schedule(static)
+            for (ptrdiff_t r = 0; r < outer; r++) {
+                int t = MLA_THREAD_ID();
+                double *sum = sums + 2 * (ptrdiff_t)t * chunks;
+                FN(softmax_row)(kernels, y + r * n, z + r * n, n, log_softmax,
+                                shift + (ptrdiff_t)t * chunks, sum,
+                                sum + chunks);
+            }
+        }
+        mla_free(shift);
+        mla_free(sums);
+        return MLA_OK;
+    }
+
+    /* Column blocks of up to MLA_SOFTMAX_COLUMNS, each its own task. */
+    ptrdiff_t block = inner < MLA_SOFTMAX_COLUMNS ? inner : MLA_SOFTMAX_COLUMNS;
+    ptrdiff_t blocks = (inner + block - 1) / block;
+    ptrdiff_t rows = MLA_SOFTMAX_CHUNK / block;
+    rows = rows < MLA_SOFTMAX_MAX_ROWS ? rows : MLA_SOFTMAX_MAX_ROWS;
+    ptrdiff_t chunks = (n + rows - 1) / rows;
+    ptrdiff_t per_thread = 2 * chunks * block + 2 * block;
+    int threads = FN(softmax_threads)(outer * blocks, outer * n * inner);
+    T *scratch =
+        mla_alloc((size_t)threads * (size_t)per_thread, sizeof(T));
+    double *totals = mla_alloc((size_t)threads * (size_t)block, sizeof(double));
+    if (scratch == NULL || totals == NULL) {
+        mla_free(scratch);
+        mla_free(totals);
+        return MLA_ERR_NOMEM;
+    }
+    if (threads == 1) {
+        for (ptrdiff_t task = 0; task < outer * blocks; task++) {
+            FN(softmax_column_task)(kernels, y, z, n, inner, block, rows,
+                                    log_softmax, task, scratch, totals);
+        }
+    }
+    else {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (ptrdiff_t task = 0; task < outer * blocks; task++) {
+            int t = MLA_THREAD_ID();
+            FN(softmax_column_task)(kernels, y, z, n, inner, block, rows,
+                                    log_softmax, task,
+                                    scratch + (ptrdiff_t)t * per_thread,
+                                    totals + (ptrdiff_t)t * block);
+        }
+    }
+    mla_free(scratch);
+    mla_free(totals);
+    return MLA_OK;
+}
 
 /*
  * y = exp(z - max) / sum(exp(z - max)) along the middle axis of
  * z (outer, n, inner), C-contiguous; y has the same shape and may alias z.
- *
- * With inner == 1 each row is contiguous: one pass finds the max, one writes
- * the shifted exponentials and sums them in double, one scales. With
- * inner > 1 the same three passes run over whole (n, inner) slabs, keeping
- * inner running maxima and sums in scratch, so a softmax over a leading
- * axis reads memory in order and needs no transposed copy.
- *
- * NaN and infinities follow the NumPy formula: a row holding +inf or NaN,
- * or only -inf, becomes NaN.
+ * With inner > 1 the axis is not the last one: its columns are processed
+ * in blocks of contiguous row segments, with no transposed copy.
  */
 mla_status
 FN(mla_softmax)(T *y, const T *z, ptrdiff_t outer, ptrdiff_t n,
                 ptrdiff_t inner)
 {
-    if (outer == 0 || n == 0 || inner == 0) {
-        return MLA_OK;
-    }
-
-    if (inner == 1) {
-        for (ptrdiff_t r = 0; r < outer; r++) {
-            const T *zr = z + r * n;
-            T *yr = y + r * n;
-            T max = zr[0];
-            for (ptrdiff_t i = 1; i < n; i++) {
-                /* A NaN max makes the whole row NaN, as np.max would. */
-                if (zr[i] > max || zr[i] != zr[i]) {
-                    max = zr[i];
-                }
-            }
-            ACC sum = 0;
-            for (ptrdiff_t i = 0; i < n; i++) {
-                T e = EXP(zr[i] - max);
-                yr[i] = e;
-                sum += e;
-            }
-            T scale = (T)(1 / sum);
-            for (ptrdiff_t i = 0; i < n; i++) {
-                yr[i] *= scale;
-            }
-        }
-        return MLA_OK;
-    }
-
-    T *max = mla_alloc((size_t)inner, sizeof(T));
-    ACC *sum = mla_alloc((size_t)inner, sizeof(ACC));
-    if (max == NULL || sum == NULL) {
-        mla_free(max);
-        mla_free(sum);
-        return MLA_ERR_NOMEM;
-    }
-    for (ptrdiff_t r = 0; r < outer; r++) {
-        const T *zr = z + r * n * inner;
-        T *yr = y + r * n * inner;
-
-        for (ptrdiff_t j = 0; j < inner; j++) {
-            max[j] = zr[j];
-            sum[j] = 0;
-        }
-        for (ptrdiff_t i = 1; i < n; i++) {
-            for (ptrdiff_t j = 0; j < inner; j++) {
-                T v = zr[i * inner + j];
-                if (v > max[j] || v != v) {
-                    max[j] = v;
-                }
-            }
-        }
-
-        for (ptrdiff_t i = 0; i < n; i++) {
-            for (ptrdiff_t j = 0; j < inner; j++) {
-                T e = EXP(zr[i * inner + j] - max[j]);
-                yr[i * inner + j] = e;
-                sum[j] += e;
-            }
-        }
-
-        for (ptrdiff_t j = 0; j < inner; j++) {
-            sum[j] = 1 / sum[j];
-        }
-        for (ptrdiff_t i = 0; i < n; i++) {
-            for (ptrdiff_t j = 0; j < inner; j++) {
-                yr[i * inner + j] *= (T)sum[j];
-            }
-        }
-    }
-    mla_free(max);
-    mla_free(sum);
-    return MLA_OK;
-}
-
-/*
- * Max of the n > 0 contiguous elements of z (NaN when any element is NaN)
- * and the sum of exp(z[i] - max), accumulated in double.
- */
-static void
-FN(row_max_sum)(const T *z, ptrdiff_t n, T *max_out, double *sum_out)
-{
-    T max = z[0];
-    for (ptrdiff_t i = 1; i < n; i++) {
-        if (z[i] > max || z[i] != z[i]) {
-            max = z[i];
-        }
-    }
-    double sum = 0;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        sum += EXP(z[i] - max);
-    }
-    *max_out = max;
-    *sum_out = sum;
+    return FN(softmax_along_axis)(y, z, outer, n, inner, 0);
 }
 
 /*
  * y = (z - max) - log(sum(exp(z - max))) along the middle axis of
  * z (outer, n, inner), C-contiguous; y has the same shape and may alias z.
- * The layout and the passes are those of mla_softmax. The difference z - max
- * is taken before log(sum) is subtracted, so entries near the max keep
- * their small magnitude exactly, and logits of any size stay finite.
- *
- * NaN and infinities follow the NumPy formula: a row holding +inf or NaN,
- * or only -inf, becomes NaN, and a -inf entry of any other row gives -inf.
+ * The difference z - max is taken before log(sum) is subtracted, so entries
+ * near the max keep their small magnitude exactly, and logits of any size
+ * stay finite. A -inf entry of a row with a finite max gives -inf.
  */
 mla_status
 FN(mla_log_softmax)(T *y, const T *z, ptrdiff_t outer, ptrdiff_t n,
                     ptrdiff_t inner)
 {
-    if (outer == 0 || n == 0 || inner == 0) {
-        return MLA_OK;
+    return FN(softmax_along_axis)(y, z, outer, n, inner, 1);
+}
+
+/*
+ * Loss of one row of softmax_cross_entropy (see there), and its gradient
+ * row in g scaled by inv_batch unless g is NULL. label is the class index,
+ * or -1 when p (classes,) contains probabilities.
+ */
+static double
+FN(cross_entropy_row)(const FN(vector_kernels) *kernels, T *g, const T *z,
+                      ptrdiff_t label, const T *p, ptrdiff_t classes,
+                      double inv_batch, T *shift, double *sum, double *factor)
+{
+    ptrdiff_t chunks = (classes + MLA_SOFTMAX_CHUNK - 1) / MLA_SOFTMAX_CHUNK;
+    T max = FN(row_first_pass)(kernels, g, 0, z, classes, shift, sum);
+    if (!isfinite(max)) {
+        if (g != NULL) {
+            FN(fill_nan)(g, classes);
+        }
+        return NAN;
+    }
+    double total = FN(row_total)(shift, sum, chunks, max, factor);
+
+    /*
+     * mass = sum(p) and cross = sum(p (max - z)) over p != 0, which are 1
+     * and max - z[label] for an index. For probabilities, cross is gathered
+     * per chunk as sum(p (shift - z)) + (max - shift) sum(p).
+     */
+    double mass = 1, cross = 0;
+    if (label >= 0) {
+        cross = (double)max - (double)z[label];
+    }
+    else {
+        mass = 0;
+        for (ptrdiff_t c = 0, start = 0; start < classes; c++) {
+            ptrdiff_t len = classes - start < MLA_SOFTMAX_CHUNK
+                                ? classes - start
+                                : MLA_SOFTMAX_CHUNK;
+            double chunk_mass = 0;
+            cross += kernels->weighted_gap(p + start, z + start, shift[c],
+                                           len, &chunk_mass);
+            cross += ((double)max - (double)shift[c]) * chunk_mass;
+            mass += chunk_mass;
+            start += len;
+        }
     }
 
-    if (inner == 1) {
-        for (ptrdiff_t r = 0; r < outer; r++) {
-            const T *zr = z + r * n;
-            T *yr = y + r * n;
-            T max;
-            double sum;
-            FN(row_max_sum)(zr, n, &max, &sum);
-            T log_sum = (T)log(sum);
-            for (ptrdiff_t i = 0; i < n; i++) {
-                yr[i] = (zr[i] - max) - log_sum;
+    if (g != NULL) {
+        for (ptrdiff_t c = 0, start = 0; start < classes; c++) {
+            ptrdiff_t len = classes - start < MLA_SOFTMAX_CHUNK
+                                ? classes - start
+                                : MLA_SOFTMAX_CHUNK;
+            double scale = factor[c] * mass / total * inv_batch;
+            if (label < 0) {
+                kernels->scale_subtract(g + start, g + start, (T)scale,
+                                        p + start, (T)inv_batch, len);
             }
-        }
-        return MLA_OK;
-    }
-
-    T *max = mla_alloc((size_t)inner, sizeof(T));
-    ACC *sum = mla_alloc((size_t)inner, sizeof(ACC));
-    if (max == NULL || sum == NULL) {
-        mla_free(max);
-        mla_free(sum);
-        return MLA_ERR_NOMEM;
-    }
-    for (ptrdiff_t r = 0; r < outer; r++) {
-        const T *zr = z + r * n * inner;
-        T *yr = y + r * n * inner;
-
-        for (ptrdiff_t j = 0; j < inner; j++) {
-            max[j] = zr[j];
-            sum[j] = 0;
-        }
-        for (ptrdiff_t i = 1; i < n; i++) {
-            for (ptrdiff_t j = 0; j < inner; j++) {
-                T v = zr[i * inner + j];
-                if (v > max[j] || v != v) {
-                    max[j] = v;
-                }
+            else {
+                kernels->scale(g + start, g + start, (T)scale, len);
             }
+            start += len;
         }
-        for (ptrdiff_t i = 0; i < n; i++) {
-            for (ptrdiff_t j = 0; j < inner; j++) {
-                sum[j] += EXP(zr[i * inner + j] - max[j]);
-            }
-        }
-
-        /* sum[j] becomes log(sum[j]), in the element type. */
-        for (ptrdiff_t j = 0; j < inner; j++) {
-            sum[j] = (T)log(sum[j]);
-        }
-        for (ptrdiff_t i = 0; i < n; i++) {
-            for (ptrdiff_t j = 0; j < inner; j++) {
-                yr[i * inner + j] =
-                    (zr[i * inner + j] - max[j]) - (T)sum[j];
-            }
+        if (label >= 0) {
+            /* softmax - 1 at the label, from one rounding in double. */
+            ptrdiff_t c = label / MLA_SOFTMAX_CHUNK;
+            double p_label = exp((double)z[label] - (double)shift[c]) *
+                             factor[c] / total;
+            g[label] = (T)((p_label - 1) * inv_batch);
         }
     }
-    mla_free(max);
-    mla_free(sum);
-    return MLA_OK;
+    return cross + mass * log(total);
 }
 
 /*
  * Mean softmax cross-entropy of logits (batch, classes), C-contiguous,
  * against either class indices labels (batch,), each in [0, classes), or
- * probabilities probs (batch, classes); the other pointer is NULL. The
+ * probabilities probs (batch, classes). The other pointer is NULL, and the
  * caller checks the indices. Stores the mean loss in *loss (0.0 when batch
  * is 0) and, when grad is not NULL, the gradient of that mean with respect
  * to the logits in grad (batch, classes), which must not alias the inputs.
  *
- * Per row, with m = max(z) and s = sum(exp(z - m)), the log-softmax is
- * z - m - log(s), so the row loss is (m - z[label]) + log(s) for an index
- * and sum_j p_j ((m - z_j) + log(s)) for probabilities. A term with
+ * Per row, with M = max(z) and S = sum(exp(z - M)), the log-softmax is
+ * z - M - log(S), so the row loss is (M - z[label]) + log(S) for an index
+ * and sum_j p_j ((M - z_j) + log(S)) for probabilities. A term with
  * p_j == 0 counts as 0 even where z_j is -inf (0 log 0 = 0, as in
  * scipy.special.xlogy). The gradient of the row loss is
- * softmax(z) * sum(p) - p, which is softmax(z) - onehot for an index; both
- * are divided by batch for the mean. A row holding NaN or +inf, or only
- * -inf, gives a NaN loss and a NaN gradient row, as the NumPy formula does.
+ * softmax(z) * sum(p) - p, which is softmax(z) - onehot for an index, and
+ * the mean divides it by batch. The first pass over a row stores the
+ * exponentials in grad, and the second scales them into the gradient. A
+ * row containing NaN or +inf, or only -inf, gives a NaN loss and a NaN
+ * gradient row, as the NumPy formula does. Row losses are summed in double
+ * in row order, so the result does not depend on the thread count.
  */
 mla_status
 FN(mla_softmax_cross_entropy)(double *loss, T *grad, const T *logits,
                               const ptrdiff_t *labels, const T *probs,
                               ptrdiff_t batch, ptrdiff_t classes)
 {
-    double inv_batch = batch > 0 ? 1.0 / (double)batch : 0.0;
-    double total = 0;
+    *loss = 0.0;
+    if (batch == 0) {
+        return MLA_OK;
+    }
+    const FN(vector_kernels) *kernels = FN(mla_select_vector_kernels)();
+    double inv_batch = 1.0 / (double)batch;
+    ptrdiff_t chunks = (classes + MLA_SOFTMAX_CHUNK - 1) / MLA_SOFTMAX_CHUNK;
+    int threads = FN(softmax_threads)(batch, batch * classes);
 
-    for (ptrdiff_t r = 0; r < batch; r++) {
-        const T *z = logits + r * classes;
-        const T *p = probs == NULL ? NULL : probs + r * classes;
-        T max;
-        double sum;
-        FN(row_max_sum)(z, classes, &max, &sum);
-        double log_sum = log(sum);
+    T *shift = mla_alloc((size_t)threads * (size_t)chunks, sizeof(T));
+    double *sums = mla_alloc(2 * (size_t)threads * (size_t)chunks +
+                                 (size_t)batch,
+                             sizeof(double));
+    if (shift == NULL || sums == NULL) {
+        mla_free(shift);
+        mla_free(sums);
+        return MLA_ERR_NOMEM;
+    }
+    double *row_loss = sums + 2 * (ptrdiff_t)threads * chunks;
 
-        /* mass = sum(p), 1 for an index. */
-        double mass = 1;
-        if (labels != NULL) {
-            total += ((double)max - (double)z[labels[r]]) + log_sum;
-        }
-        else {
-            double cross = 0;
-            mass = 0;
-            for (ptrdiff_t j = 0; j < classes; j++) {
-                if (p[j] != 0) {
-                    mass += p[j];
-                    cross += (double)p[j] * ((double)max - (double)z[j]);
-                }
-            }
-            total += cross + mass * log_sum;
-        }
-
-        if (grad != NULL) {
-            T *g = grad + r * classes;
-            double scale = mass / sum * inv_batch;
-            ptrdiff_t label = labels == NULL ? -1 : labels[r];
-            for (ptrdiff_t j = 0; j < classes; j++) {
-                double target = p != NULL ? (double)p[j] : (j == label);
-                g[j] = (T)((double)EXP(z[j] - max) * scale -
-                           target * inv_batch);
-            }
+    if (threads == 1) {
+        for (ptrdiff_t r = 0; r < batch; r++) {
+            row_loss[r] = FN(cross_entropy_row)(
+                kernels, grad == NULL ? NULL : grad + r * classes,
+                logits + r * classes, labels == NULL ? -1 : labels[r],
+                probs == NULL ? NULL : probs + r * classes, classes,
+                inv_batch, shift, sums, sums + chunks);
         }
     }
-    /* 0 + x rather than x: an empty batch gives 0.0, not -0.0. */
+    else {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (ptrdiff_t r = 0; r < batch; r++) {
+            int t = MLA_THREAD_ID();
+            double *sum = sums + 2 * (ptrdiff_t)t * chunks;
+            row_loss[r] = FN(cross_entropy_row)(
+                kernels, grad == NULL ? NULL : grad + r * classes,
+                logits + r * classes, labels == NULL ? -1 : labels[r],
+                probs == NULL ? NULL : probs + r * classes, classes,
+                inv_batch, shift + (ptrdiff_t)t * chunks, sum, sum + chunks);
+        }
+    }
+
+    double total = 0;
+    for (ptrdiff_t r = 0; r < batch; r++) {
+        total += row_loss[r];
+    }
+    /* 0 + x rather than x: a loss of -0.0 reads as 0.0. */
     *loss = 0.0 + total * inv_batch;
+    mla_free(shift);
+    mla_free(sums);
     return MLA_OK;
 }
 

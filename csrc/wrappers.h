@@ -17,6 +17,8 @@ MLA_WRAPPER(sigmoid);
 MLA_WRAPPER(relu);
 MLA_WRAPPER(sigmoid_derivative);
 MLA_WRAPPER(relu_derivative);
+MLA_WRAPPER(exp);
+MLA_WRAPPER(syrk);
 MLA_WRAPPER(forward_layer);
 MLA_WRAPPER(forward_layer_batch);
 MLA_WRAPPER(dense_backward);

@@ -417,29 +417,36 @@ Examples
 >>> mla.cosine_similarity([0.0, 0.0], [1.0, 1.0])
 0.0
 """,
-    "cosine_similarity_matrix": """cosine_similarity_matrix($module, X)
+    "cosine_similarity_matrix": """cosine_similarity_matrix($module, X, Y=None)
 --
 
-Compute the cosine similarity of every pair of rows of X.
+Compute the cosine similarity of every row of X with every row of Y.
 
 The rows are normalized once and the similarities come from one matrix
-product. Zero rows give 0.0, on the diagonal too; entries are clamped to
-[-1, 1].
+product. Without Y (or with Y the same object as X) the rows of X are
+compared with each other: only the lower triangle of the product is
+computed, in blocks, and mirrored, so S is exactly symmetric. Zero rows
+give 0.0, on the diagonal too; a row holding inf or NaN gives NaN; entries
+are clamped to [-1, 1].
+
+{dtypes}
 
 Parameters
 ----------
 X : array_like, shape (n, d)
+Y : array_like, shape (m, d), optional
 
 Returns
 -------
-S : ndarray, shape (n, n)
+S : ndarray, shape (n, m), or (n, n) without Y
+    ``S[i, j]`` is the cosine similarity of ``X[i]`` and ``Y[j]``.
 
 Raises
 ------
 ValueError
-    If X is not 2-D.
+    If X or Y is not 2-D, or their rows differ in length.
 TypeError
-    If X has a non-real dtype.
+    If X or Y has a non-real dtype.
 
 Examples
 --------
@@ -449,23 +456,36 @@ Examples
 array([[1., 0., 0.],
        [0., 1., 0.],
        [0., 0., 0.]])
+>>> mla.cosine_similarity_matrix([[1.0, 0.0]], [[3.0, 3.0], [-1.0, 0.0]]).round(4)
+array([[ 0.7071, -1.    ]])
 """,
-    "linear_regression": """linear_regression($module, X, y, regularization=0.0)
+    "linear_regression": """linear_regression($module, X, y, regularization=0.0, method='normal')
 --
 
-Fit least-squares weights, with a bias, through the normal equations.
+Fit least-squares weights, with a bias, in double precision.
 
-A column of ones is prepended to X, giving ``Xb``, and the kernel solves
-``(Xb^T Xb + regularization * I) w = Xb^T y`` in double precision: a
-Cholesky factorization, with pivoted LU as the fallback. The bias is
-regularized like the other weights. Each column is scaled by its largest
-magnitude before the Gram matrix is formed, so data near 1e150 or 1e-150
-neither overflows nor underflows.
+A column of ones is prepended to X, giving ``Xb``, and the weights
+minimize ``|Xb w - y|^2 + regularization * |w|^2``; the bias is
+regularized like the other weights. Each column is scaled by a power of
+two near its largest magnitude first, so data near 1e150 or 1e-150
+neither overflows nor underflows. The data is read once, in slabs, and
+the result does not depend on the thread count.
 
+``method="normal"`` (the default) solves the normal equations
+``(Xb^T Xb + regularization * I) w = Xb^T y``: the Gram matrix and
+``Xb^T y`` come from one lower-triangle matrix product, then a blocked
+Cholesky factorization (pivoted LU as the fallback) solves the system.
 The normal equations square the condition number of ``Xb``: features with
 a large offset and a small spread (``x + 1e6`` for x in [0, 1]) lose
 digits, and with an offset near 1e8 times the spread the system is
 singular to working precision. Centering the features first avoids both.
+
+``method="qr"`` factors ``Xb`` (stacked over ``sqrt(regularization) I``)
+by Householder QR instead and solves the triangular system. Its error
+grows with the condition number of ``Xb`` rather than its square, so it
+stays accurate where the normal equations lose digits (a polynomial
+design such as ``[x, x^2, ..., x^8]``, say). It is several times slower:
+about five times on 100000 samples of 50 features.
 
 Parameters
 ----------
@@ -475,6 +495,8 @@ y : array_like, shape (n,) or (n, t)
     2-D y fits one column of weights per target.
 regularization : float, default 0.0
     Ridge penalty; must be finite and >= 0.
+method : {{'normal', 'qr'}}, default 'normal'
+    Solve the normal equations, or factor the design matrix by QR.
 
 Returns
 -------
@@ -488,9 +510,10 @@ numpy.linalg.LinAlgError
     feature repeats another one, or there are fewer samples than weights,
     and regularization is 0.
 ValueError
-    If regularization is negative or not finite, or the shapes do not fit.
+    If regularization is negative or not finite, method is not 'normal' or
+    'qr', or the shapes do not fit.
 TypeError
-    If an input has a non-real dtype.
+    If an input has a non-real dtype or method is not a str.
 
 Examples
 --------
@@ -499,6 +522,8 @@ Examples
 >>> X = np.array([0.0, 1.0, 2.0, 3.0])
 >>> mla.linear_regression(X, 1.0 + 2.0 * X)
 array([1., 2.])
+>>> mla.linear_regression(X, 1.0 + 2.0 * X, method="qr").round(12)
+array([1., 2.])
 """,
     "softmax": """softmax($module, z, axis=-1)
 --
@@ -506,9 +531,13 @@ array([1., 2.])
 Compute ``exp(z - max) / sum(exp(z - max))`` along an axis.
 
 Subtracting the maximum keeps the exponentials finite for logits of any
-size. Any axis works without a transposed copy. A slice holding +inf or NaN,
-or only -inf, gives NaN, as the NumPy formula does; a zero-length axis gives
-an empty result.
+size. Each slice is read in two passes, with a vectorized exp: the first
+finds the maximum and the sum of exponentials together, the second writes
+the normalized result. Any axis works without a transposed copy. A slice
+holding +inf or NaN, or only -inf, gives NaN, as the NumPy formula does; a
+zero-length axis gives an empty result.
+
+{dtypes}
 
 Parameters
 ----------
@@ -538,8 +567,9 @@ array([0.62853172, 0.2312239 , 0.14024438])
 Compute ``log(softmax(z))`` as ``(z - max) - log(sum(exp(z - max)))``.
 
 The result stays finite and accurate for logits of any magnitude, where
-``np.log(softmax(z))`` gives ``-inf`` once a probability underflows. Any
-axis works without a transposed copy. A slice holding +inf or NaN, or only
+``np.log(softmax(z))`` gives ``-inf`` once a probability underflows. Each
+slice is read in two passes, as in ``softmax``, and any axis works without
+a transposed copy. A slice holding +inf or NaN, or only
 -inf, gives NaN, as the NumPy formula does; a -inf logit elsewhere gives
 -inf; a zero-length axis gives an empty result.
 
@@ -591,7 +621,7 @@ logits : array_like, shape (batch, classes) or (classes,)
 labels : array_like, shape (batch,), () or the shape of logits
     Class indices in ``[0, classes)`` (an integer dtype, one per row, or a
     0-d index for 1-D logits), or target probabilities shaped like logits.
-    The number of dimensions tells the two apart.
+    The number of dimensions decides which form labels has.
 return_grad : bool, default False
     Also return the gradient of the mean loss with respect to logits.
 

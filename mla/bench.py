@@ -41,7 +41,7 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -138,6 +138,7 @@ class Case:
 
     ``make_args(rng, dtype)`` returns the positional arguments, shared by mla,
     the reference and PyTorch (arrays become tensors for PyTorch).
+    ``options`` are keyword arguments for mla and the reference only.
     ``torch_call`` takes the converted arguments, or is None where PyTorch
     has no matching operation.
     """
@@ -146,6 +147,7 @@ class Case:
     shape: str
     make_args: object
     torch_call: object = None
+    options: dict = field(default_factory=dict)
 
 
 def _normal(rng, dtype, *shape):
@@ -229,6 +231,22 @@ def _cross_entropy_args(*shape):
     return make_args
 
 
+def _class_index_args(batch, classes):
+    def make_args(rng, dtype):
+        logits = 3 * _normal(rng, dtype, batch, classes)
+        return logits, rng.integers(0, classes, size=batch)
+
+    return make_args
+
+
+def _class_probability_args(batch, classes):
+    def make_args(rng, dtype):
+        logits = 3 * _normal(rng, dtype, batch, classes)
+        return logits, reference.softmax(_normal(rng, dtype, batch, classes))
+
+    return make_args
+
+
 def _torch():
     """Return the torch module, or None when it cannot be imported."""
     try:
@@ -281,6 +299,38 @@ def _torch_linear_regression(X, y):
 
 def _torch_softmax(z):
     return _torch().softmax(z, dim=-1)
+
+
+def _torch_log_softmax(z):
+    return _torch().log_softmax(z, dim=-1)
+
+
+def _torch_softmax_cross_entropy(logits, labels):
+    torch = _torch()
+    return torch.nn.functional.cross_entropy(logits, labels).item()
+
+
+def _torch_softmax_cross_entropy_grad(logits, labels):
+    # PyTorch computes the gradient by autograd, through a backward pass.
+    torch = _torch()
+    leaf = logits.detach().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(leaf, labels)
+    loss.backward()
+    return loss.item(), leaf.grad
+
+
+def _torch_cosine_similarity_pairs(X, Y):
+    torch = _torch()
+    X_normalized = torch.nn.functional.normalize(X, dim=1)
+    Y_normalized = torch.nn.functional.normalize(Y, dim=1)
+    return X_normalized @ Y_normalized.T
+
+
+def _torch_linear_regression_qr(X, y):
+    torch = _torch()
+    ones = torch.ones((X.shape[0], 1), dtype=X.dtype)
+    q, r = torch.linalg.qr(torch.cat([ones, X], dim=1))
+    return torch.linalg.solve_triangular(r, (q.T @ y)[:, None], upper=True)[:, 0]
 
 
 def _torch_cross_entropy_loss(y_pred, y_true):
@@ -382,6 +432,12 @@ CASES = (
         _torch_cosine_similarity_matrix,
     ),
     Case(
+        "cosine_similarity_matrix",
+        "(2000, 300) and (500, 300)",
+        _pair_args((2000, 300), (500, 300)),
+        _torch_cosine_similarity_pairs,
+    ),
+    Case(
         "linear_regression",
         "(100, 3)",
         _regression_args(100, 3),
@@ -393,8 +449,37 @@ CASES = (
         _regression_args(100_000, 50),
         _torch_linear_regression,
     ),
+    Case(
+        "linear_regression",
+        "(100000, 50), method='qr'",
+        _regression_args(100_000, 50),
+        _torch_linear_regression_qr,
+        options={"method": "qr"},
+    ),
     Case("softmax", "(3,)", _pair_args((3,)), _torch_softmax),
     Case("softmax", "(1000, 1000)", _pair_args((1000, 1000)), _torch_softmax),
+    Case("softmax", "(64, 32768)", _pair_args((64, 32768)), _torch_softmax),
+    Case("log_softmax", "(1000, 1000)", _pair_args((1000, 1000)), _torch_log_softmax),
+    Case("log_softmax", "(64, 32768)", _pair_args((64, 32768)), _torch_log_softmax),
+    Case(
+        "softmax_cross_entropy",
+        "(4096, 1000) indices",
+        _class_index_args(4096, 1000),
+        _torch_softmax_cross_entropy,
+    ),
+    Case(
+        "softmax_cross_entropy",
+        "(4096, 1000) indices, grad",
+        _class_index_args(4096, 1000),
+        _torch_softmax_cross_entropy_grad,
+        options={"return_grad": True},
+    ),
+    Case(
+        "softmax_cross_entropy",
+        "(4096, 1000) probabilities",
+        _class_probability_args(4096, 1000),
+        _torch_softmax_cross_entropy,
+    ),
     Case(
         "cross_entropy_loss", "(3,)", _cross_entropy_args(3), _torch_cross_entropy_loss
     ),
@@ -482,9 +567,14 @@ def run_case(case, dtype, repeat, torch):
     mla_function = getattr(mla, case.function)
     reference_function = getattr(reference, case.function)
 
-    agree = _results_agree(mla_function(*args), reference_function(*args), dtype)
-    mla_seconds = median_time(lambda: mla_function(*args), repeat=repeat)
-    reference_seconds = median_time(lambda: reference_function(*args), repeat=repeat)
+    options = case.options
+    agree = _results_agree(
+        mla_function(*args, **options), reference_function(*args, **options), dtype
+    )
+    mla_seconds = median_time(lambda: mla_function(*args, **options), repeat=repeat)
+    reference_seconds = median_time(
+        lambda: reference_function(*args, **options), repeat=repeat
+    )
 
     torch_seconds = None
     if torch is not None and case.torch_call is not None:

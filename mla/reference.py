@@ -192,24 +192,42 @@ def cosine_similarity(u, v):
     return float(np.clip(np.dot(u, v), -1.0, 1.0))
 
 
-def cosine_similarity_matrix(X):
-    """Return the pairwise cosine similarity of the rows of ``X``; zero rows give 0."""
+def cosine_similarity_matrix(X, Y=None):
+    """Return the cosine similarity of the rows of ``X`` and ``Y``; zero rows give 0.
+
+    ``Y`` defaults to ``X``, and then NumPy's product ``unit @ unit.T``
+    computes one triangle and mirrors it.
+    """
     unit = _unit_rows(np.asarray(X))
-    return np.clip(unit @ unit.T, -1.0, 1.0)
+    other = unit if Y is None else _unit_rows(np.asarray(Y))
+    return np.clip(unit @ other.T, -1.0, 1.0)
 
 
-def linear_regression(X, y, regularization=0.0):
+def linear_regression(X, y, regularization=0.0, method="normal"):
     """Solve ``(Xb^T Xb + lambda I) w = Xb^T y`` with ``Xb = [1, X]``.
 
     Returns ``w = [bias, w1, ...]``; 1-D ``X`` is one feature and 2-D ``y``
-    gives one column of weights per target.
+    gives one column of weights per target. ``method="qr"`` solves the same
+    problem as least squares on ``Xb`` stacked over ``sqrt(lambda) I``
+    through a QR factorization, whose accuracy depends on the condition
+    number of ``Xb`` rather than its square.
     """
     X = np.asarray(X)
     if X.ndim == 1:
         X = X[:, None]
     X_bias = np.column_stack([np.ones(len(X), dtype=X.dtype), X])
+    dim = X_bias.shape[1]
+    if method == "qr":
+        y = np.asarray(y)
+        penalty = np.sqrt(regularization) * np.eye(dim, dtype=X_bias.dtype)
+        design = np.vstack([X_bias, penalty])
+        target = np.concatenate([y, np.zeros((dim,) + y.shape[1:], dtype=y.dtype)])
+        q, r = np.linalg.qr(design)
+        return np.linalg.solve(r, q.T @ target)
+    if method != "normal":
+        raise ValueError(f"unknown method {method!r}; expected 'normal' or 'qr'")
     gram = X_bias.T @ X_bias
-    gram = gram + regularization * np.eye(X_bias.shape[1], dtype=gram.dtype)
+    gram = gram + regularization * np.eye(dim, dtype=gram.dtype)
     return np.linalg.solve(gram, X_bias.T @ y)
 
 
@@ -231,7 +249,7 @@ def softmax_cross_entropy(logits, labels, return_grad=False):
 
     ``logits`` is ``(batch, classes)``, or ``(classes,)`` for one sample.
     ``labels`` is either integer class indices of shape ``logits.shape[:-1]``
-    or probabilities shaped like ``logits``; a probability of 0 contributes 0
+    or probabilities shaped like ``logits``. A probability of 0 contributes 0
     even where a logit is ``-inf``. An empty batch gives 0.0. With
     ``return_grad`` the result is ``(loss, grad)``, where ``grad`` is the
     gradient of the mean loss, ``(softmax(logits) * sum(p) - p) / batch``
@@ -241,18 +259,27 @@ def softmax_cross_entropy(logits, labels, return_grad=False):
     labels = np.asarray(labels)
     batch = logits.shape[0] if logits.ndim == 2 else 1
     log_probs = log_softmax(logits, axis=-1)
+
     if labels.ndim == logits.ndim - 1:
-        target = np.zeros_like(log_probs)
-        np.put_along_axis(target, labels[..., None], 1.0, axis=-1)
-    else:
-        target = labels
+        # Class indices: gather the log-probability of each label.
+        index = labels[..., None]
+        picked = np.take_along_axis(log_probs, index, axis=-1)
+        loss = 0.0 if batch == 0 else float(-np.sum(picked) / batch)
+        if not return_grad:
+            return loss
+        grad = np.exp(log_probs)
+        at_label = np.take_along_axis(grad, index, axis=-1) - 1
+        np.put_along_axis(grad, index, at_label, axis=-1)
+        grad /= max(batch, 1)
+        return loss, grad
+
     with np.errstate(invalid="ignore"):
-        terms = np.where(target == 0, 0.0, target * log_probs)
+        terms = np.where(labels == 0, 0.0, labels * log_probs)
     loss = 0.0 if batch == 0 else float(-np.sum(terms) / batch)
     if not return_grad:
         return loss
-    mass = np.sum(target, axis=-1, keepdims=True)
-    grad = (np.exp(log_probs) * mass - target) / max(batch, 1)
+    mass = np.sum(labels, axis=-1, keepdims=True)
+    grad = (np.exp(log_probs) * mass - labels) / max(batch, 1)
     return loss, grad.astype(log_probs.dtype, copy=False)
 
 

@@ -42,6 +42,22 @@ def rng():
     return np.random.default_rng(SEED)
 
 
+@pytest.fixture(params=["generic", "avx2", "avx512"])
+def kernel_level(request):
+    """Select one SIMD level for the test and restore the original after.
+
+    The test is skipped where the CPU lacks the level.
+    """
+    from mla import _core
+
+    config = _core._config()
+    if request.param not in config["supported_levels"]:
+        pytest.skip(f"this CPU does not support the {request.param} level")
+    _core._set_kernel_level(request.param)
+    yield request.param
+    _core._set_kernel_level(config["kernel_level"])
+
+
 def dtype_id(dtype):
     """Return the short name of a dtype for use in parametrize ids."""
     return np.dtype(dtype).name

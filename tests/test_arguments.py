@@ -286,7 +286,8 @@ EXTRA_POSITIONAL = {
     "forward_layer_batch": ["relu", 1],
     "dense_backward": ["relu", True],
     "matmul": [None, 1],
-    "linear_regression": [0.0, 1],
+    "cosine_similarity_matrix": [None, 1],
+    "linear_regression": [0.0, "normal", 1],
     "softmax": [-1, 1],
     "log_softmax": [-1, 1],
 }
@@ -319,6 +320,7 @@ def test_unknown_keyword_type_error(name, rng):
         ("linear_regression", "regularization", 0.0),
         ("softmax", "axis", -1),
         ("log_softmax", "axis", -1),
+        ("cosine_similarity_matrix", "Y", None),
     ],
     ids=lambda value: str(value),
 )

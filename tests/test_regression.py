@@ -1,4 +1,4 @@
-"""Tests for linear_regression (ridge-regularized normal equations)."""
+"""Tests for linear_regression: the normal equations and Householder QR."""
 
 import numpy as np
 import pytest
@@ -242,9 +242,7 @@ def test_linear_regression_invalid_regularization(regularization, rng):
         mla.linear_regression(X, y, regularization=regularization)
 
 
-@pytest.mark.parametrize(
-    "value", ["1.0", None, [1.0], 1j, np.array([0.5])], ids=repr
-)
+@pytest.mark.parametrize("value", ["1.0", None, [1.0], 1j, np.array([0.5])], ids=repr)
 def test_linear_regression_regularization_not_real(value, rng):
     X = rng.standard_normal((10, 2))
     y = rng.standard_normal(10)
@@ -364,3 +362,322 @@ def test_linear_regression_tiny_column_with_ridge():
     weights = mla.linear_regression(x, y, regularization=1.0)
     # Exact solution of [[4, 6e-170], [6e-170, 1 + 1.4e-339]] w = [7, 1.7e-169].
     np.testing.assert_allclose(weights, [1.75, 6.5e-170], rtol=1e-12)
+
+
+def design_condition(X, regularization=0.0):
+    """Return the condition number of ``[Xb; sqrt(lambda) I]``, ``Xb = [1, X]``.
+
+    The error of the QR method grows with it, while the normal equations'
+    grows with its square, the condition number of the Gram matrix.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    X_bias = np.column_stack([np.ones(len(X)), X])
+    penalty = np.sqrt(regularization) * np.eye(X_bias.shape[1])
+    return float(np.linalg.cond(np.vstack([X_bias, penalty])))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("shape", DESIGN_SHAPES, ids=shape_id)
+def test_linear_regression_qr_matches_reference(shape, dtype, rng):
+    n, p = shape
+    X = rng.standard_normal(shape).astype(dtype)
+    y = rng.standard_normal(n).astype(dtype)
+    regularization = 0.0 if n > p else 0.5
+
+    weights = mla.linear_regression(X, y, regularization, method="qr")
+
+    expected = reference.linear_regression(*to_float64(X, y), regularization, "qr")
+    assert weights.shape == (p + 1,)
+    assert weights.dtype == dtype
+    assert_close(
+        weights,
+        expected,
+        dtype,
+        "reduction",
+        inner=n,
+        condition=design_condition(X, regularization),
+    )
+
+
+@pytest.mark.parametrize("targets", [1, 3], ids=lambda t: f"targets{t}")
+@pytest.mark.parametrize("regularization", [0.0, 0.7])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_linear_regression_qr_agrees_with_normal(dtype, regularization, targets, rng):
+    # Well-conditioned data: both methods give the same weights.
+    X = rng.standard_normal((300, 12)).astype(dtype)
+    y = rng.standard_normal((300, targets)).astype(dtype)
+
+    by_qr = mla.linear_regression(X, y, regularization, method="qr")
+    by_normal = mla.linear_regression(X, y, regularization, method="normal")
+
+    assert by_qr.shape == (13, targets)
+    assert_close(
+        by_qr,
+        by_normal.astype(np.float64),
+        dtype,
+        "reduction",
+        inner=300,
+        condition=gram_condition(X, regularization),
+    )
+
+
+def vandermonde_problem(degree=10, samples=200):
+    """Return X = [x, x^2, ..., x^degree] on [0, 1], exact y and its weights."""
+    x = np.linspace(0.0, 1.0, samples)
+    X = np.vander(x, degree + 1, increasing=True)[:, 1:]
+    true_weights = np.cos(np.arange(degree + 1.0))
+    y = np.column_stack([np.ones(samples), X]) @ true_weights
+    return X, y, true_weights
+
+
+def test_linear_regression_qr_accurate_on_vandermonde():
+    # cond(Xb) is about 2e8, so cond(Gram) is about 4e16: the normal
+    # equations keep almost no digits, QR keeps about eight.
+    X, y, true_weights = vandermonde_problem()
+
+    by_qr = mla.linear_regression(X, y, method="qr")
+
+    qr_error = np.max(np.abs(by_qr - true_weights)) / np.max(np.abs(true_weights))
+    assert design_condition(X) > 1e7
+    assert qr_error < 1e-6, f"QR relative error {qr_error:.2e}"
+    reference_error = np.max(
+        np.abs(reference.linear_regression(X, y, method="qr") - true_weights)
+    )
+    assert qr_error < 100 * max(reference_error, 1e-15)
+
+
+def test_linear_regression_normal_loses_digits_on_vandermonde():
+    X, y, true_weights = vandermonde_problem(degree=8)
+
+    by_qr = mla.linear_regression(X, y, method="qr")
+    by_normal = mla.linear_regression(X, y, method="normal")
+
+    qr_error = np.max(np.abs(by_qr - true_weights))
+    normal_error = np.max(np.abs(by_normal - true_weights))
+    assert qr_error < 1e-7, f"QR error {qr_error:.2e}"
+    assert normal_error > 1000 * qr_error, (
+        f"normal equations error {normal_error:.2e}, QR error {qr_error:.2e}"
+    )
+
+
+@pytest.mark.parametrize("method", ["normal", "qr"])
+def test_linear_regression_method_positional(method, rng):
+    X = rng.standard_normal((40, 3))
+    y = rng.standard_normal(40)
+
+    by_position = mla.linear_regression(X, y, 0.25, method)
+    by_keyword = mla.linear_regression(X, y, regularization=0.25, method=method)
+
+    np.testing.assert_array_equal(by_position, by_keyword)
+
+
+def test_linear_regression_default_method_is_normal(rng):
+    X = rng.standard_normal((40, 3))
+    y = rng.standard_normal(40)
+
+    np.testing.assert_array_equal(
+        mla.linear_regression(X, y), mla.linear_regression(X, y, method="normal")
+    )
+
+
+@pytest.mark.parametrize("method", ["cholesky", "QR", "", "lstsq"])
+def test_linear_regression_unknown_method(method):
+    with pytest.raises(
+        ValueError, match=r"^linear_regression: unknown method"
+    ) as error:
+        mla.linear_regression(np.ones((5, 1)), np.ones(5), method=method)
+
+    assert repr(method) in str(error.value)
+    assert "'normal' or 'qr'" in str(error.value)
+
+
+@pytest.mark.parametrize("method", [None, 1, b"qr"], ids=repr)
+def test_linear_regression_method_not_str(method):
+    with pytest.raises(TypeError, match=r"^linear_regression: method must be a str"):
+        mla.linear_regression(np.ones((5, 1)), np.ones(5), method=method)
+
+
+def test_linear_regression_qr_duplicated_column(rng):
+    column = rng.standard_normal(50)
+    X = np.column_stack([column, rng.standard_normal(50), column])
+    y = rng.standard_normal(50)
+
+    with pytest.raises(np.linalg.LinAlgError, match=r"^linear_regression: "):
+        mla.linear_regression(X, y, method="qr")
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (0, 0), (10, 2), (3, 5)], ids=shape_id)
+def test_linear_regression_qr_singular_designs(shape, rng):
+    X = np.zeros(shape) if shape != (3, 5) else rng.standard_normal(shape)
+    y = np.ones(shape[0])
+
+    with pytest.raises(np.linalg.LinAlgError, match=r"^linear_regression: "):
+        mla.linear_regression(X, y, method="qr")
+
+
+def test_linear_regression_qr_ridge_on_singular_design(rng):
+    column = rng.standard_normal(20)
+    X = np.column_stack([column, column])
+    y = rng.standard_normal(20)
+
+    weights = mla.linear_regression(X, y, regularization=0.5, method="qr")
+
+    expected = reference.linear_regression(X, y, 0.5)
+    assert_close(
+        weights,
+        expected,
+        np.float64,
+        "reduction",
+        inner=20,
+        condition=design_condition(X, 0.5),
+    )
+
+
+def test_linear_regression_qr_regularizes_bias():
+    weights = mla.linear_regression(
+        np.zeros((10, 2)), np.full(10, 4.0), regularization=10.0, method="qr"
+    )
+
+    np.testing.assert_allclose(weights, [2.0, 0.0, 0.0], rtol=1e-12, atol=1e-15)
+
+
+def test_linear_regression_qr_no_samples_with_ridge():
+    weights = mla.linear_regression(
+        np.zeros((0, 3)), np.zeros(0), regularization=1.0, method="qr"
+    )
+
+    np.testing.assert_array_equal(weights, np.zeros(4))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_linear_regression_qr_memory_layouts(layout, rng):
+    X = to_layout(rng.standard_normal((31, 6)), layout)
+    y = to_layout(rng.standard_normal(31), layout)
+
+    weights = mla.linear_regression(X, y, method="qr")
+
+    assert_close(
+        weights,
+        reference.linear_regression(X, y, method="qr"),
+        np.float64,
+        "reduction",
+        inner=31,
+        condition=design_condition(X),
+        layout=layout,
+    )
+
+
+@pytest.mark.parametrize("method", ["normal", "qr"])
+@pytest.mark.parametrize("value", [np.nan, np.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("target", [False, True], ids=["in-X", "in-y"])
+def test_linear_regression_non_finite_data_gives_nan(target, value, method, rng):
+    X = rng.standard_normal((30, 3))
+    y = rng.standard_normal(30)
+    if target:
+        y[7] = value
+    else:
+        X[7, 1] = value
+
+    weights = mla.linear_regression(X, y, method=method)
+
+    assert np.all(np.isnan(weights))
+
+
+@pytest.mark.parametrize("magnitude", [1e155, 1e-200], ids=["huge", "tiny"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_linear_regression_qr_extreme_magnitudes(magnitude, dtype, rng):
+    if dtype == np.float32:
+        magnitude = {1e155: 1e30, 1e-200: 1e-30}[magnitude]
+    X = rng.standard_normal((40, 3))
+    true_weights = np.array([0.5, 2.0, -1.0, 3.0])
+    y = true_weights[0] + X @ true_weights[1:]
+
+    weights = mla.linear_regression(
+        (X * magnitude).astype(dtype), y.astype(dtype), method="qr"
+    )
+
+    expected = true_weights / np.array([1.0, magnitude, magnitude, magnitude])
+    rtol = 1e-3 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(weights.astype(np.float64), expected, rtol=rtol)
+
+
+def test_linear_regression_qr_tiny_column_with_ridge():
+    x = np.array([1e-170, 2e-170, 3e-170])
+    y = np.array([1.0, 2.0, 4.0])
+
+    weights = mla.linear_regression(x, y, regularization=1.0, method="qr")
+
+    np.testing.assert_allclose(weights, [1.75, 6.5e-170], rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["normal", "qr"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_linear_regression_many_rows(dtype, method, rng):
+    # Several row tasks of 8192 rows and many slabs of 512 rows each.
+    X = rng.standard_normal((41_000, 6)).astype(dtype)
+    y = (X @ np.arange(1.0, 7.0) + rng.standard_normal(41_000)).astype(dtype)
+
+    weights = mla.linear_regression(X, y, method=method)
+
+    expected = reference.linear_regression(*to_float64(X, y), method=method)
+    assert_close(
+        weights,
+        expected,
+        dtype,
+        "reduction",
+        inner=41_000,
+        condition=gram_condition(X),
+    )
+
+
+@pytest.mark.parametrize("method", ["normal", "qr"])
+@pytest.mark.parametrize("features", [63, 64, 150, 230])
+def test_linear_regression_many_features(features, method, rng):
+    # Past one block of the blocked Cholesky (64) and of the product (192).
+    X = rng.standard_normal((features * 3, features))
+    y = rng.standard_normal(features * 3)
+
+    weights = mla.linear_regression(X, y, regularization=0.1, method=method)
+
+    expected = reference.linear_regression(X, y, 0.1, method)
+    assert_close(
+        weights,
+        expected,
+        np.float64,
+        "reduction",
+        inner=features * 3,
+        condition=gram_condition(X, 0.1),
+    )
+
+
+@pytest.mark.parametrize("method", ["normal", "qr"])
+def test_linear_regression_thread_count_gives_identical_results(method, rng):
+    X = rng.standard_normal((30_000, 20))
+    y = rng.standard_normal((30_000, 2))
+    original = mla.get_num_threads()
+    try:
+        mla.set_num_threads(1)
+        single = mla.linear_regression(X, y, method=method)
+        mla.set_num_threads(2)
+        double = mla.linear_regression(X, y, method=method)
+    finally:
+        mla.set_num_threads(original)
+
+    np.testing.assert_array_equal(single, double)
+
+
+@pytest.mark.parametrize("method", ["normal", "qr"])
+def test_linear_regression_power_of_two_scaling_exact(method, rng):
+    # Features scaled by 2^450 need the second, scaled pass. Its scaled
+    # design is bit for bit that of the unscaled data, so the feature
+    # weights are exactly 2^-450 times those of the one-pass fit.
+    X = rng.standard_normal((3000, 5))
+    y = rng.standard_normal(3000)
+
+    plain = mla.linear_regression(X, y, method=method)
+    scaled = mla.linear_regression(np.ldexp(X, 450), y, method=method)
+
+    assert scaled[0] == plain[0]
+    np.testing.assert_array_equal(scaled[1:], np.ldexp(plain[1:], -450))

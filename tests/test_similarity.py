@@ -322,3 +322,146 @@ def test_cosine_similarity_parallel_within_unit_interval(dtype, rng):
         assert -1.0 <= mla.cosine_similarity(u, -3 * u) <= 1.0
         matrix = mla.cosine_similarity_matrix(np.stack([u, 2 * u, -u]))
         assert np.all(np.abs(matrix) <= 1.0)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("n", [1, 191, 193, 400], ids=lambda n: f"n{n}")
+def test_cosine_similarity_matrix_exactly_symmetric(n, dtype, rng):
+    # One triangle is computed, in blocks of 192 rows, and mirrored.
+    X = rng.standard_normal((n, 37)).astype(dtype)
+
+    result = mla.cosine_similarity_matrix(X)
+
+    np.testing.assert_array_equal(result, result.T)
+    expected = reference.cosine_similarity_matrix(to_float64(X))
+    assert_close(result, expected, dtype, "reduction", inner=37)
+
+
+# (rows of X, rows of Y, columns of both)
+PAIR_SHAPES = [
+    (1, 1, 1),
+    (3, 5, 4),
+    (17, 2, 9),
+    (0, 4, 3),
+    (4, 0, 3),
+    (5, 6, 0),
+    (230, 70, 33),
+]
+
+
+def pair_id(shape):
+    return "x".join(str(size) for size in shape)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("shape", PAIR_SHAPES, ids=pair_id)
+def test_cosine_similarity_matrix_pairs_match_reference(shape, dtype, rng):
+    n, m, d = shape
+    X = rng.standard_normal((n, d)).astype(dtype)
+    Y = rng.standard_normal((m, d)).astype(dtype)
+
+    result = mla.cosine_similarity_matrix(X, Y)
+
+    assert result.shape == (n, m)
+    assert result.dtype == dtype
+    expected = reference.cosine_similarity_matrix(*to_float64(X, Y))
+    assert_close(result, expected, dtype, "reduction", inner=d)
+
+
+def test_cosine_similarity_matrix_pairs_agree_with_vector_version(rng):
+    X = rng.standard_normal((4, 6))
+    Y = rng.standard_normal((3, 6))
+
+    result = mla.cosine_similarity_matrix(X, Y)
+
+    for i, j in itertools.product(range(4), range(3)):
+        assert result[i, j] == pytest.approx(
+            mla.cosine_similarity(X[i], Y[j]), rel=1e-12, abs=1e-15
+        )
+
+
+def test_cosine_similarity_matrix_y_none_or_same_object(rng):
+    X = rng.standard_normal((9, 5))
+
+    by_default = mla.cosine_similarity_matrix(X)
+    with_none = mla.cosine_similarity_matrix(X, None)
+    with_itself = mla.cosine_similarity_matrix(X, Y=X)
+    with_copy = mla.cosine_similarity_matrix(X, X.copy())
+
+    np.testing.assert_array_equal(with_none, by_default)
+    np.testing.assert_array_equal(with_itself, by_default)
+    assert_close(with_copy, by_default, np.float64, "reduction", inner=5)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_cosine_similarity_matrix_pairs_zero_and_nan_rows(dtype, rng):
+    X = rng.standard_normal((4, 7)).astype(dtype)
+    Y = rng.standard_normal((5, 7)).astype(dtype)
+    X[1] = 0
+    Y[3] = 0
+    Y[4, 2] = np.nan
+
+    result = mla.cosine_similarity_matrix(X, Y)
+
+    np.testing.assert_array_equal(result[1, :4], np.zeros(4))
+    np.testing.assert_array_equal(result[:, 3], np.zeros(4))
+    assert np.all(np.isnan(result[[0, 2, 3], 4]))
+    assert np.all(np.abs(result[~np.isnan(result)]) <= 1.0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_cosine_similarity_matrix_pairs_memory_layouts(layout, rng):
+    X = to_layout(rng.standard_normal((21, 13)), layout)
+    Y = to_layout(rng.standard_normal((8, 13)), layout)
+
+    result = mla.cosine_similarity_matrix(X, Y)
+
+    expected = reference.cosine_similarity_matrix(X, Y)
+    assert_close(result, expected, np.float64, "reduction", inner=13, layout=layout)
+
+
+@pytest.mark.parametrize(
+    "x_dtype, y_dtype, expected",
+    [
+        (np.float32, np.float32, np.float32),
+        (np.float32, np.float64, np.float64),
+        (np.int64, np.float32, np.float64),
+        (np.float16, np.float32, np.float32),
+    ],
+    ids=str,
+)
+def test_cosine_similarity_matrix_pairs_dtype_rule(x_dtype, y_dtype, expected, rng):
+    X = rng.integers(-3, 4, (4, 5)).astype(x_dtype)
+    Y = rng.integers(-3, 4, (3, 5)).astype(y_dtype)
+
+    result = mla.cosine_similarity_matrix(X, Y)
+
+    assert result.dtype == expected
+
+
+@pytest.mark.parametrize(
+    "x_shape, y_shape",
+    [((3, 4), (3, 5)), ((3, 4), (4,)), ((3, 4), (2, 3, 4))],
+    ids=shape_id,
+)
+def test_cosine_similarity_matrix_pairs_shape_errors(x_shape, y_shape):
+    with pytest.raises(ValueError, match=r"^cosine_similarity_matrix: ") as error:
+        mla.cosine_similarity_matrix(np.ones(x_shape), np.ones(y_shape))
+
+    assert str(y_shape) in str(error.value)
+
+
+def test_cosine_similarity_matrix_y_rejected_dtype():
+    with pytest.raises(TypeError, match=r"^cosine_similarity_matrix: Y .*complex128"):
+        mla.cosine_similarity_matrix(np.ones((2, 3)), np.ones((2, 3), dtype=complex))
+
+
+def test_cosine_similarity_matrix_pairs_leave_inputs_unchanged(rng):
+    X = to_layout(rng.standard_normal((11, 6)), "strided")
+    Y = to_layout(rng.standard_normal((7, 6)), "negative")
+    before = (X.copy(), Y.copy())
+
+    mla.cosine_similarity_matrix(X, Y)
+
+    assert_unchanged(before[0], X, "X")
+    assert_unchanged(before[1], Y, "Y")

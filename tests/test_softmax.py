@@ -508,3 +508,134 @@ def test_log_softmax_leaves_input_unchanged(rng):
     mla.log_softmax(z, axis=0)
 
     assert_unchanged(before, z, "z")
+
+
+# Rows longer than one chunk of the first pass (1024 elements), and column
+# blocks (64 columns, up to 64 rows per chunk) with several chunks.
+SOFTMAX_FUNCTIONS = {
+    "softmax": (mla.softmax, reference_softmax),
+    "log_softmax": (mla.log_softmax, reference_log_softmax),
+}
+
+
+@pytest.mark.parametrize("name", list(SOFTMAX_FUNCTIONS))
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize(
+    "shape, axis",
+    [((2, 3000), -1), ((300, 150), 0), ((130, 7, 3), 0), ((3, 200, 70), 1)],
+    ids=lambda value: shape_id(value) if isinstance(value, tuple) else str(value),
+)
+def test_softmax_several_chunks(shape, axis, dtype, name, rng):
+    function, expected_function = SOFTMAX_FUNCTIONS[name]
+    z = (rng.standard_normal(shape) * 4).astype(dtype)
+
+    result = function(z, axis=axis)
+
+    expected = expected_function(z, axis)
+    assert_close(result, expected, dtype, "reduction", inner=shape[axis])
+
+
+@pytest.mark.parametrize("name", list(SOFTMAX_FUNCTIONS))
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_softmax_max_in_a_late_chunk(dtype, name, rng):
+    # Early chunks are scaled down by exp(-110) relative to the max's chunk.
+    function, expected_function = SOFTMAX_FUNCTIONS[name]
+    z = (rng.standard_normal((2, 3000)) - 50).astype(dtype)
+    z[0, 2900] = 60
+    z[1, 1500] = 10
+
+    result = function(z)
+
+    assert_close(result, expected_function(z), dtype, "reduction", inner=3000)
+
+
+@pytest.mark.parametrize("name", list(SOFTMAX_FUNCTIONS))
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_softmax_chunk_of_negative_infinity(dtype, name, rng):
+    function, expected_function = SOFTMAX_FUNCTIONS[name]
+    z = rng.standard_normal((3, 3000)).astype(dtype)
+    z[0, :2048] = -np.inf
+    z[1, 1024:] = -np.inf
+    z[2, 5:2500] = -np.inf
+
+    result = function(z)
+
+    expected = expected_function(z)
+    assert not np.any(np.isnan(result))
+    assert_close(result, expected, dtype, "reduction", inner=3000)
+
+
+@pytest.mark.parametrize("name", list(SOFTMAX_FUNCTIONS))
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_softmax_columns_chunk_of_negative_infinity(dtype, name, rng):
+    function, expected_function = SOFTMAX_FUNCTIONS[name]
+    z = rng.standard_normal((300, 80)).astype(dtype)
+    z[:200, 3] = -np.inf
+    z[64:, 70] = -np.inf
+
+    result = function(z, axis=0)
+
+    expected = expected_function(z, 0)
+    assert not np.any(np.isnan(result))
+    assert_close(result, expected, dtype, "reduction", inner=300)
+
+
+@pytest.mark.parametrize("name", list(SOFTMAX_FUNCTIONS))
+@pytest.mark.parametrize("value", [np.nan, np.inf], ids=["nan", "positive-infinity"])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_softmax_non_finite_in_a_late_chunk(axis, value, name, rng):
+    function, expected_function = SOFTMAX_FUNCTIONS[name]
+    z = (
+        rng.standard_normal((300, 3000))
+        if axis == 1
+        else rng.standard_normal((300, 90))
+    )
+    z[250, 75] = value
+    z[4, 2] = -np.inf
+
+    result = function(z, axis=axis)
+
+    expected = expected_function(z, axis)
+    np.testing.assert_array_equal(np.isnan(result), np.isnan(expected))
+    assert np.isnan(result).sum() == z.shape[axis]
+    assert_close(result, expected, np.float64, "reduction", inner=z.shape[axis])
+
+
+@pytest.mark.parametrize("name", list(SOFTMAX_FUNCTIONS))
+@pytest.mark.parametrize("axis", [0, -1])
+def test_softmax_thread_count_gives_identical_results(axis, name, rng):
+    function = SOFTMAX_FUNCTIONS[name][0]
+    z = rng.standard_normal((400, 700))
+    original = mla.get_num_threads()
+    try:
+        mla.set_num_threads(1)
+        single = function(z, axis=axis)
+        mla.set_num_threads(2)
+        double = function(z, axis=axis)
+    finally:
+        mla.set_num_threads(original)
+
+    np.testing.assert_array_equal(single, double)
+
+
+@pytest.mark.parametrize("name", list(SOFTMAX_FUNCTIONS))
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_softmax_at_every_kernel_level(dtype, name, kernel_level, rng):
+    # Row lengths around the vector widths and the 1024-element chunk, and
+    # a leading axis, which runs the column kernels.
+    function, expected_function = SOFTMAX_FUNCTIONS[name]
+    for shape, axis in [((3, 1), -1), ((5, 17), -1), ((2, 1100), -1), ((70, 9), 0)]:
+        z = (rng.standard_normal(shape) * 4).astype(dtype)
+        z[0, 0] = -np.inf
+
+        result = function(z, axis=axis)
+
+        expected = expected_function(z, axis)
+        assert_close(
+            result,
+            expected,
+            dtype,
+            "reduction",
+            inner=shape[axis],
+            layout=f"{kernel_level}, shape {shape}, axis {axis}",
+        )

@@ -522,3 +522,73 @@ def test_large_batch(dtype, rng):
     expected_loss, expected_grad = reference_loss(logits, labels, True)
     assert_close(loss, expected_loss, dtype, "reduction", inner=1000)
     assert_grad_close(grad, expected_grad, dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("form", ["indices", "probabilities"])
+def test_rows_of_several_chunks(form, dtype, rng):
+    # Rows longer than one chunk of the first pass (1024 elements).
+    logits = (rng.standard_normal((5, 2500)) * 3).astype(dtype)
+    logits[1, :1100] = -np.inf
+    logits[2, 2400] = 30
+    if form == "indices":
+        labels = np.array([7, 1500, 2400, 2499, 1024])
+    else:
+        labels = random_probabilities(rng, (5, 2500)).astype(dtype)
+        labels[1, :1100] = 0
+
+    loss, grad = mla.softmax_cross_entropy(logits, labels, return_grad=True)
+
+    expected_loss, expected_grad = reference_loss(logits, labels, True)
+    assert np.isfinite(loss)
+    assert_close(loss, expected_loss, dtype, "reduction", inner=2500)
+    assert_grad_close(grad, expected_grad, dtype)
+
+
+def test_label_in_chunk_of_negative_infinity():
+    logits = np.zeros((1, 2500))
+    logits[0, :1100] = -np.inf
+
+    loss, grad = mla.softmax_cross_entropy(logits, [5], return_grad=True)
+
+    assert loss == np.inf
+    assert grad[0, 5] == -1.0
+    np.testing.assert_allclose(grad[0, 1100:], 1 / 1400)
+
+
+@pytest.mark.parametrize("form", ["indices", "probabilities"])
+def test_thread_count_gives_identical_results(form, rng):
+    logits = rng.standard_normal((3000, 50))
+    if form == "indices":
+        labels = random_labels(rng, 3000, 50)
+    else:
+        labels = random_probabilities(rng, (3000, 50))
+    original = mla.get_num_threads()
+    try:
+        mla.set_num_threads(1)
+        single = mla.softmax_cross_entropy(logits, labels, return_grad=True)
+        mla.set_num_threads(2)
+        double = mla.softmax_cross_entropy(logits, labels, return_grad=True)
+    finally:
+        mla.set_num_threads(original)
+
+    assert single[0] == double[0]
+    np.testing.assert_array_equal(single[1], double[1])
+
+
+@pytest.mark.parametrize("form", ["indices", "probabilities"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_at_every_kernel_level(dtype, form, kernel_level, rng):
+    logits = (rng.standard_normal((9, 1030)) * 3).astype(dtype)
+    if form == "indices":
+        labels = random_labels(rng, 9, 1030)
+    else:
+        labels = random_probabilities(rng, (9, 1030)).astype(dtype)
+
+    loss, grad = mla.softmax_cross_entropy(logits, labels, return_grad=True)
+
+    expected_loss, expected_grad = reference_loss(logits, labels, True)
+    assert_close(
+        loss, expected_loss, dtype, "reduction", inner=1030, layout=kernel_level
+    )
+    assert_grad_close(grad, expected_grad, dtype, layout=kernel_level)

@@ -1,0 +1,508 @@
+/*
+ * vecmath_impl.h: the vectorized exp and the array kernels of vecmath.h,
+ * written once over a vector of VLEN elements. Each instantiation defines
+ * before including this file:
+ *
+ *   MLA_DTYPE and dtype.h  the element type T and FN(name)
+ *   VFN(name)              name for this level and type: name_avx2_f32
+ *   VATTR                  the target attribute of every function, or empty
+ *   VT, VMASK, VLEN        the vector, its comparison mask, its length
+ *   V_LOAD(p), V_STORE(p, v)       unaligned load and store
+ *   V_SET1(x)                      every lane x
+ *   V_ADD, V_SUB, V_MUL, V_DIV     (a, b)
+ *   V_FMA(a, b, c)                 a * b + c, fused or not
+ *   V_FNMA(a, b, c)                c - a * b, fused or not
+ *   V_MIN(a, b), V_MAX(a, b)       b where either is NaN (the x86 rule)
+ *   V_ABS(a), V_NEG(a)
+ *   V_LT, V_GT, V_EQ, V_UNORD      (a, b) comparisons giving a VMASK
+ *   V_BLEND(m, a, b)               b where m is set, else a
+ *   V_ANY(m)                       nonzero if any lane of m is set
+ *   V_POW2_SHIFTED(t)              2^k from t = k + shifter (below), for an
+ *                                  integer k in the normal exponent range
+ *
+ * exp is evaluated on tails shorter than VLEN through a VLEN-element buffer
+ * on the stack, so every element goes through the same vector code; the
+ * tails of the other kernels are plain loops of the same operations.
+ */
+
+/*
+ * exp(x) lane by lane, within 2 ulp of the C library (the tests measure
+ * it), with exp(NaN) = NaN, exp(+inf) = +inf and exp(-inf) = 0.
+ *
+ * x is clamped to [lo, hi], beyond which the result overflows or
+ * underflows to 0 anyway; NaN passes the clamp since V_MIN and V_MAX return
+ * their second operand for it. Then x = k ln2 + r with k = round(x / ln2),
+ * found by adding the shifter 1.5 * 2^(mantissa bits), and |r| <= ln2 / 2.
+ * ln2 is split in two (Cody and Waite): k * ln2_hi is exact because ln2_hi
+ * has few significant bits, so r keeps full precision even without FMA.
+ * exp(r) is its Taylor polynomial to degree 13 (float64) or 7 (float32),
+ * whose truncation error is below 0.05 ulp on that interval, evaluated as
+ * 1 + (r + r^2 q(r)) so that the last rounding dominates. The result is
+ * exp(r) * 2^k, built from the exponent bits; when |k| leaves the normal
+ * exponent range (results near overflow, or subnormal), the scaling is
+ * split into 2^k1 * 2^k2 with k1 = round(k / 2), so that only the last
+ * product rounds, as a subnormal result must.
+ */
+VATTR static inline VT
+VFN(exp_vector)(VT x)
+{
+#if MLA_DTYPE == 64
+    const T hi = 710.0, lo = -746.0;
+    const T log2e = 0x1.71547652b82fep0;
+    const T ln2_hi = 0x1.62e42feep-1, ln2_lo = 0x1.a39ef35793c76p-33;
+    const T shifter = 0x1.8p52;
+    const T scale_limit = 1022;
+#else
+    const T hi = 89.0f, lo = -104.0f;
+    const T log2e = 0x1.715476p0f;
+    const T ln2_hi = 0x1.63p-1f, ln2_lo = -0x1.bd0106p-13f;
+    const T shifter = 0x1.8p23f;
+    const T scale_limit = 126;
+#endif
+
+    /* Clamp, then split x = k ln2 + r. */
+    x = V_MIN(V_SET1(hi), x);
+    x = V_MAX(V_SET1(lo), x);
+    VT t = V_FMA(x, V_SET1(log2e), V_SET1(shifter));
+    VT k = V_SUB(t, V_SET1(shifter));
+    VT r = V_FNMA(k, V_SET1(ln2_hi), x);
+    r = V_FNMA(k, V_SET1(ln2_lo), r);
+
+    /* q(r) = 1/2! + r/3! + ..., so that exp(r) = 1 + r + r^2 q(r). */
+#if MLA_DTYPE == 64
+    VT q = V_SET1(0x1.6124613a86d09p-33);
+    q = V_FMA(q, r, V_SET1(0x1.1eed8eff8d898p-29));
+    q = V_FMA(q, r, V_SET1(0x1.ae64567f544e4p-26));
+    q = V_FMA(q, r, V_SET1(0x1.27e4fb7789f5cp-22));
+    q = V_FMA(q, r, V_SET1(0x1.71de3a556c734p-19));
+    q = V_FMA(q, r, V_SET1(0x1.a01a01a01a01ap-16));
+    q = V_FMA(q, r, V_SET1(0x1.a01a01a01a01ap-13));
+    q = V_FMA(q, r, V_SET1(0x1.6c16c16c16c17p-10));
+    q = V_FMA(q, r, V_SET1(0x1.1111111111111p-7));
+    q = V_FMA(q, r, V_SET1(0x1.5555555555555p-5));
+    q = V_FMA(q, r, V_SET1(0x1.5555555555555p-3));
+    q = V_FMA(q, r, V_SET1(0.5));
+#else
+    VT q = V_SET1(0x1.a01a02p-13f);
+    q = V_FMA(q, r, V_SET1(0x1.6c16c2p-10f));
+    q = V_FMA(q, r, V_SET1(0x1.111112p-7f));
+    q = V_FMA(q, r, V_SET1(0x1.555556p-5f));
+    q = V_FMA(q, r, V_SET1(0x1.555556p-3f));
+    q = V_FMA(q, r, V_SET1(0.5f));
+#endif
+    VT p = V_ADD(V_SET1(1), V_FMA(q, V_MUL(r, r), r));
+
+    /* Scale by 2^k, in two steps where 2^k is not a normal number. */
+    VMASK far = V_GT(V_ABS(k), V_SET1(scale_limit));
+    if (!V_ANY(far)) {
+        return V_MUL(p, V_POW2_SHIFTED(t));
+    }
+    VT t1 = V_FMA(k, V_SET1(0.5), V_SET1(shifter));
+    VT k1 = V_SUB(t1, V_SET1(shifter));
+    VT t2 = V_ADD(V_SUB(k, k1), V_SET1(shifter));
+    return V_MUL(V_MUL(p, V_POW2_SHIFTED(t1)), V_POW2_SHIFTED(t2));
+}
+
+/*
+ * sigmoid(x) from e = exp(-|x|), which lies in (0, 1]: 1 / (1 + e) for
+ * x >= 0 and e / (1 + e) below, so no exponential overflows.
+ */
+VATTR static inline VT
+VFN(sigmoid_vector)(VT x)
+{
+    VT e = VFN(exp_vector)(V_NEG(V_ABS(x)));
+    VT s = V_DIV(V_SET1(1), V_ADD(V_SET1(1), e));
+    return V_BLEND(V_LT(x, V_SET1(0)), s, V_MUL(e, s));
+}
+
+/* sigmoid(x) sigmoid(-x) = e / (1 + e)^2, accurate where 1 - s cancels. */
+VATTR static inline VT
+VFN(sigmoid_derivative_vector)(VT x)
+{
+    VT e = VFN(exp_vector)(V_NEG(V_ABS(x)));
+    VT s = V_DIV(V_SET1(1), V_ADD(V_SET1(1), e));
+    return V_MUL(s, V_MUL(e, s));
+}
+
+/* Copy the n < VLEN elements of x into buf and fill the rest with pad. */
+VATTR static inline void
+VFN(load_tail)(T *buf, const T *x, ptrdiff_t n, T pad)
+{
+    for (ptrdiff_t i = 0; i < VLEN; i++) {
+        buf[i] = i < n ? x[i] : pad;
+    }
+}
+
+/* Sum of the lanes of v, in double. */
+VATTR static inline double
+VFN(sum_lanes)(VT v)
+{
+    T lanes[VLEN];
+    V_STORE(lanes, v);
+    double sum = 0;
+    for (int i = 0; i < VLEN; i++) {
+        sum += lanes[i];
+    }
+    return sum;
+}
+
+/* The lane-wise max of running and v, where a NaN in v sticks. */
+VATTR static inline VT
+VFN(max_nan)(VT running, VT v)
+{
+    return V_BLEND(V_UNORD(v, v), V_MAX(v, running), v);
+}
+
+VATTR static void
+VFN(exp_array)(T *y, const T *x, ptrdiff_t n)
+{
+    ptrdiff_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) {
+        V_STORE(y + i, VFN(exp_vector)(V_LOAD(x + i)));
+    }
+    if (i < n) {
+        T buf[VLEN];
+        VFN(load_tail)(buf, x + i, n - i, 0);
+        V_STORE(buf, VFN(exp_vector)(V_LOAD(buf)));
+        for (ptrdiff_t j = 0; j < n - i; j++) {
+            y[i + j] = buf[j];
+        }
+    }
+}
+
+VATTR static void
+VFN(sigmoid_array)(T *y, const T *x, ptrdiff_t n)
+{
+    ptrdiff_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) {
+        V_STORE(y + i, VFN(sigmoid_vector)(V_LOAD(x + i)));
+    }
+    if (i < n) {
+        T buf[VLEN];
+        VFN(load_tail)(buf, x + i, n - i, 0);
+        V_STORE(buf, VFN(sigmoid_vector)(V_LOAD(buf)));
+        for (ptrdiff_t j = 0; j < n - i; j++) {
+            y[i + j] = buf[j];
+        }
+    }
+}
+
+VATTR static void
+VFN(sigmoid_derivative_array)(T *y, const T *x, ptrdiff_t n)
+{
+    ptrdiff_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) {
+        V_STORE(y + i, VFN(sigmoid_derivative_vector)(V_LOAD(x + i)));
+    }
+    if (i < n) {
+        T buf[VLEN];
+        VFN(load_tail)(buf, x + i, n - i, 0);
+        V_STORE(buf, VFN(sigmoid_derivative_vector)(V_LOAD(buf)));
+        for (ptrdiff_t j = 0; j < n - i; j++) {
+            y[i + j] = buf[j];
+        }
+    }
+}
+
+VATTR static T
+VFN(max_array)(const T *x, ptrdiff_t n)
+{
+    /* Four running maxima, so that no compare waits for the previous one. */
+    VT running = V_SET1(-INFINITY), running1 = running;
+    VT running2 = running, running3 = running;
+    ptrdiff_t i = 0;
+    for (; i + 4 * VLEN <= n; i += 4 * VLEN) {
+        running = VFN(max_nan)(running, V_LOAD(x + i));
+        running1 = VFN(max_nan)(running1, V_LOAD(x + i + VLEN));
+        running2 = VFN(max_nan)(running2, V_LOAD(x + i + 2 * VLEN));
+        running3 = VFN(max_nan)(running3, V_LOAD(x + i + 3 * VLEN));
+    }
+    running = VFN(max_nan)(running, running1);
+    running2 = VFN(max_nan)(running2, running3);
+    running = VFN(max_nan)(running, running2);
+    for (; i + VLEN <= n; i += VLEN) {
+        running = VFN(max_nan)(running, V_LOAD(x + i));
+    }
+    if (i < n) {
+        T buf[VLEN];
+        VFN(load_tail)(buf, x + i, n - i, -INFINITY);
+        running = VFN(max_nan)(running, V_LOAD(buf));
+    }
+    T lanes[VLEN];
+    V_STORE(lanes, running);
+    T max = lanes[0];
+    for (int j = 1; j < VLEN; j++) {
+        if (lanes[j] > max || lanes[j] != lanes[j]) {
+            max = lanes[j];
+        }
+    }
+    return max;
+}
+
+/*
+ * The sum runs in VLEN lanes of T, two vectors at a time. Callers keep n
+ * to a chunk of about a thousand elements, so each lane adds at most a few
+ * hundred terms in [0, 1] before the lanes are added in double.
+ */
+VATTR static double
+VFN(exp_sum_array)(T *y, const T *x, T shift, ptrdiff_t n)
+{
+    VT vshift = V_SET1(shift);
+    VT sum0 = V_SET1(0), sum1 = V_SET1(0);
+    ptrdiff_t i = 0;
+    if (y != NULL) {
+        for (; i + 2 * VLEN <= n; i += 2 * VLEN) {
+            VT e0 = VFN(exp_vector)(V_SUB(V_LOAD(x + i), vshift));
+            VT e1 = VFN(exp_vector)(V_SUB(V_LOAD(x + i + VLEN), vshift));
+            V_STORE(y + i, e0);
+            V_STORE(y + i + VLEN, e1);
+            sum0 = V_ADD(sum0, e0);
+            sum1 = V_ADD(sum1, e1);
+        }
+    }
+    else {
+        for (; i + 2 * VLEN <= n; i += 2 * VLEN) {
+            sum0 = V_ADD(sum0,
+                         VFN(exp_vector)(V_SUB(V_LOAD(x + i), vshift)));
+            sum1 = V_ADD(sum1, VFN(exp_vector)(
+                                   V_SUB(V_LOAD(x + i + VLEN), vshift)));
+        }
+    }
+    /* At most two vectors are left; the padding -inf gives exp = 0. */
+    for (; i < n; i += VLEN) {
+        T buf[VLEN];
+        ptrdiff_t count = n - i < VLEN ? n - i : VLEN;
+        VFN(load_tail)(buf, x + i, count, -INFINITY);
+        VT e = VFN(exp_vector)(V_SUB(V_LOAD(buf), vshift));
+        sum0 = V_ADD(sum0, e);
+        if (y != NULL) {
+            V_STORE(buf, e);
+            for (ptrdiff_t j = 0; j < count; j++) {
+                y[i + j] = buf[j];
+            }
+        }
+    }
+    return VFN(sum_lanes)(V_ADD(sum0, sum1));
+}
+
+VATTR static double
+VFN(shift_exp_sum_array)(T *y, const T *x, T shift, ptrdiff_t n)
+{
+    VT vshift = V_SET1(shift);
+    VT sum0 = V_SET1(0), sum1 = V_SET1(0);
+    ptrdiff_t i = 0;
+    for (; i + 2 * VLEN <= n; i += 2 * VLEN) {
+        VT d0 = V_SUB(V_LOAD(x + i), vshift);
+        VT d1 = V_SUB(V_LOAD(x + i + VLEN), vshift);
+        V_STORE(y + i, d0);
+        V_STORE(y + i + VLEN, d1);
+        sum0 = V_ADD(sum0, VFN(exp_vector)(d0));
+        sum1 = V_ADD(sum1, VFN(exp_vector)(d1));
+    }
+    for (; i < n; i += VLEN) {
+        T buf[VLEN];
+        ptrdiff_t count = n - i < VLEN ? n - i : VLEN;
+        VFN(load_tail)(buf, x + i, count, -INFINITY);
+        VT d = V_SUB(V_LOAD(buf), vshift);
+        sum0 = V_ADD(sum0, VFN(exp_vector)(d));
+        V_STORE(buf, d);
+        for (ptrdiff_t j = 0; j < count; j++) {
+            y[i + j] = buf[j];
+        }
+    }
+    return VFN(sum_lanes)(V_ADD(sum0, sum1));
+}
+
+VATTR static void
+VFN(scale_array)(T *y, const T *x, T factor, ptrdiff_t n)
+{
+    VT vfactor = V_SET1(factor);
+    ptrdiff_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) {
+        V_STORE(y + i, V_MUL(V_LOAD(x + i), vfactor));
+    }
+    for (; i < n; i++) {
+        y[i] = x[i] * factor;
+    }
+}
+
+VATTR static void
+VFN(scale_subtract_array)(T *y, const T *x, T factor, const T *p, T weight,
+                          ptrdiff_t n)
+{
+    VT vfactor = V_SET1(factor), vweight = V_SET1(weight);
+    ptrdiff_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) {
+        VT scaled = V_MUL(V_LOAD(x + i), vfactor);
+        V_STORE(y + i, V_SUB(scaled, V_MUL(V_LOAD(p + i), vweight)));
+    }
+    for (; i < n; i++) {
+        y[i] = x[i] * factor - p[i] * weight;
+    }
+}
+
+VATTR static void
+VFN(log_normalize_array)(T *y, const T *x, T max, T log_sum, ptrdiff_t n)
+{
+    VT vmax = V_SET1(max), vlog_sum = V_SET1(log_sum);
+    ptrdiff_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) {
+        V_STORE(y + i, V_SUB(V_SUB(V_LOAD(x + i), vmax), vlog_sum));
+    }
+    for (; i < n; i++) {
+        y[i] = (x[i] - max) - log_sum;
+    }
+}
+
+/*
+ * Terms with p == 0 are dropped rather than multiplied, so that p = 0
+ * against x = -inf gives 0 and not NaN. The sums run in T lanes, like
+ * exp_sum_array, and callers keep n to a chunk.
+ */
+VATTR static double
+VFN(weighted_gap_array)(const T *p, const T *x, T shift, ptrdiff_t n,
+                        double *mass)
+{
+    VT vshift = V_SET1(shift), zero = V_SET1(0);
+    VT gap = zero, total = zero;
+    ptrdiff_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) {
+        VT vp = V_LOAD(p + i);
+        VT term = V_MUL(vp, V_SUB(vshift, V_LOAD(x + i)));
+        gap = V_ADD(gap, V_BLEND(V_EQ(vp, zero), term, zero));
+        total = V_ADD(total, vp);
+    }
+    double gap_sum = VFN(sum_lanes)(gap);
+    double mass_sum = VFN(sum_lanes)(total);
+    for (; i < n; i++) {
+        if (p[i] != 0) {
+            gap_sum += (double)(p[i] * (shift - x[i]));
+            mass_sum += p[i];
+        }
+    }
+    *mass += mass_sum;
+    return gap_sum;
+}
+
+/*
+ * The column kernels walk `rows` rows of n columns, row i starting at
+ * x + i * ld (and y + i * ld). They take one vector of columns at a time,
+ * so the per-column max or sum of a vector stays in a register down the
+ * rows.
+ */
+VATTR static void
+VFN(max_columns_array)(T *max, const T *x, ptrdiff_t ld, ptrdiff_t rows,
+                       ptrdiff_t n)
+{
+    ptrdiff_t j = 0;
+    for (; j + VLEN <= n; j += VLEN) {
+        VT running = V_LOAD(max + j);
+        for (ptrdiff_t i = 0; i < rows; i++) {
+            running = VFN(max_nan)(running, V_LOAD(x + i * ld + j));
+        }
+        V_STORE(max + j, running);
+    }
+    for (; j < n; j++) {
+        for (ptrdiff_t i = 0; i < rows; i++) {
+            T v = x[i * ld + j];
+            if (v > max[j] || v != v) {
+                max[j] = v;
+            }
+        }
+    }
+}
+
+VATTR static void
+VFN(exp_sum_columns_array)(T *y, const T *x, ptrdiff_t ld, ptrdiff_t rows,
+                           const T *shift, T *sum, ptrdiff_t n)
+{
+    ptrdiff_t j = 0;
+    for (; j + VLEN <= n; j += VLEN) {
+        VT vshift = V_LOAD(shift + j);
+        VT running = V_LOAD(sum + j);
+        for (ptrdiff_t i = 0; i < rows; i++) {
+            VT e = VFN(exp_vector)(V_SUB(V_LOAD(x + i * ld + j), vshift));
+            if (y != NULL) {
+                V_STORE(y + i * ld + j, e);
+            }
+            running = V_ADD(running, e);
+        }
+        V_STORE(sum + j, running);
+    }
+    if (j < n) {
+        T buf[VLEN], shift_buf[VLEN], sum_buf[VLEN];
+        ptrdiff_t count = n - j;
+        VFN(load_tail)(shift_buf, shift + j, count, 0);
+        VFN(load_tail)(sum_buf, sum + j, count, 0);
+        VT vshift = V_LOAD(shift_buf);
+        VT running = V_LOAD(sum_buf);
+        for (ptrdiff_t i = 0; i < rows; i++) {
+            VFN(load_tail)(buf, x + i * ld + j, count, -INFINITY);
+            VT e = VFN(exp_vector)(V_SUB(V_LOAD(buf), vshift));
+            running = V_ADD(running, e);
+            if (y != NULL) {
+                V_STORE(buf, e);
+                for (ptrdiff_t k = 0; k < count; k++) {
+                    y[i * ld + j + k] = buf[k];
+                }
+            }
+        }
+        V_STORE(sum_buf, running);
+        for (ptrdiff_t k = 0; k < count; k++) {
+            sum[j + k] = sum_buf[k];
+        }
+    }
+}
+
+VATTR static void
+VFN(scale_columns_array)(T *y, const T *x, ptrdiff_t ld, ptrdiff_t rows,
+                         const T *factor, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < rows; i++) {
+        const T *xi = x + i * ld;
+        T *yi = y + i * ld;
+        ptrdiff_t j = 0;
+        for (; j + VLEN <= n; j += VLEN) {
+            V_STORE(yi + j, V_MUL(V_LOAD(xi + j), V_LOAD(factor + j)));
+        }
+        for (; j < n; j++) {
+            yi[j] = xi[j] * factor[j];
+        }
+    }
+}
+
+VATTR static void
+VFN(log_normalize_columns_array)(T *y, const T *x, ptrdiff_t ld,
+                                 ptrdiff_t rows, const T *max,
+                                 const T *log_sum, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < rows; i++) {
+        const T *xi = x + i * ld;
+        T *yi = y + i * ld;
+        ptrdiff_t j = 0;
+        for (; j + VLEN <= n; j += VLEN) {
+            VT shifted = V_SUB(V_LOAD(xi + j), V_LOAD(max + j));
+            V_STORE(yi + j, V_SUB(shifted, V_LOAD(log_sum + j)));
+        }
+        for (; j < n; j++) {
+            yi[j] = (xi[j] - max[j]) - log_sum[j];
+        }
+    }
+}
+
+const FN(mla_vector_kernels) VFN(mla_vector_kernels) = {
+    VFN(exp_array),
+    VFN(sigmoid_array),
+    VFN(sigmoid_derivative_array),
+    VFN(max_array),
+    VFN(exp_sum_array),
+    VFN(shift_exp_sum_array),
+    VFN(scale_array),
+    VFN(scale_subtract_array),
+    VFN(log_normalize_array),
+    VFN(weighted_gap_array),
+    VFN(max_columns_array),
+    VFN(exp_sum_columns_array),
+    VFN(scale_columns_array),
+    VFN(log_normalize_columns_array),
+};
