@@ -1,41 +1,78 @@
 /*
- * gemm.h: internals of the blocked matrix product shared by the C files
- * that call it (gemm.c, the dense, similarity and attention kernels) and by
- * the SIMD micro-kernels.
+ * gemm.h: internals of the blocked matrix product shared by gemm.c and the
+ * SIMD micro-kernels (gemm_avx2.c, gemm_avx512.c).
  *
- * A micro-kernel computes one MR x NR tile of a product from packed panels:
- * ab[i * NR + j] = sum over p < kc of a[p * MR + i] * b[p * NR + j]. It
- * overwrites ab and never reads C; storing, accumulating across K blocks and
- * the epilogue are done by the caller.
+ * A micro-kernel updates one MR x NR tile of C from packed panels:
+ *
+ *     C[i * rs_c + j] = alpha * sum over p < kc of a[p * MR + i] * b[p * NR + j]
+ *                       + beta * C[i * rs_c + j]
+ *
+ * for i < MR, j < NR, with the columns of C contiguous. The sum starts from
+ * zero and is accumulated with one fused multiply-add per p in increasing p
+ * order, then scaled, then added to beta * C. beta == 0 never reads C, so
+ * C may hold garbage or NaN. beta == 1 and alpha == 1 skip their multiply,
+ * which leaves the result bit for bit the same as multiplying by one.
+ * Every kernel of one tile shape rounds the same way, which is what makes
+ * results independent of the thread count: the driver only changes which
+ * thread runs a tile, never the order of a tile's sums.
  */
 #ifndef MLA_GEMM_H
 #define MLA_GEMM_H
 
 #include <stddef.h>
 
-/* Largest tile any micro-kernel uses, for the caller's tile buffer. */
-#define MLA_MAX_MR 8
-#define MLA_MAX_NR 16
+/* Largest tile of any micro-kernel, in elements, for edge-tile buffers. */
+#define MLA_MAX_MR 12
+#define MLA_MAX_NR 32
 
-/*
- * Cache blocks: KC x NR panels of B stay in L1, MC x KC of A in L2. MLA_MC
- * must be a multiple of every micro-kernel's MR (4 and 6 here).
- */
-#define MLA_KC 256
-#define MLA_MC 96
-#define MLA_NC 4096
-
-/* AVX2 with FMA tiles (gemm_avx2.c). */
-#define MLA_AVX2_MR 6
-#define MLA_AVX2_NR_F64 8
-#define MLA_AVX2_NR_F32 16
+typedef void (*mla_ukernel_f64)(ptrdiff_t kc, const double *a, const double *b,
+                                double *c, ptrdiff_t rs_c, double alpha,
+                                double beta);
+typedef void (*mla_ukernel_f32)(ptrdiff_t kc, const float *a, const float *b,
+                                float *c, ptrdiff_t rs_c, float alpha,
+                                float beta);
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define MLA_HAVE_X86_KERNELS 1
+
+/* AVX2 with FMA (gemm_avx2.c): float64 6 x 8, float32 6 x 16. */
+#define MLA_AVX2_MR 6
+#define MLA_AVX2_NR_F64 8
+#define MLA_AVX2_NR_F32 16
 void mla_ukernel_avx2_f64(ptrdiff_t kc, const double *a, const double *b,
-                          double *ab);
+                          double *c, ptrdiff_t rs_c, double alpha, double beta);
 void mla_ukernel_avx2_f32(ptrdiff_t kc, const float *a, const float *b,
-                          float *ab);
+                          float *c, ptrdiff_t rs_c, float alpha, float beta);
+
+/* AVX-512 (gemm_avx512.c): float64 12 x 16, float32 12 x 32. */
+#define MLA_AVX512_MR 12
+#define MLA_AVX512_NR_F64 16
+#define MLA_AVX512_NR_F32 32
+void mla_ukernel_avx512_f64(ptrdiff_t kc, const double *a, const double *b,
+                            double *c, ptrdiff_t rs_c, double alpha,
+                            double beta);
+void mla_ukernel_avx512_f32(ptrdiff_t kc, const float *a, const float *b,
+                            float *c, ptrdiff_t rs_c, float alpha, float beta);
+
+/*
+ * The AVX-512 kernels' source compiled for AVX2, each 512-bit register
+ * emulated by two 256-bit ones (gemm_avx2.c). Same tiles and the same
+ * per-lane arithmetic as the AVX-512 kernels, so the tests can run the
+ * AVX-512 tile logic on a CPU without AVX-512. Slow: tests only.
+ */
+void mla_ukernel_avx512_on_avx2_f64(ptrdiff_t kc, const double *a,
+                                    const double *b, double *c,
+                                    ptrdiff_t rs_c, double alpha, double beta);
+void mla_ukernel_avx512_on_avx2_f32(ptrdiff_t kc, const float *a,
+                                    const float *b, float *c, ptrdiff_t rs_c,
+                                    float alpha, float beta);
 #endif
+
+/*
+ * Test hook: with a nonzero value, products that would run the AVX2
+ * kernels run the AVX-512 kernels' logic on AVX2 instead (gemm.c).
+ */
+void mla_gemm_set_avx512_on_avx2(int enabled);
+int mla_gemm_get_avx512_on_avx2(void);
 
 #endif /* MLA_GEMM_H */

@@ -1,31 +1,69 @@
 /*
- * gemm_impl.h: the blocked matrix product C = act(alpha * A B + bias) and
- * the textbook triple loop, instantiated per element type by gemm.c.
+ * gemm_impl.h: the blocked matrix product
+ * C = act(alpha * A B + beta * C + bias), its lower-triangle variant
+ * (SYRK), the batched product and the textbook triple loop, instantiated
+ * per element type by gemm.c.
  *
- * The structure is Goto and van de Geijn's. For each NC-wide column block
- * of B and each KC-deep slice of the inner dimension, B is packed once into
- * KC x NR panels. Each MC-tall row block of A is then packed into MR x KC
- * panels and swept by the micro-kernel. Packing reads A and B through any
- * pair of strides, so transposed or reversed views cost no copy, and pads
- * the last panel with zeros, so the micro-kernel always sees full tiles.
- * Row blocks of A are shared out among OpenMP threads; every element of C
- * is summed in the same order whatever the thread count.
+ * The structure is Goto and van de Geijn's, as BLIS lays it out. For each
+ * NC-wide column block of B and each KC-deep slice of the inner dimension,
+ * B is packed once into KC x NR panels. Each MC-tall row block of A is then
+ * packed into MR x KC panels, and the micro-kernel sweeps the block tile by
+ * tile: the B panel stays in L1 while the A block streams from L2. Packing
+ * reads A and B through any pair of strides, so transposed or reversed
+ * views cost no copy, and pads the last panel with zeros, so the
+ * micro-kernel always computes full tiles. Tiles that stick out of C, or
+ * whose columns are not contiguous, are computed in a small buffer and
+ * copied.
+ *
+ * Threads share out the packing of B and the tiles of C by rows or by
+ * columns, never by the inner dimension: every element of C is computed by
+ * the same sequence of operations whatever the thread count, so results
+ * are bitwise identical for any number of threads.
  */
 
-typedef void (*FN(ukernel_fn))(ptrdiff_t kc, const T *a, const T *b, T *ab);
-
 typedef struct {
-    ptrdiff_t mr;
-    ptrdiff_t nr;
-    FN(ukernel_fn) kernel;
+    ptrdiff_t mr, nr;     /* register tile */
+    ptrdiff_t mc, kc, nc; /* cache blocks: mc a multiple of mr, nc of nr */
+    FN(mla_ukernel) kernel;
 } FN(ukernel_desc);
+
+/*
+ * One product, as every thread of it sees it. lower restricts the result to
+ * the elements with row >= column (SYRK); the others are left untouched.
+ */
+typedef struct {
+    T *c;
+    ptrdiff_t rs_c, cs_c;
+    const T *a;
+    ptrdiff_t rs_a, cs_a;
+    const T *b;
+    ptrdiff_t rs_b, cs_b;
+    ptrdiff_t m, n, k;
+    T alpha, beta;
+    const T *bias;
+    ptrdiff_t bias_rs, bias_cs;
+    mla_activation activation;
+    int lower;
+    const FN(ukernel_desc) *kd;
+    T *bpack;
+    T *apack;
+    size_t apack_size; /* elements of apack owned by each thread */
+    int nthreads;
+    int row_teams; /* threads split rows into row_teams ranges ... */
+    int col_teams; /* ... and columns into col_teams ranges */
+} FN(gemm_plan);
 
 #define GENERIC_MR 4
 #define GENERIC_NR 8
 
-/* Portable micro-kernel: a 4 x 8 tile the compiler can vectorize. */
+/*
+ * Portable micro-kernel, a 4 x 8 tile in plain C that the compiler can
+ * vectorize. Same contract as the SIMD kernels (gemm.h), but without
+ * fused multiply-adds, so it rounds differently from them.
+ */
 static void
-FN(ukernel_generic)(ptrdiff_t kc, const T *a, const T *b, T *ab)
+FN(ukernel_generic)(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t rs_c,
+                    T alpha, T beta)
 {
     T acc[GENERIC_MR][GENERIC_NR] = {{0}};
 
@@ -33,266 +71,611 @@ FN(ukernel_generic)(ptrdiff_t kc, const T *a, const T *b, T *ab)
         for (int i = 0; i < GENERIC_MR; i++) {
             T ai = a[i];
             for (int j = 0; j < GENERIC_NR; j++) {
-                acc[i][j] += ai * b[j];
+                T prod = ai * b[j];
+                acc[i][j] += prod;
             }
         }
         a += GENERIC_MR;
         b += GENERIC_NR;
     }
     for (int i = 0; i < GENERIC_MR; i++) {
+        T *crow = c + i * rs_c;
         for (int j = 0; j < GENERIC_NR; j++) {
-            ab[i * GENERIC_NR + j] = acc[i][j];
+            T v = acc[i][j];
+            if (alpha != 1) {
+                v = alpha * v;
+            }
+            if (beta == 1) {
+                v = crow[j] + v;
+            }
+            else if (beta != 0) {
+                T scaled = beta * crow[j];
+                v = scaled + v;
+            }
+            crow[j] = v;
         }
     }
 }
 
+/*
+ * Set by a test hook: run the AVX-512 tiles through their AVX2 emulation.
+ * Defined once in gemm.c.
+ */
+extern int mla_gemm_avx512_on_avx2;
+
+/*
+ * The micro-kernel of the selected SIMD level and its cache blocks. The
+ * blocks keep a KC x NR panel of B (16 KiB at most for AVX2) within the
+ * 32 KiB L1 data cache and an MC x KC block of A within L2 (192 KiB for
+ * float64), the sizes of the AMD Zen 3 and Intel Skylake cores. NC only
+ * bounds the packed B block (KC x NC, 8 MiB at most), which lives in L3.
+ */
 static FN(ukernel_desc)
 FN(select_ukernel)(void)
 {
-    FN(ukernel_desc) desc = {GENERIC_MR, GENERIC_NR, FN(ukernel_generic)};
+    FN(ukernel_desc) desc = {GENERIC_MR, GENERIC_NR, 96, 256, 4096,
+                             FN(ukernel_generic)};
 #ifdef MLA_HAVE_X86_KERNELS
-    /* TODO: AVX-512 micro-kernels; that level runs the AVX2 ones for now. */
-    if (mla_get_level() >= MLA_LEVEL_AVX2) {
+    mla_level level = mla_get_level();
 #if MLA_DTYPE == 32
-        desc.mr = MLA_AVX2_MR;
-        desc.nr = MLA_AVX2_NR_F32;
-        desc.kernel = mla_ukernel_avx2_f32;
+    FN(ukernel_desc) avx2 = {MLA_AVX2_MR, MLA_AVX2_NR_F32, 96, 384, 4096,
+                             mla_ukernel_avx2_f32};
+    /* NOTE: the AVX-512 blocks are untuned: no AVX-512 CPU was at hand. */
+    FN(ukernel_desc) avx512 = {MLA_AVX512_MR, MLA_AVX512_NR_F32, 144, 384,
+                               4096, mla_ukernel_avx512_f32};
+    FN(mla_ukernel) emulated = mla_ukernel_avx512_on_avx2_f32;
 #else
-        desc.mr = MLA_AVX2_MR;
-        desc.nr = MLA_AVX2_NR_F64;
-        desc.kernel = mla_ukernel_avx2_f64;
+    FN(ukernel_desc) avx2 = {MLA_AVX2_MR, MLA_AVX2_NR_F64, 96, 256, 4096,
+                             mla_ukernel_avx2_f64};
+    FN(ukernel_desc) avx512 = {MLA_AVX512_MR, MLA_AVX512_NR_F64, 144, 256,
+                               4096, mla_ukernel_avx512_f64};
+    FN(mla_ukernel) emulated = mla_ukernel_avx512_on_avx2_f64;
 #endif
+    if (level >= MLA_LEVEL_AVX512) {
+        desc = avx512;
+    }
+    else if (level >= MLA_LEVEL_AVX2) {
+        desc = avx2;
+        if (mla_gemm_avx512_on_avx2) {
+            desc = avx512;
+            desc.kernel = emulated;
+        }
     }
 #endif
     return desc;
 }
 
+static inline ptrdiff_t
+FN(min_diff)(ptrdiff_t x, ptrdiff_t y)
+{
+    return x < y ? x : y;
+}
+
+static inline ptrdiff_t
+FN(round_up)(ptrdiff_t x, ptrdiff_t multiple)
+{
+    return (x + multiple - 1) / multiple * multiple;
+}
+
 /*
- * Pack the mc x kc block a (strides rs_a, cs_a) into panels of mr rows:
- * panel r contains dst[r * mr * kc + p * mr + i] = a[(r * mr + i), p], with
- * rows past mc set to zero.
+ * Pack one panel of rows x kc elements of A (strides rs, cs) into dst as
+ * dst[p * MR + i] = a[i, p], padding rows past the edge with zeros. MR is
+ * a constant in every caller, so each copy loop is specialized.
  */
+static inline void
+FN(pack_a_panel)(T *restrict dst, const T *restrict a, ptrdiff_t rs,
+                 ptrdiff_t cs, ptrdiff_t rows, ptrdiff_t kc, const int MR)
+{
+    if (rows == MR && cs == 1) {
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            for (int i = 0; i < MR; i++) {
+                dst[p * MR + i] = a[i * rs + p];
+            }
+        }
+    }
+    else if (rows == MR && rs == 1) {
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            for (int i = 0; i < MR; i++) {
+                dst[p * MR + i] = a[p * cs + i];
+            }
+        }
+    }
+    else {
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            int i = 0;
+            for (; i < rows; i++) {
+                dst[p * MR + i] = a[i * rs + p * cs];
+            }
+            for (; i < MR; i++) {
+                dst[p * MR + i] = 0;
+            }
+        }
+    }
+}
+
+/* Pack the mc x kc block a into consecutive MR-row panels of dst. */
+static inline void
+FN(pack_a_block)(T *dst, const T *a, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t mc,
+                 ptrdiff_t kc, const int MR)
+{
+    for (ptrdiff_t ir = 0; ir < mc; ir += MR) {
+        FN(pack_a_panel)(dst + ir * kc, a + ir * rs, rs, cs,
+                         FN(min_diff)(mc - ir, MR), kc, MR);
+    }
+}
+
 static void
-FN(pack_a)(T *dst, const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a, ptrdiff_t mc,
+FN(pack_a)(T *dst, const T *a, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t mc,
            ptrdiff_t kc, ptrdiff_t mr)
 {
-    for (ptrdiff_t ir = 0; ir < mc; ir += mr) {
-        ptrdiff_t rows = mc - ir < mr ? mc - ir : mr;
-        const T *panel = a + ir * rs_a;
-        for (ptrdiff_t p = 0; p < kc; p++) {
-            ptrdiff_t i = 0;
-            for (; i < rows; i++) {
-                dst[i] = panel[i * rs_a + p * cs_a];
-            }
-            for (; i < mr; i++) {
-                dst[i] = 0;
-            }
-            dst += mr;
-        }
+    switch (mr) {
+    case 6:
+        FN(pack_a_block)(dst, a, rs, cs, mc, kc, 6);
+        break;
+    case 12:
+        FN(pack_a_block)(dst, a, rs, cs, mc, kc, 12);
+        break;
+    default:
+        FN(pack_a_block)(dst, a, rs, cs, mc, kc, GENERIC_MR);
+        break;
     }
 }
 
 /*
- * Pack the kc x nc block b (strides rs_b, cs_b) into panels of nr columns:
- * dst[r * nr * kc + p * nr + j] = b[p, (r * nr + j)], zero past nc.
+ * Pack one panel of kc x cols elements of B (strides rs, cs) into dst as
+ * dst[p * NR + j] = b[p, j], padding columns past the edge with zeros.
  */
+static inline void
+FN(pack_b_panel)(T *restrict dst, const T *restrict b, ptrdiff_t rs,
+                 ptrdiff_t cs, ptrdiff_t kc, ptrdiff_t cols, const int NR)
+{
+    if (cols == NR && cs == 1) {
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            for (int j = 0; j < NR; j++) {
+                dst[p * NR + j] = b[p * rs + j];
+            }
+        }
+    }
+    else if (cols == NR && rs == 1) {
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            for (int j = 0; j < NR; j++) {
+                dst[p * NR + j] = b[j * cs + p];
+            }
+        }
+    }
+    else {
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            int j = 0;
+            for (; j < cols; j++) {
+                dst[p * NR + j] = b[p * rs + j * cs];
+            }
+            for (; j < NR; j++) {
+                dst[p * NR + j] = 0;
+            }
+        }
+    }
+}
+
+/* Pack the kc x nc block b into consecutive NR-column panels of dst. */
+static inline void
+FN(pack_b_block)(T *dst, const T *b, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t kc,
+                 ptrdiff_t nc, const int NR)
+{
+    for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
+        FN(pack_b_panel)(dst + jr * kc, b + jr * cs, rs, cs, kc,
+                         FN(min_diff)(nc - jr, NR), NR);
+    }
+}
+
 static void
-FN(pack_b)(T *dst, const T *b, ptrdiff_t rs_b, ptrdiff_t cs_b, ptrdiff_t kc,
+FN(pack_b)(T *dst, const T *b, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t kc,
            ptrdiff_t nc, ptrdiff_t nr)
 {
-    for (ptrdiff_t jr = 0; jr < nc; jr += nr) {
-        ptrdiff_t cols = nc - jr < nr ? nc - jr : nr;
-        const T *panel = b + jr * cs_b;
-        for (ptrdiff_t p = 0; p < kc; p++) {
-            ptrdiff_t j = 0;
-            for (; j < cols; j++) {
-                dst[j] = panel[p * rs_b + j * cs_b];
+    switch (nr) {
+    case 16:
+        FN(pack_b_block)(dst, b, rs, cs, kc, nc, 16);
+        break;
+    case 32:
+        FN(pack_b_block)(dst, b, rs, cs, kc, nc, 32);
+        break;
+    default:
+        FN(pack_b_block)(dst, b, rs, cs, kc, nc, GENERIC_NR);
+        break;
+    }
+}
+
+/*
+ * Apply bias and activation to the rows x cols tile of C at (i0, j0), the
+ * last step of an element once all of its K slices are summed. With lower,
+ * only elements with row >= column change.
+ */
+static void
+FN(apply_epilogue)(const FN(gemm_plan) *plan, T *c, ptrdiff_t rows,
+                   ptrdiff_t cols, ptrdiff_t i0, ptrdiff_t j0)
+{
+    ptrdiff_t rs_c = plan->rs_c, cs_c = plan->cs_c;
+    for (ptrdiff_t i = 0; i < rows; i++) {
+        T *crow = c + i * rs_c;
+        ptrdiff_t end = cols;
+        if (plan->lower) {
+            end = FN(min_diff)(cols, i0 + i - j0 + 1);
+        }
+        if (plan->bias != NULL) {
+            const T *brow = plan->bias + (i0 + i) * plan->bias_rs +
+                            j0 * plan->bias_cs;
+            for (ptrdiff_t j = 0; j < end; j++) {
+                crow[j * cs_c] += brow[j * plan->bias_cs];
             }
-            for (; j < nr; j++) {
-                dst[j] = 0;
+        }
+        switch (plan->activation) {
+        case MLA_ACT_RELU:
+            for (ptrdiff_t j = 0; j < end; j++) {
+                crow[j * cs_c] = FN(relu_one)(crow[j * cs_c]);
             }
-            dst += nr;
+            break;
+        case MLA_ACT_SIGMOID:
+            for (ptrdiff_t j = 0; j < end; j++) {
+                crow[j * cs_c] = FN(sigmoid_one)(crow[j * cs_c]);
+            }
+            break;
+        default:
+            break;
         }
     }
 }
 
 /*
- * Write the rows x cols corner of the tile ab (row length ld) to C at
- * (i0, j0). With accumulate the tile is added to what C contains (a later K
- * slice); with a non-NULL epilogue (the last K slice) the final value
- * act(alpha * sum + bias) is stored.
+ * Run the micro-kernel on a tile that it cannot write in place: one that
+ * sticks out of C, has non-contiguous columns, or straddles the diagonal
+ * of a lower-triangle product. The tile is copied into a buffer, updated
+ * there by the same kernel as every other tile, and copied back, so it
+ * rounds exactly like a full tile.
  */
 static void
-FN(store_tile)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *ab, ptrdiff_t ld,
-               ptrdiff_t rows, ptrdiff_t cols, int accumulate,
-               const FN(mla_epilogue) *ep, ptrdiff_t i0, ptrdiff_t j0)
+FN(edge_tile)(const FN(gemm_plan) *plan, T *c, const T *ap, const T *bp,
+              ptrdiff_t kc, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t i0,
+              ptrdiff_t j0, T beta)
 {
+    const FN(ukernel_desc) *kd = plan->kd;
+    ptrdiff_t rs_c = plan->rs_c, cs_c = plan->cs_c, nr = kd->nr;
+    _Alignas(64) T tile[MLA_MAX_MR * MLA_MAX_NR];
+
+    if (beta != 0) {
+        for (ptrdiff_t i = 0; i < kd->mr; i++) {
+            for (ptrdiff_t j = 0; j < nr; j++) {
+                tile[i * nr + j] =
+                    i < rows && j < cols ? c[i * rs_c + j * cs_c] : 0;
+            }
+        }
+    }
+    kd->kernel(kc, ap, bp, tile, nr, plan->alpha, beta);
     for (ptrdiff_t i = 0; i < rows; i++) {
-        T *crow = c + i * rs_c;
-        for (ptrdiff_t j = 0; j < cols; j++) {
-            T v = ab[i * ld + j];
-            if (accumulate) {
-                v += crow[j * cs_c];
-            }
-            if (ep != NULL) {
-                v *= ep->alpha;
-                if (ep->bias != NULL) {
-                    v += ep->bias[(i0 + i) * ep->bias_rs + (j0 + j) * ep->bias_cs];
-                }
-                v = FN(activate)(v, ep->activation);
-            }
-            crow[j * cs_c] = v;
+        ptrdiff_t end = cols;
+        if (plan->lower) {
+            end = FN(min_diff)(cols, i0 + i - j0 + 1);
+        }
+        for (ptrdiff_t j = 0; j < end; j++) {
+            c[i * rs_c + j * cs_c] = tile[i * nr + j];
         }
     }
 }
 
-/* Elements of packed A that each thread of gemm_run owns. */
+/*
+ * Update the mc x nc block of C at (i0, j0) (c points at it) from the
+ * packed A block and the packed B columns of the current K slice: for each
+ * NR-wide B panel, every MR-tall A panel. last marks the final K slice,
+ * after which the epilogue runs on each tile while it is still in cache.
+ */
+static void
+FN(macro_kernel)(const FN(gemm_plan) *plan, T *c, const T *apack,
+                 const T *bpack, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc,
+                 ptrdiff_t i0, ptrdiff_t j0, T beta, int last)
+{
+    const FN(ukernel_desc) *kd = plan->kd;
+    ptrdiff_t mr = kd->mr, nr = kd->nr;
+    ptrdiff_t rs_c = plan->rs_c, cs_c = plan->cs_c;
+    int epilogue = last && (plan->bias != NULL ||
+                            plan->activation != MLA_ACT_LINEAR);
+
+    for (ptrdiff_t jr = 0; jr < nc; jr += nr) {
+        ptrdiff_t cols = FN(min_diff)(nc - jr, nr);
+        const T *bp = bpack + jr * kc;
+        for (ptrdiff_t ir = 0; ir < mc; ir += mr) {
+            ptrdiff_t rows = FN(min_diff)(mc - ir, mr);
+            ptrdiff_t ti = i0 + ir, tj = j0 + jr;
+            T *ct = c + ir * rs_c + jr * cs_c;
+
+            /* A lower-triangle product skips tiles above the diagonal. */
+            if (plan->lower && tj > ti + rows - 1) {
+                continue;
+            }
+            int straddles = plan->lower && tj + cols - 1 > ti;
+            if (rows == mr && cols == nr && cs_c == 1 && !straddles) {
+                kd->kernel(kc, apack + ir * kc, bp, ct, rs_c, plan->alpha,
+                           beta);
+            }
+            else {
+                FN(edge_tile)(plan, ct, apack + ir * kc, bp, kc, rows, cols,
+                              ti, tj, beta);
+            }
+            if (epilogue) {
+                FN(apply_epilogue)(plan, ct, rows, cols, ti, tj);
+            }
+        }
+    }
+}
+
+/*
+ * Return the start of part `index` of `count` near-equal parts of total
+ * units. With lower, the parts hold near-equal areas of a lower triangle
+ * instead, so the later parts get fewer rows.
+ */
+static ptrdiff_t
+FN(split)(ptrdiff_t total, int count, int index, int lower)
+{
+    if (index <= 0) {
+        return 0;
+    }
+    if (index >= count) {
+        return total;
+    }
+    if (lower) {
+        return (ptrdiff_t)((double)total * sqrt((double)index / count));
+    }
+    return (ptrdiff_t)((double)total * index / count);
+}
+
+/*
+ * The part of the product that thread tid computes. All threads pack a
+ * share of each B block, wait for each other, compute their tiles against
+ * it, and wait again before the next block overwrites it. Thread tid owns
+ * the rows of row team tid / col_teams and the columns of column team
+ * tid % col_teams.
+ */
+static void
+FN(gemm_thread)(const FN(gemm_plan) *plan, int tid)
+{
+    const FN(ukernel_desc) *kd = plan->kd;
+    ptrdiff_t mr = kd->mr, nr = kd->nr;
+    ptrdiff_t m = plan->m, n = plan->n, k = plan->k;
+    int nthreads = plan->nthreads;
+    int row_team = tid / plan->col_teams, col_team = tid % plan->col_teams;
+    T *apack = plan->apack + (size_t)tid * plan->apack_size;
+
+    /* This thread's rows, in whole MR panels. */
+    ptrdiff_t row_panels = (m + mr - 1) / mr;
+    ptrdiff_t row_start =
+        mr * FN(split)(row_panels, plan->row_teams, row_team, plan->lower);
+    ptrdiff_t row_end = FN(min_diff)(
+        m, mr * FN(split)(row_panels, plan->row_teams, row_team + 1,
+                          plan->lower));
+
+    for (ptrdiff_t jc = 0; jc < n; jc += kd->nc) {
+        ptrdiff_t nc = FN(min_diff)(n - jc, kd->nc);
+        ptrdiff_t col_panels = (nc + nr - 1) / nr;
+
+        /* This thread's share of the packing, and its columns. */
+        ptrdiff_t pack_start = nr * FN(split)(col_panels, nthreads, tid, 0);
+        ptrdiff_t pack_end = FN(min_diff)(
+            nc, nr * FN(split)(col_panels, nthreads, tid + 1, 0));
+        ptrdiff_t col_start =
+            nr * FN(split)(col_panels, plan->col_teams, col_team, 0);
+        ptrdiff_t col_end = FN(min_diff)(
+            nc, nr * FN(split)(col_panels, plan->col_teams, col_team + 1, 0));
+
+        for (ptrdiff_t pc = 0; pc < k; pc += kd->kc) {
+            ptrdiff_t kc = FN(min_diff)(k - pc, kd->kc);
+            T beta = pc == 0 ? plan->beta : 1;
+            int last = pc + kc == k;
+
+            if (pack_end > pack_start) {
+                FN(pack_b)(plan->bpack + pack_start * kc,
+                           plan->b + pc * plan->rs_b +
+                               (jc + pack_start) * plan->cs_b,
+                           plan->rs_b, plan->cs_b, kc, pack_end - pack_start,
+                           nr);
+            }
+            if (nthreads > 1) {
+#pragma omp barrier
+            }
+
+            for (ptrdiff_t ic = row_start; ic < row_end; ic += kd->mc) {
+                ptrdiff_t mc = FN(min_diff)(row_end - ic, kd->mc);
+                ptrdiff_t cols_end = col_end;
+                if (plan->lower) {
+                    /* Columns right of the block's last row stay untouched. */
+                    cols_end = FN(min_diff)(col_end, ic + mc - jc);
+                }
+                if (cols_end <= col_start) {
+                    continue;
+                }
+                FN(pack_a)(apack, plan->a + ic * plan->rs_a + pc * plan->cs_a,
+                           plan->rs_a, plan->cs_a, mc, kc, mr);
+                FN(macro_kernel)(plan,
+                                 plan->c + ic * plan->rs_c +
+                                     (jc + col_start) * plan->cs_c,
+                                 apack, plan->bpack + col_start * kc, mc,
+                                 cols_end - col_start, kc, ic, jc + col_start,
+                                 beta, last);
+            }
+            if (nthreads > 1) {
+#pragma omp barrier
+            }
+        }
+    }
+}
+
+/* Elements of packed A that each thread owns. */
 static size_t
 FN(gemm_apack_size)(const FN(ukernel_desc) *kd, ptrdiff_t m, ptrdiff_t k)
 {
-    ptrdiff_t kc = k < MLA_KC ? k : MLA_KC;
-    ptrdiff_t mc = m < MLA_MC ? m : MLA_MC;
-    mc = (mc + kd->mr - 1) / kd->mr * kd->mr;
+    ptrdiff_t kc = FN(min_diff)(k, kd->kc);
+    ptrdiff_t mc = FN(round_up)(FN(min_diff)(m, kd->mc), kd->mr);
     return (size_t)mc * (size_t)kc;
 }
 
-/* Elements of packed B that gemm_run shares among its threads. */
+/* Elements of packed B that the threads share. */
 static size_t
 FN(gemm_bpack_size)(const FN(ukernel_desc) *kd, ptrdiff_t n, ptrdiff_t k)
 {
-    ptrdiff_t kc = k < MLA_KC ? k : MLA_KC;
-    ptrdiff_t nc = n < MLA_NC ? n : MLA_NC;
-    nc = (nc + kd->nr - 1) / kd->nr * kd->nr;
+    ptrdiff_t kc = FN(min_diff)(k, kd->kc);
+    ptrdiff_t nc = FN(round_up)(FN(min_diff)(n, kd->nc), kd->nr);
     return (size_t)kc * (size_t)nc;
 }
 
-/* Scratch elements one gemm_run call needs for m x n x k on nthreads. */
+/* Scratch elements that gemm_run needs for m x n x k on nthreads. */
 static size_t
 FN(gemm_workspace)(const FN(ukernel_desc) *kd, ptrdiff_t m, ptrdiff_t n,
                    ptrdiff_t k, int nthreads)
 {
+    if (m == 0 || n == 0 || k == 0) {
+        return 0;
+    }
     return FN(gemm_bpack_size)(kd, n, k) +
            (size_t)nthreads * FN(gemm_apack_size)(kd, m, k);
 }
 
+/*
+ * Products below this many multiply-adds (about 160^3) run on one thread:
+ * waking a second thread costs more than it saves, and far more when
+ * another process occupies the core.
+ */
+#define GEMM_PARALLEL_MIN_WORK 4.0e6
+
 /* Threads worth starting for an m x n x k product. */
 static int
-FN(gemm_threads)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+FN(gemm_threads)(const FN(ukernel_desc) *kd, ptrdiff_t m, ptrdiff_t n,
+                 ptrdiff_t k)
 {
     int nthreads = mla_get_num_threads();
-    ptrdiff_t row_blocks = (m + MLA_MC - 1) / MLA_MC;
-    /*
-     * Below about 160^3 multiply-adds, waking a second thread costs more
-     * than it saves, and far more when another process occupies the core.
-     */
-    if ((double)m * (double)n * (double)k < 4.0e6 || row_blocks < 2) {
+    ptrdiff_t tiles = ((m + kd->mr - 1) / kd->mr) *
+                      ((FN(min_diff)(n, kd->nc) + kd->nr - 1) / kd->nr);
+    if (nthreads <= 1 || (double)m * (double)n * (double)k < GEMM_PARALLEL_MIN_WORK) {
         return 1;
     }
-    return nthreads < row_blocks ? nthreads : (int)row_blocks;
+    /* At least four tiles per thread. */
+    if (tiles < 4 * (ptrdiff_t)nthreads) {
+        nthreads = (int)(tiles / 4 > 1 ? tiles / 4 : 1);
+    }
+    return nthreads;
 }
 
 /*
- * Compute one MC-row block of C for the current K slice and column block.
- * The mc x kc block of A (a points at its first element) is packed into
- * apack, then the mc x nc block of C (c points at it) is swept tile by tile
- * while B's packed panel stays in L1. (i0, j0) is the block's place in C,
- * which the epilogue needs for the bias.
+ * Choose how nthreads split the product: row_teams x col_teams = nthreads,
+ * minimizing the tiles of the busiest thread, and splitting rows on a tie
+ * because a column split packs the same A block in several threads.
  */
 static void
-FN(gemm_block)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
-               ptrdiff_t cs_a, const T *bpack, T *apack, ptrdiff_t mc,
-               ptrdiff_t nc, ptrdiff_t kc, const FN(ukernel_desc) *kd,
-               int accumulate, const FN(mla_epilogue) *last, ptrdiff_t i0,
-               ptrdiff_t j0)
+FN(choose_teams)(FN(gemm_plan) *plan)
 {
-    T tile[MLA_MAX_MR * MLA_MAX_NR];
-    ptrdiff_t mr = kd->mr, nr = kd->nr;
-
-    FN(pack_a)(apack, a, rs_a, cs_a, mc, kc, mr);
-    for (ptrdiff_t jr = 0; jr < nc; jr += nr) {
-        ptrdiff_t cols = nc - jr < nr ? nc - jr : nr;
-        for (ptrdiff_t ir = 0; ir < mc; ir += mr) {
-            ptrdiff_t rows = mc - ir < mr ? mc - ir : mr;
-            kd->kernel(kc, apack + ir * kc, bpack + jr * kc, tile);
-            FN(store_tile)(c + ir * rs_c + jr * cs_c, rs_c, cs_c, tile, nr,
-                           rows, cols, accumulate, last, i0 + ir, j0 + jr);
+    const FN(ukernel_desc) *kd = plan->kd;
+    ptrdiff_t row_panels = (plan->m + kd->mr - 1) / kd->mr;
+    ptrdiff_t col_panels = (FN(min_diff)(plan->n, kd->nc) + kd->nr - 1) / kd->nr;
+    double best = -1;
+    for (int rows = plan->nthreads; rows >= 1; rows--) {
+        if (plan->nthreads % rows != 0) {
+            continue;
+        }
+        int cols = plan->nthreads / rows;
+        double busiest = (double)((row_panels + rows - 1) / rows) *
+                         (double)((col_panels + cols - 1) / cols);
+        if (best < 0 || busiest < best) {
+            best = busiest;
+            plan->row_teams = rows;
+            plan->col_teams = cols;
         }
     }
 }
 
 /*
- * C (m, n) = act(alpha * A (m, k) B (k, n) + bias), all through strides.
- * C must not overlap A, B or the bias. work has room for gemm_workspace
- * elements.
+ * Write act(alpha * 0 + beta * C + bias) for an empty inner dimension:
+ * the epilogue of a sum of nothing.
+ */
+static void
+FN(gemm_empty_inner)(const FN(gemm_plan) *plan)
+{
+    for (ptrdiff_t i = 0; i < plan->m; i++) {
+        ptrdiff_t end = plan->lower ? FN(min_diff)(plan->n, i + 1) : plan->n;
+        for (ptrdiff_t j = 0; j < end; j++) {
+            T *cij = plan->c + i * plan->rs_c + j * plan->cs_c;
+            T v = plan->alpha * 0;
+            if (plan->beta != 0) {
+                T scaled = plan->beta * *cij;
+                v = scaled + v;
+            }
+            *cij = v;
+        }
+    }
+    for (ptrdiff_t i = 0; i < plan->m; i++) {
+        ptrdiff_t end = plan->lower ? FN(min_diff)(plan->n, i + 1) : plan->n;
+        FN(apply_epilogue)(plan, plan->c + i * plan->rs_c, 1, end, i, 0);
+    }
+}
+
+/*
+ * C (m, n) = act(alpha * A (m, k) B (k, n) + beta * C + bias), all through
+ * strides; beta == 0 never reads C. With lower (m == n) only elements with
+ * row >= column are written. C must not overlap A, B or the bias. work
+ * has room for gemm_workspace elements of nthreads threads.
  */
 static void
 FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
              ptrdiff_t cs_a, const T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
-             ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const FN(mla_epilogue) *ep,
+             ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T beta,
+             const FN(mla_epilogue) *ep, int lower,
              const FN(ukernel_desc) *kd, T *work, int nthreads)
 {
+    FN(gemm_plan) plan = {
+        c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k,
+        1, beta, NULL, 0, 0, MLA_ACT_LINEAR, lower, kd,
+        NULL, NULL, 0, nthreads < 1 ? 1 : nthreads, 1, 1,
+    };
+    if (ep != NULL) {
+        plan.alpha = ep->alpha;
+        plan.bias = ep->bias;
+        plan.bias_rs = ep->bias_rs;
+        plan.bias_cs = ep->bias_cs;
+        plan.activation = ep->activation;
+    }
     if (m == 0 || n == 0) {
         return;
     }
-
-    /* An empty inner dimension leaves only the epilogue of a zero sum. */
     if (k == 0) {
-        T zero[1] = {0};
-        for (ptrdiff_t i = 0; i < m; i++) {
-            for (ptrdiff_t j = 0; j < n; j++) {
-                FN(store_tile)(c + i * rs_c + j * cs_c, rs_c, cs_c, zero, 1, 1,
-                               1, 0, ep, i, j);
-            }
-        }
+        FN(gemm_empty_inner)(&plan);
         return;
     }
 
-    ptrdiff_t mr = kd->mr, nr = kd->nr;
-    ptrdiff_t mc_max = MLA_MC / mr * mr;
-    ptrdiff_t row_blocks = (m + mc_max - 1) / mc_max;
-    size_t apack_size = FN(gemm_apack_size)(kd, m, k);
-    T *bpack = work;
-    T *apack_base = work + FN(gemm_bpack_size)(kd, n, k);
+    plan.bpack = work;
+    plan.apack = work + FN(gemm_bpack_size)(kd, n, k);
+    plan.apack_size = FN(gemm_apack_size)(kd, m, k);
+    FN(choose_teams)(&plan);
 
-    for (ptrdiff_t jc = 0; jc < n; jc += MLA_NC) {
-        ptrdiff_t nc = n - jc < MLA_NC ? n - jc : MLA_NC;
-        for (ptrdiff_t pc = 0; pc < k; pc += MLA_KC) {
-            ptrdiff_t kc = k - pc < MLA_KC ? k - pc : MLA_KC;
-            int accumulate = pc > 0;
-            const FN(mla_epilogue) *last = pc + kc == k ? ep : NULL;
-
-            FN(pack_b)(bpack, b + pc * rs_b + jc * cs_b, rs_b, cs_b, kc, nc,
-                       nr);
-            if (nthreads > 1) {
-                mla_note_parallel();
-            }
-
-            /*
-             * Without a second thread, skip the OpenMP region: entering one
-             * costs about a microsecond even with an if clause, which is
-             * more than a whole small product.
-             */
-            if (nthreads > 1) {
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-                for (ptrdiff_t blk = 0; blk < row_blocks; blk++) {
-                    ptrdiff_t ic = blk * mc_max;
-                    FN(gemm_block)(c + ic * rs_c + jc * cs_c, rs_c, cs_c,
-                                   a + ic * rs_a + pc * cs_a, rs_a, cs_a, bpack,
-                                   apack_base +
-                                       (size_t)MLA_THREAD_ID() * apack_size,
-                                   m - ic < mc_max ? m - ic : mc_max, nc, kc,
-                                   kd, accumulate, last, ic, jc);
-                }
-            }
-            else {
-                for (ptrdiff_t blk = 0; blk < row_blocks; blk++) {
-                    ptrdiff_t ic = blk * mc_max;
-                    FN(gemm_block)(c + ic * rs_c + jc * cs_c, rs_c, cs_c,
-                                   a + ic * rs_a + pc * cs_a, rs_a, cs_a, bpack,
-                                   apack_base, m - ic < mc_max ? m - ic : mc_max,
-                                   nc, kc, kd, accumulate, last, ic, jc);
-                }
-            }
+    /*
+     * Without a second thread, skip the OpenMP region: entering one costs
+     * about a microsecond even with an if clause, more than a whole small
+     * product.
+     */
+    if (plan.nthreads == 1) {
+        FN(gemm_thread)(&plan, 0);
+        return;
+    }
+    mla_note_parallel();
+#pragma omp parallel num_threads(plan.nthreads)
+    {
+        /* The runtime may start fewer threads than requested. */
+        int started = 1;
+#ifdef MLA_HAVE_OPENMP
+        started = omp_get_num_threads();
+#endif
+        if (started == plan.nthreads) {
+            FN(gemm_thread)(&plan, MLA_THREAD_ID());
+        }
+        else if (MLA_THREAD_ID() == 0) {
+            FN(gemm_plan) serial = plan;
+            serial.nthreads = 1;
+            serial.row_teams = 1;
+            serial.col_teams = 1;
+            FN(gemm_thread)(&serial, 0);
         }
     }
 }
@@ -301,7 +684,8 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
 int
 FN(mla_gemm_threads)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 {
-    return FN(gemm_threads)(m, n, k);
+    FN(ukernel_desc) kd = FN(select_ukernel)();
+    return FN(gemm_threads)(&kd, m, n, k);
 }
 
 /* Scratch elements mla_gemm_run needs for this size on nthreads. */
@@ -309,16 +693,14 @@ size_t
 FN(mla_gemm_workspace)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nthreads)
 {
     FN(ukernel_desc) kd = FN(select_ukernel)();
-    if (m == 0 || n == 0 || k == 0) {
-        return 0;
-    }
-    return FN(gemm_workspace)(&kd, m, n, k, nthreads);
+    return FN(gemm_workspace)(&kd, m, n, k, nthreads < 1 ? 1 : nthreads);
 }
 
 /*
  * Compute the product of mla_gemm in caller-owned scratch. work has room
- * for at least mla_gemm_workspace(m, n, k, nthreads) elements, and nthreads
- * comes from mla_gemm_threads. Callers that run many products allocate once.
+ * for at least mla_gemm_workspace(m, n, k, nthreads) elements. nthreads
+ * comes from mla_gemm_threads, or is 1 inside a parallel region. Callers
+ * that run many products allocate once.
  */
 void
 FN(mla_gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
@@ -327,8 +709,32 @@ FN(mla_gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
                  const FN(mla_epilogue) *ep, T *work, int nthreads)
 {
     FN(ukernel_desc) kd = FN(select_ukernel)();
-    FN(gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, ep, &kd,
-                 work, nthreads);
+    FN(gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, 0, ep,
+                 0, &kd, work, nthreads);
+}
+
+/* Allocate the scratch of one product and run it. */
+static mla_status
+FN(gemm_alloc_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
+                   ptrdiff_t rs_a, ptrdiff_t cs_a, const T *b, ptrdiff_t rs_b,
+                   ptrdiff_t cs_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                   T beta, const FN(mla_epilogue) *ep, int lower)
+{
+    FN(ukernel_desc) kd = FN(select_ukernel)();
+    int nthreads = FN(gemm_threads)(&kd, m, n, k);
+    /* A lower triangle is half the work. */
+    if (lower && nthreads > 1 &&
+        (double)m * (double)n * (double)k < 2 * GEMM_PARALLEL_MIN_WORK) {
+        nthreads = 1;
+    }
+    T *work = mla_alloc(FN(gemm_workspace)(&kd, m, n, k, nthreads), sizeof(T));
+    if (work == NULL) {
+        return MLA_ERR_NOMEM;
+    }
+    FN(gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, beta,
+                 ep, lower, &kd, work, nthreads);
+    mla_free(work);
+    return MLA_OK;
 }
 
 mla_status
@@ -336,22 +742,49 @@ FN(mla_gemm)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
              ptrdiff_t cs_a, const T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
              ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const FN(mla_epilogue) *ep)
 {
-    int nthreads = FN(mla_gemm_threads)(m, n, k);
-    T *work = mla_alloc(FN(mla_gemm_workspace)(m, n, k, nthreads), sizeof(T));
-    if (work == NULL) {
-        return MLA_ERR_NOMEM;
-    }
-    FN(mla_gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, ep,
-                     work, nthreads);
-    mla_free(work);
-    return MLA_OK;
+    return FN(gemm_alloc_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m,
+                              n, k, 0, ep, 0);
+}
+
+/*
+ * C (m, n) = act(alpha * A (m, k) B (k, n) + beta * C + bias): mla_gemm
+ * that adds to what C contains. beta == 0 never reads C, so it equals
+ * mla_gemm.
+ */
+mla_status
+FN(mla_gemm_update)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
+                    ptrdiff_t rs_a, ptrdiff_t cs_a, const T *b, ptrdiff_t rs_b,
+                    ptrdiff_t cs_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                    T beta, const FN(mla_epilogue) *ep)
+{
+    return FN(gemm_alloc_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m,
+                              n, k, beta, ep, 0);
+}
+
+/*
+ * The lower triangle (row >= column) of C (n, n) = alpha * A (n, k) A^T +
+ * beta * C, as BLAS's SYRK computes it, in about half the multiply-adds of
+ * the full product; the strict upper triangle is not touched. Pass the
+ * strides of A^T for A^T A. beta == 0 never reads C.
+ */
+mla_status
+FN(mla_syrk_lower)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
+                   ptrdiff_t rs_a, ptrdiff_t cs_a, ptrdiff_t n, ptrdiff_t k,
+                   T alpha, T beta)
+{
+    FN(mla_epilogue) ep = {alpha, NULL, 0, 0, MLA_ACT_LINEAR};
+    return FN(gemm_alloc_run)(c, rs_c, cs_c, a, rs_a, cs_a, a, cs_a, rs_a, n,
+                              n, k, beta, &ep, 1);
 }
 
 /*
  * batch independent products C[t] = A[t] B[t], where matrix t of each
  * operand starts at the element offset given in its offsets array (the
- * wrapper computes them from broadcast batch shapes). One workspace serves
- * every matrix.
+ * wrapper computes them from broadcast batch shapes). A product large
+ * enough for threads of its own runs on all of them, one after another;
+ * smaller products are shared out among the threads whole, each thread
+ * with its own scratch. Either way each product is computed by the same
+ * operations as on one thread.
  */
 mla_status
 FN(mla_matmul_batched)(T *c, const ptrdiff_t *c_offsets, ptrdiff_t rs_c,
@@ -362,23 +795,40 @@ FN(mla_matmul_batched)(T *c, const ptrdiff_t *c_offsets, ptrdiff_t rs_c,
                        ptrdiff_t n, ptrdiff_t k)
 {
     FN(ukernel_desc) kd = FN(select_ukernel)();
-    FN(mla_epilogue) ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
-    int nthreads = FN(gemm_threads)(m, n, k);
-    T *work = NULL;
+    int product_threads = FN(gemm_threads)(&kd, m, n, k);
+    int batch_threads = 1;
 
     if (batch == 0 || m == 0 || n == 0) {
         return MLA_OK;
     }
-    if (k > 0) {
-        work = mla_alloc(FN(gemm_workspace)(&kd, m, n, k, nthreads), sizeof(T));
-        if (work == NULL) {
-            return MLA_ERR_NOMEM;
+    if (product_threads == 1 && batch > 1 &&
+        (double)batch * (double)m * (double)n * (double)k >=
+            GEMM_PARALLEL_MIN_WORK) {
+        int nthreads = mla_get_num_threads();
+        batch_threads = (ptrdiff_t)nthreads < batch ? nthreads : (int)batch;
+    }
+
+    size_t each = FN(gemm_workspace)(&kd, m, n, k, product_threads);
+    T *work = mla_alloc(each * (size_t)batch_threads, sizeof(T));
+    if (work == NULL) {
+        return MLA_ERR_NOMEM;
+    }
+    if (batch_threads == 1) {
+        for (ptrdiff_t t = 0; t < batch; t++) {
+            FN(gemm_run)(c + c_offsets[t], rs_c, cs_c, a + a_offsets[t], rs_a,
+                         cs_a, b + b_offsets[t], rs_b, cs_b, m, n, k, 0, NULL,
+                         0, &kd, work, product_threads);
         }
     }
-    for (ptrdiff_t t = 0; t < batch; t++) {
-        FN(gemm_run)(c + c_offsets[t], rs_c, cs_c, a + a_offsets[t], rs_a, cs_a,
-                     b + b_offsets[t], rs_b, cs_b, m, n, k, &ep, &kd, work,
-                     nthreads);
+    else {
+        mla_note_parallel();
+#pragma omp parallel for num_threads(batch_threads) schedule(static)
+        for (ptrdiff_t t = 0; t < batch; t++) {
+            T *own = work + each * (size_t)MLA_THREAD_ID();
+            FN(gemm_run)(c + c_offsets[t], rs_c, cs_c, a + a_offsets[t], rs_a,
+                         cs_a, b + b_offsets[t], rs_b, cs_b, m, n, k, 0, NULL,
+                         0, &kd, own, 1);
+        }
     }
     mla_free(work);
     return MLA_OK;

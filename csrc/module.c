@@ -167,6 +167,7 @@ static PyMethodDef methods[] = {
     {"set_num_threads", py_set_num_threads, METH_O, NULL},
     {"_reset_num_threads", py_reset_num_threads, METH_NOARGS, NULL},
     {"_set_kernel_level", py_set_kernel_level, METH_O, NULL},
+    {"_set_gemm_avx512_on_avx2", py_set_gemm_avx512_on_avx2, METH_O, NULL},
     {"_config", py_config, METH_NOARGS, NULL},
     {"_add_docstring", py_add_docstring, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},

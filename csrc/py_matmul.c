@@ -2,6 +2,7 @@
  * py_matmul.c: wrappers of the matrix products (gemm.c): matmul with
  * np.matmul's semantics, and the textbook triple loop.
  */
+#include "gemm.h"
 #include "wrappers.h"
 
 /* [lo, hi) byte range an array's elements can touch. */
@@ -309,5 +310,32 @@ MLA_WRAPPER(matmul_loop)
 fail:
     mla_release(arrays, 2);
     Py_XDECREF(c);
+    return NULL;
+}
+
+/*
+ * Test hook: _set_gemm_avx512_on_avx2(enabled) makes the products run the
+ * AVX-512 tiles through their AVX2 emulation while the AVX2 level is
+ * selected, and returns the previous setting. ValueError on a CPU or a
+ * build without AVX2 kernels.
+ */
+PyObject *
+py_set_gemm_avx512_on_avx2(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    int enabled = PyObject_IsTrue(arg);
+    if (enabled < 0) {
+        return NULL;
+    }
+#ifdef MLA_HAVE_X86_KERNELS
+    if (mla_cpu_supports(MLA_LEVEL_AVX2)) {
+        int previous = mla_gemm_get_avx512_on_avx2();
+        mla_gemm_set_avx512_on_avx2(enabled);
+        return PyBool_FromLong(previous);
+    }
+#endif
+    PyErr_SetString(PyExc_ValueError,
+                    "_set_gemm_avx512_on_avx2: this CPU or build has no AVX2 "
+                    "kernels to emulate AVX-512 with");
     return NULL;
 }

@@ -30,4 +30,6 @@ MLA_WRAPPER(softmax);
 MLA_WRAPPER(cross_entropy_loss);
 MLA_WRAPPER(scaled_dot_product_attention);
 
+PyObject *py_set_gemm_avx512_on_avx2(PyObject *module, PyObject *arg);
+
 #endif /* MLA_WRAPPERS_H */
