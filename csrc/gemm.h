@@ -7,7 +7,9 @@
  *     C[i * rs_c + j] = alpha * sum over p < kc of a[p * MR + i] * b[p * NR + j]
  *                       + beta * C[i * rs_c + j]
  *
- * for i < MR, j < NR, with the columns of C contiguous. The sum starts from
+ * for i < MR, j < NR, with the columns of C contiguous. Its strided twin
+ * reads a[i * rs_a + p * cs_a] and b[p * rs_b + j] instead, straight from
+ * the operands of a small product, and rounds exactly like it. The sum starts from
  * zero and is accumulated with one fused multiply-add per p in increasing p
  * order, then scaled, then added to beta * C. beta == 0 never reads C, so
  * C may hold garbage or NaN. beta == 1 and alpha == 1 skip their multiply,
@@ -31,6 +33,27 @@ typedef void (*mla_ukernel_f64)(ptrdiff_t kc, const double *a, const double *b,
 typedef void (*mla_ukernel_f32)(ptrdiff_t kc, const float *a, const float *b,
                                 float *c, ptrdiff_t rs_c, float alpha,
                                 float beta);
+typedef void (*mla_ukernel_strided_f64)(ptrdiff_t kc, const double *a,
+                                        ptrdiff_t rs_a, ptrdiff_t cs_a,
+                                        const double *b, ptrdiff_t rs_b,
+                                        double *c, ptrdiff_t rs_c,
+                                        double alpha, double beta);
+typedef void (*mla_ukernel_strided_f32)(ptrdiff_t kc, const float *a,
+                                        ptrdiff_t rs_a, ptrdiff_t cs_a,
+                                        const float *b, ptrdiff_t rs_b,
+                                        float *c, ptrdiff_t rs_c, float alpha,
+                                        float beta);
+
+/*
+ * Declare mla_ukernel_<level>_<S> and mla_ukernel_<level>_strided_<S>, the
+ * packed and the strided kernel of one level and element type T.
+ */
+#define MLA_DECLARE_UKERNELS(level, S, T)                                     \
+    void mla_ukernel_##level##_##S(ptrdiff_t kc, const T *a, const T *b,      \
+                                   T *c, ptrdiff_t rs_c, T alpha, T beta);    \
+    void mla_ukernel_##level##_strided_##S(                                   \
+        ptrdiff_t kc, const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,             \
+        const T *b, ptrdiff_t rs_b, T *c, ptrdiff_t rs_c, T alpha, T beta);
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define MLA_HAVE_X86_KERNELS 1
@@ -39,20 +62,19 @@ typedef void (*mla_ukernel_f32)(ptrdiff_t kc, const float *a, const float *b,
 #define MLA_AVX2_MR 6
 #define MLA_AVX2_NR_F64 8
 #define MLA_AVX2_NR_F32 16
-void mla_ukernel_avx2_f64(ptrdiff_t kc, const double *a, const double *b,
-                          double *c, ptrdiff_t rs_c, double alpha, double beta);
-void mla_ukernel_avx2_f32(ptrdiff_t kc, const float *a, const float *b,
-                          float *c, ptrdiff_t rs_c, float alpha, float beta);
+MLA_DECLARE_UKERNELS(avx2, f64, double)
+MLA_DECLARE_UKERNELS(avx2, f32, float)
+double mla_fma_chains_avx2_f64(ptrdiff_t iterations);
+double mla_fma_chains_avx2_f32(ptrdiff_t iterations);
 
 /* AVX-512 (gemm_avx512.c): float64 12 x 16, float32 12 x 32. */
 #define MLA_AVX512_MR 12
 #define MLA_AVX512_NR_F64 16
 #define MLA_AVX512_NR_F32 32
-void mla_ukernel_avx512_f64(ptrdiff_t kc, const double *a, const double *b,
-                            double *c, ptrdiff_t rs_c, double alpha,
-                            double beta);
-void mla_ukernel_avx512_f32(ptrdiff_t kc, const float *a, const float *b,
-                            float *c, ptrdiff_t rs_c, float alpha, float beta);
+MLA_DECLARE_UKERNELS(avx512, f64, double)
+MLA_DECLARE_UKERNELS(avx512, f32, float)
+double mla_fma_chains_avx512_f64(ptrdiff_t iterations);
+double mla_fma_chains_avx512_f32(ptrdiff_t iterations);
 
 /*
  * The AVX-512 kernels' source compiled for AVX2, each 512-bit register
@@ -60,13 +82,13 @@ void mla_ukernel_avx512_f32(ptrdiff_t kc, const float *a, const float *b,
  * per-lane arithmetic as the AVX-512 kernels, so the tests can run the
  * AVX-512 tile logic on a CPU without AVX-512. Slow: tests only.
  */
-void mla_ukernel_avx512_on_avx2_f64(ptrdiff_t kc, const double *a,
-                                    const double *b, double *c,
-                                    ptrdiff_t rs_c, double alpha, double beta);
-void mla_ukernel_avx512_on_avx2_f32(ptrdiff_t kc, const float *a,
-                                    const float *b, float *c, ptrdiff_t rs_c,
-                                    float alpha, float beta);
+MLA_DECLARE_UKERNELS(avx512_on_avx2, f64, double)
+MLA_DECLARE_UKERNELS(avx512_on_avx2, f32, float)
 #endif
+
+/* The peak FLOP/s loop of the selected level, for the benchmark (gemm.c). */
+double mla_gemm_peak_loop_f64(ptrdiff_t iterations, double *sink);
+double mla_gemm_peak_loop_f32(ptrdiff_t iterations, double *sink);
 
 /*
  * Test hook: with a nonzero value, products that would run the AVX2

@@ -21,6 +21,8 @@
 #define AVX2_ATTR __attribute__((target("avx2,fma")))
 
 #define UK_NAME mla_ukernel_avx2_f64
+#define UK_STRIDED_NAME mla_ukernel_avx2_strided_f64
+#define UK_CHAINS_NAME mla_fma_chains_avx2_f64
 #define UK_ATTR AVX2_ATTR
 #define UK_T double
 #define UK_V __m256d
@@ -37,6 +39,8 @@
 #include "gemm_ukernel_impl.h"
 
 #define UK_NAME mla_ukernel_avx2_f32
+#define UK_STRIDED_NAME mla_ukernel_avx2_strided_f32
+#define UK_CHAINS_NAME mla_fma_chains_avx2_f32
 #define UK_ATTR AVX2_ATTR
 #define UK_T float
 #define UK_V __m256
@@ -151,6 +155,7 @@ pair_ps_add(pair_ps x, pair_ps y)
 }
 
 #define UK_NAME mla_ukernel_avx512_on_avx2_f64
+#define UK_STRIDED_NAME mla_ukernel_avx512_on_avx2_strided_f64
 #define UK_ATTR AVX2_ATTR
 #define UK_T double
 #define UK_V pair_pd
@@ -167,6 +172,7 @@ pair_ps_add(pair_ps x, pair_ps y)
 #include "gemm_ukernel_impl.h"
 
 #define UK_NAME mla_ukernel_avx512_on_avx2_f32
+#define UK_STRIDED_NAME mla_ukernel_avx512_on_avx2_strided_f32
 #define UK_ATTR AVX2_ATTR
 #define UK_T float
 #define UK_V pair_ps

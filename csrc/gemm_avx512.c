@@ -24,6 +24,8 @@
 #define AVX512_ATTR __attribute__((target("avx512f")))
 
 #define UK_NAME mla_ukernel_avx512_f64
+#define UK_STRIDED_NAME mla_ukernel_avx512_strided_f64
+#define UK_CHAINS_NAME mla_fma_chains_avx512_f64
 #define UK_ATTR AVX512_ATTR
 #define UK_T double
 #define UK_V __m512d
@@ -40,6 +42,8 @@
 #include "gemm_ukernel_impl.h"
 
 #define UK_NAME mla_ukernel_avx512_f32
+#define UK_STRIDED_NAME mla_ukernel_avx512_strided_f32
+#define UK_CHAINS_NAME mla_fma_chains_avx512_f32
 #define UK_ATTR AVX512_ATTR
 #define UK_T float
 #define UK_V __m512

@@ -5,7 +5,9 @@
  *
  * Before including it, define:
  *
- *   UK_NAME         function name
+ *   UK_NAME         name of the kernel of packed panels
+ *   UK_STRIDED_NAME name of the kernel that reads A and B through strides
+ *   UK_CHAINS_NAME  optional: name of the peak FLOP/s loop (see there)
  *   UK_ATTR         attributes of the function, such as its target
  *   UK_T            element type (float or double)
  *   UK_V            vector type holding UK_VLEN elements
@@ -27,9 +29,18 @@
  * at a time, so the registers needed are UK_MR * UK_NV + UK_NV + 1.
  */
 
-UK_ATTR void
-UK_NAME(ptrdiff_t kc, const UK_T *a, const UK_T *b, UK_T *c, ptrdiff_t rs_c,
-        UK_T alpha, UK_T beta)
+#define UK_PASTE_(x, y) x##y
+#define UK_PASTE(x, y) UK_PASTE_(x, y)
+#define UK_CORE UK_PASTE(UK_NAME, _core)
+
+/*
+ * The kernel for A read as a[i * rs_a + p * cs_a] and B as b[p * rs_b + j].
+ * The packed kernel inlines it with constant strides.
+ */
+static inline __attribute__((always_inline)) UK_ATTR void
+UK_CORE(ptrdiff_t kc, const UK_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
+        const UK_T *b, ptrdiff_t rs_b, UK_T *c, ptrdiff_t rs_c, UK_T alpha,
+        UK_T beta)
 {
     UK_V acc[UK_MR][UK_NV];
 
@@ -57,14 +68,14 @@ UK_NAME(ptrdiff_t kc, const UK_T *a, const UK_T *b, UK_T *c, ptrdiff_t rs_c,
         }
 #pragma GCC unroll 16
         for (int i = 0; i < UK_MR; i++) {
-            UK_V ai = UK_SET1(a[i]);
+            UK_V ai = UK_SET1(a[i * rs_a]);
 #pragma GCC unroll 4
             for (int v = 0; v < UK_NV; v++) {
                 acc[i][v] = UK_FMA(ai, bv[v], acc[i][v]);
             }
         }
-        a += UK_MR;
-        b += UK_NV * UK_VLEN;
+        a += cs_a;
+        b += rs_b;
     }
 
     /* C = alpha * acc + beta * C, skipping the multiplies by one. */
@@ -110,7 +121,63 @@ UK_NAME(ptrdiff_t kc, const UK_T *a, const UK_T *b, UK_T *c, ptrdiff_t rs_c,
     }
 }
 
+UK_ATTR void
+UK_NAME(ptrdiff_t kc, const UK_T *a, const UK_T *b, UK_T *c, ptrdiff_t rs_c,
+        UK_T alpha, UK_T beta)
+{
+    UK_CORE(kc, a, 1, UK_MR, b, UK_NV * UK_VLEN, c, rs_c, alpha, beta);
+}
+
+UK_ATTR void
+UK_STRIDED_NAME(ptrdiff_t kc, const UK_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
+                const UK_T *b, ptrdiff_t rs_b, UK_T *c, ptrdiff_t rs_c,
+                UK_T alpha, UK_T beta)
+{
+    UK_CORE(kc, a, rs_a, cs_a, b, rs_b, c, rs_c, alpha, beta);
+}
+
+#ifdef UK_CHAINS_NAME
+/*
+ * Run `iterations` steps of 12 independent chains of fused multiply-adds,
+ * as many as the core can keep in flight, and return the sum of the chains
+ * so that none is optimized away. Timing it measures the peak FLOP/s of one
+ * core: each step is 12 * 2 * UK_VLEN floating-point operations.
+ */
+UK_ATTR double
+UK_CHAINS_NAME(ptrdiff_t iterations)
+{
+    UK_V x = UK_SET1((UK_T)0.999999), y = UK_SET1((UK_T)1e-7);
+    UK_V acc[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) {
+        acc[i] = UK_SET1((UK_T)i);
+    }
+    for (ptrdiff_t step = 0; step < iterations; step++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) {
+            acc[i] = UK_FMA(acc[i], x, y);
+        }
+    }
+#pragma GCC unroll 12
+    for (int i = 1; i < 12; i++) {
+        acc[0] = UK_ADD(acc[0], acc[i]);
+    }
+    UK_T lanes[UK_VLEN];
+    UK_STORE(lanes, acc[0]);
+    double sum = 0;
+    for (int i = 0; i < UK_VLEN; i++) {
+        sum += lanes[i];
+    }
+    return sum;
+}
+#undef UK_CHAINS_NAME
+#endif
+
+#undef UK_PASTE_
+#undef UK_PASTE
+#undef UK_CORE
 #undef UK_NAME
+#undef UK_STRIDED_NAME
 #undef UK_ATTR
 #undef UK_T
 #undef UK_V
