@@ -50,9 +50,18 @@ typedef struct {
     T *apack;
     size_t apack_size; /* elements of apack owned by each thread */
     int nthreads;
-    int row_teams; /* threads split rows into row_teams ranges ... */
-    int col_teams; /* ... and columns into col_teams ranges */
 } FN(gemm_plan);
+
+/*
+ * How one column block of C is cut into units of work for the threads:
+ * row_units x col_units rectangles of unit_rows x unit_cols elements (the
+ * last ones smaller). Each unit packs its rows of A and sweeps them
+ * against its columns of the packed B block.
+ */
+typedef struct {
+    ptrdiff_t unit_rows, unit_cols;
+    ptrdiff_t row_units, col_units;
+} FN(gemm_grid);
 
 #define GENERIC_MR 4
 #define GENERIC_NR 8
@@ -491,101 +500,139 @@ FN(gemm_direct)(const FN(gemm_plan) *plan, T *work)
     }
 }
 
+/* B panels that one unit of the packing covers. */
+#define GEMM_PACK_PANELS 8
+
 /*
- * Return the start of part `index` of `count` near-equal parts of total
- * units. With lower, the parts hold near-equal areas of a lower triangle
- * instead, so the later parts get fewer rows.
+ * Cut the m x nc column block into units: at least four per thread when
+ * the product allows it, so that a thread slowed down by another process
+ * leaves its share to the others. Units keep whole MR panels, at most MC
+ * rows, and at least 4 MR rows: the packed B block is read once per row
+ * unit, so taller units read it less often.
  */
-static ptrdiff_t
-FN(split)(ptrdiff_t total, int count, int index, int lower)
+static FN(gemm_grid)
+FN(make_grid)(const FN(gemm_plan) *plan, ptrdiff_t nc)
 {
-    if (index <= 0) {
-        return 0;
-    }
-    if (index >= count) {
-        return total;
-    }
-    if (lower) {
-        return (ptrdiff_t)((double)total * sqrt((double)index / count));
-    }
-    return (ptrdiff_t)((double)total * index / count);
+    const FN(ukernel_desc) *kd = plan->kd;
+    ptrdiff_t row_panels = (plan->m + kd->mr - 1) / kd->mr;
+    ptrdiff_t col_panels = (nc + kd->nr - 1) / kd->nr;
+    ptrdiff_t max_panels = kd->mc / kd->mr;
+    ptrdiff_t wanted = plan->nthreads > 1 ? 4 * (ptrdiff_t)plan->nthreads : 1;
+    FN(gemm_grid) grid;
+
+    ptrdiff_t panels = (row_panels + wanted - 1) / wanted;
+    panels = panels < 4 ? 4 : panels;
+    panels = panels > max_panels ? max_panels : panels;
+    grid.unit_rows = panels * kd->mr;
+    grid.row_units = (row_panels + panels - 1) / panels;
+
+    /* Too few row units: cut the columns too. */
+    ptrdiff_t col_units = (wanted + grid.row_units - 1) / grid.row_units;
+    col_units = col_units > col_panels ? col_panels : col_units;
+    panels = (col_panels + col_units - 1) / col_units;
+    grid.unit_cols = panels * kd->nr;
+    grid.col_units = (col_panels + panels - 1) / panels;
+    return grid;
 }
 
 /*
- * The part of the product that thread tid computes. All threads pack a
- * share of each B block, wait for each other, compute their tiles against
- * it, and wait again before the next block overwrites it. Thread tid owns
- * the rows of row team tid / col_teams and the columns of column team
- * tid % col_teams.
+ * Pack unit u of the kc x nc block of B at (pc, jc) into bpack: the
+ * GEMM_PACK_PANELS panels starting at panel u * GEMM_PACK_PANELS.
  */
 static void
-FN(gemm_thread)(const FN(gemm_plan) *plan, int tid)
+FN(pack_b_unit)(const FN(gemm_plan) *plan, ptrdiff_t u, ptrdiff_t jc,
+                ptrdiff_t nc, ptrdiff_t pc, ptrdiff_t kc)
+{
+    ptrdiff_t nr = plan->kd->nr;
+    ptrdiff_t start = u * GEMM_PACK_PANELS * nr;
+    ptrdiff_t cols = FN(min_diff)(nc - start, GEMM_PACK_PANELS * nr);
+    FN(pack_b)(plan->bpack + start * kc,
+               plan->b + pc * plan->rs_b + (jc + start) * plan->cs_b,
+               plan->rs_b, plan->cs_b, kc, cols, nr);
+}
+
+/*
+ * Compute unit u of the grid for the K slice at pc: pack its rows of A
+ * into apack and update its rectangle of C against the packed B block of
+ * the column block at jc.
+ */
+static void
+FN(gemm_unit)(const FN(gemm_plan) *plan, const FN(gemm_grid) *grid,
+              T *apack, ptrdiff_t u, ptrdiff_t jc, ptrdiff_t nc,
+              ptrdiff_t pc, ptrdiff_t kc, T beta, int last)
+{
+    ptrdiff_t ic = (u / grid->col_units) * grid->unit_rows;
+    ptrdiff_t col_start = (u % grid->col_units) * grid->unit_cols;
+    ptrdiff_t mc = FN(min_diff)(plan->m - ic, grid->unit_rows);
+    ptrdiff_t col_end = FN(min_diff)(nc, col_start + grid->unit_cols);
+
+    if (plan->lower) {
+        /* Columns right of the unit's last row stay untouched. */
+        col_end = FN(min_diff)(col_end, ic + mc - jc);
+    }
+    if (col_end <= col_start) {
+        return;
+    }
+    FN(pack_a)(apack, plan->a + ic * plan->rs_a + pc * plan->cs_a, plan->rs_a,
+               plan->cs_a, mc, kc, plan->kd->mr);
+    FN(macro_kernel)(plan, plan->c + ic * plan->rs_c + (jc + col_start) * plan->cs_c,
+                     apack, plan->bpack + col_start * kc, mc,
+                     col_end - col_start, kc, ic, jc + col_start, beta, last);
+}
+
+/*
+ * The blocked product, as each thread of the team runs it (or the only
+ * thread, with nthreads == 1). For each column block and K slice, the
+ * threads pack B together, then compute the units of C, both handed out
+ * one unit at a time, and wait for each other after each: the next slice
+ * overwrites the packed B block. Which thread computes a unit never
+ * changes the unit's arithmetic.
+ */
+static void
+FN(gemm_thread)(const FN(gemm_plan) *plan)
 {
     const FN(ukernel_desc) *kd = plan->kd;
-    ptrdiff_t mr = kd->mr, nr = kd->nr;
-    ptrdiff_t m = plan->m, n = plan->n, k = plan->k;
-    int nthreads = plan->nthreads;
-    int row_team = tid / plan->col_teams, col_team = tid % plan->col_teams;
+    int parallel = plan->nthreads > 1;
+    int tid = parallel ? MLA_THREAD_ID() : 0;
     T *apack = plan->apack + (size_t)tid * plan->apack_size;
 
-    /* This thread's rows, in whole MR panels. */
-    ptrdiff_t row_panels = (m + mr - 1) / mr;
-    ptrdiff_t row_start =
-        mr * FN(split)(row_panels, plan->row_teams, row_team, plan->lower);
-    ptrdiff_t row_end = FN(min_diff)(
-        m, mr * FN(split)(row_panels, plan->row_teams, row_team + 1,
-                          plan->lower));
+    for (ptrdiff_t jc = 0; jc < plan->n; jc += kd->nc) {
+        ptrdiff_t nc = FN(min_diff)(plan->n - jc, kd->nc);
+        ptrdiff_t col_panels = (nc + kd->nr - 1) / kd->nr;
+        ptrdiff_t pack_units =
+            (col_panels + GEMM_PACK_PANELS - 1) / GEMM_PACK_PANELS;
+        FN(gemm_grid) grid = FN(make_grid)(plan, nc);
+        ptrdiff_t units = grid.row_units * grid.col_units;
 
-    for (ptrdiff_t jc = 0; jc < n; jc += kd->nc) {
-        ptrdiff_t nc = FN(min_diff)(n - jc, kd->nc);
-        ptrdiff_t col_panels = (nc + nr - 1) / nr;
-
-        /* This thread's share of the packing, and its columns. */
-        ptrdiff_t pack_start = nr * FN(split)(col_panels, nthreads, tid, 0);
-        ptrdiff_t pack_end = FN(min_diff)(
-            nc, nr * FN(split)(col_panels, nthreads, tid + 1, 0));
-        ptrdiff_t col_start =
-            nr * FN(split)(col_panels, plan->col_teams, col_team, 0);
-        ptrdiff_t col_end = FN(min_diff)(
-            nc, nr * FN(split)(col_panels, plan->col_teams, col_team + 1, 0));
-
-        for (ptrdiff_t pc = 0; pc < k; pc += kd->kc) {
-            ptrdiff_t kc = FN(min_diff)(k - pc, kd->kc);
+        for (ptrdiff_t pc = 0; pc < plan->k; pc += kd->kc) {
+            ptrdiff_t kc = FN(min_diff)(plan->k - pc, kd->kc);
             T beta = pc == 0 ? plan->beta : 1;
-            int last = pc + kc == k;
+            int last = pc + kc == plan->k;
 
-            if (pack_end > pack_start) {
-                FN(pack_b)(plan->bpack + pack_start * kc,
-                           plan->b + pc * plan->rs_b +
-                               (jc + pack_start) * plan->cs_b,
-                           plan->rs_b, plan->cs_b, kc, pack_end - pack_start,
-                           nr);
-            }
-            if (nthreads > 1) {
-#pragma omp barrier
-            }
-
-            for (ptrdiff_t ic = row_start; ic < row_end; ic += kd->mc) {
-                ptrdiff_t mc = FN(min_diff)(row_end - ic, kd->mc);
-                ptrdiff_t cols_end = col_end;
-                if (plan->lower) {
-                    /* Columns right of the block's last row stay untouched. */
-                    cols_end = FN(min_diff)(col_end, ic + mc - jc);
+            /*
+             * Worksharing loops only in a team of this product's own: a
+             * single-thread call may run inside someone else's parallel
+             * region, which an orphaned omp for would bind to.
+             */
+            if (parallel) {
+#pragma omp for schedule(dynamic)
+                for (ptrdiff_t u = 0; u < pack_units; u++) {
+                    FN(pack_b_unit)(plan, u, jc, nc, pc, kc);
                 }
-                if (cols_end <= col_start) {
-                    continue;
+#pragma omp for schedule(dynamic)
+                for (ptrdiff_t u = 0; u < units; u++) {
+                    FN(gemm_unit)(plan, &grid, apack, u, jc, nc, pc, kc, beta,
+                                  last);
                 }
-                FN(pack_a)(apack, plan->a + ic * plan->rs_a + pc * plan->cs_a,
-                           plan->rs_a, plan->cs_a, mc, kc, mr);
-                FN(macro_kernel)(plan,
-                                 plan->c + ic * plan->rs_c +
-                                     (jc + col_start) * plan->cs_c,
-                                 apack, plan->bpack + col_start * kc, mc,
-                                 cols_end - col_start, kc, ic, jc + col_start,
-                                 beta, last);
             }
-            if (nthreads > 1) {
-#pragma omp barrier
+            else {
+                for (ptrdiff_t u = 0; u < pack_units; u++) {
+                    FN(pack_b_unit)(plan, u, jc, nc, pc, kc);
+                }
+                for (ptrdiff_t u = 0; u < units; u++) {
+                    FN(gemm_unit)(plan, &grid, apack, u, jc, nc, pc, kc, beta,
+                                  last);
+                }
             }
         }
     }
@@ -666,39 +713,6 @@ FN(use_direct)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 }
 
 /*
- * Choose how nthreads split the product: row_teams x col_teams = nthreads,
- * minimizing the tiles of the busiest thread, and splitting rows on a tie
- * because a column split packs the same A block in several threads.
- */
-static void
-FN(choose_teams)(FN(gemm_plan) *plan)
-{
-    const FN(ukernel_desc) *kd = plan->kd;
-    ptrdiff_t row_panels = (plan->m + kd->mr - 1) / kd->mr;
-    ptrdiff_t col_panels = (FN(min_diff)(plan->n, kd->nc) + kd->nr - 1) / kd->nr;
-    double best = -1;
-    /* Rows split a triangle by area (see split); columns would not. */
-    if (plan->lower) {
-        plan->row_teams = plan->nthreads;
-        plan->col_teams = 1;
-        return;
-    }
-    for (int rows = plan->nthreads; rows >= 1; rows--) {
-        if (plan->nthreads % rows != 0) {
-            continue;
-        }
-        int cols = plan->nthreads / rows;
-        double busiest = (double)((row_panels + rows - 1) / rows) *
-                         (double)((col_panels + cols - 1) / cols);
-        if (best < 0 || busiest < best) {
-            best = busiest;
-            plan->row_teams = rows;
-            plan->col_teams = cols;
-        }
-    }
-}
-
-/*
  * Write act(alpha * 0 + beta * C + bias) for an empty inner dimension:
  * the epilogue of a sum of nothing.
  */
@@ -739,7 +753,7 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
     FN(gemm_plan) plan = {
         c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k,
         1, beta, NULL, 0, 0, MLA_ACT_LINEAR, lower, kd,
-        NULL, NULL, 0, nthreads < 1 ? 1 : nthreads, 1, 1,
+        NULL, NULL, 0, nthreads < 1 ? 1 : nthreads,
     };
     if (ep != NULL) {
         plan.alpha = ep->alpha;
@@ -763,7 +777,6 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
     plan.bpack = work;
     plan.apack = work + FN(gemm_bpack_size)(kd, n, k);
     plan.apack_size = FN(gemm_apack_size)(kd, m, k);
-    FN(choose_teams)(&plan);
 
     /*
      * Without a second thread, skip the OpenMP region: entering one costs
@@ -771,28 +784,13 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
      * product.
      */
     if (plan.nthreads == 1) {
-        FN(gemm_thread)(&plan, 0);
+        FN(gemm_thread)(&plan);
         return;
     }
+    /* A team smaller than requested (nested regions) shares the units. */
     mla_note_parallel();
 #pragma omp parallel num_threads(plan.nthreads)
-    {
-        /* The runtime may start fewer threads than requested. */
-        int started = 1;
-#ifdef MLA_HAVE_OPENMP
-        started = omp_get_num_threads();
-#endif
-        if (started == plan.nthreads) {
-            FN(gemm_thread)(&plan, MLA_THREAD_ID());
-        }
-        else if (MLA_THREAD_ID() == 0) {
-            FN(gemm_plan) serial = plan;
-            serial.nthreads = 1;
-            serial.row_teams = 1;
-            serial.col_teams = 1;
-            FN(gemm_thread)(&serial, 0);
-        }
-    }
+    FN(gemm_thread)(&plan);
 }
 
 /* Threads a product of this size runs on: pass it to the two below. */
@@ -937,7 +935,7 @@ FN(mla_matmul_batched)(T *c, const ptrdiff_t *c_offsets, ptrdiff_t rs_c,
     }
     else {
         mla_note_parallel();
-#pragma omp parallel for num_threads(batch_threads) schedule(static)
+#pragma omp parallel for num_threads(batch_threads) schedule(dynamic)
         for (ptrdiff_t t = 0; t < batch; t++) {
             T *own = work + each * (size_t)MLA_THREAD_ID();
             FN(gemm_run)(c + c_offsets[t], rs_c, cs_c, a + a_offsets[t], rs_a,
