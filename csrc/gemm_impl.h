@@ -281,12 +281,23 @@ FN(pack_b_panel)(T *restrict dst, const T *restrict b, ptrdiff_t rs,
     }
 }
 
-/* Pack the kc x nc block b into consecutive NR-column panels of dst. */
+/*
+ * Pack the kc x nc block b into consecutive NR-column panels of dst. With
+ * contiguous rows, the full panels are filled row by row, so that B is
+ * read in long runs, as the hardware prefetchers read best.
+ */
 static inline void
 FN(pack_b_block)(T *dst, const T *b, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t kc,
                  ptrdiff_t nc, const int NR)
 {
-    for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
+    ptrdiff_t full = cs == 1 ? nc / NR * NR : 0;
+    for (ptrdiff_t p = 0; p < kc; p++) {
+        const T *row = b + p * rs;
+        for (ptrdiff_t jr = 0; jr < full; jr += NR) {
+            memcpy(dst + jr * kc + p * NR, row + jr, NR * sizeof(T));
+        }
+    }
+    for (ptrdiff_t jr = full; jr < nc; jr += NR) {
         FN(pack_b_panel)(dst + jr * kc, b + jr * cs, rs, cs, kc,
                          FN(min_diff)(nc - jr, NR), NR);
     }
