@@ -10,15 +10,15 @@
  * packed into MR x KC panels, and the micro-kernel sweeps the block tile by
  * tile: the B panel stays in L1 while the A block streams from L2. Packing
  * reads A and B through any pair of strides, so transposed or reversed
- * views cost no copy, and pads the last panel with zeros, so the
+ * views cost no copy. It pads the last panel with zeros, so the
  * micro-kernel always computes full tiles. Tiles that stick out of C, or
  * whose columns are not contiguous, are computed in a small buffer and
- * copied.
+ * copied. Small products skip packing (gemm_direct).
  *
- * Threads share out the packing of B and the tiles of C by rows or by
- * columns, never by the inner dimension: every element of C is computed by
- * the same sequence of operations whatever the thread count, so results
- * are bitwise identical for any number of threads.
+ * Threads share the packing of B and the tiles of C, cut into units of
+ * rows and columns but never of the inner dimension. Every element of C is
+ * thus computed by the same sequence of operations whatever the thread
+ * count, and results are bitwise identical for any number of threads.
  */
 
 typedef struct {
@@ -29,8 +29,8 @@ typedef struct {
 } FN(ukernel_desc);
 
 /*
- * One product, as every thread of it sees it. lower restricts the result to
- * the elements with row >= column (SYRK); the others are left untouched.
+ * One product and its scratch, shared by the threads that compute it. With
+ * lower set, only the elements with row >= column are written (SYRK).
  */
 typedef struct {
     T *c;
@@ -124,10 +124,10 @@ FN(ukernel_generic)(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t rs_c,
 extern int mla_gemm_avx512_on_avx2;
 
 /*
- * The micro-kernel of the selected SIMD level and its cache blocks. The
- * blocks keep a KC x NR panel of B (16 KiB at most for AVX2) within the
- * 32 KiB L1 data cache and an MC x KC block of A within L2 (192 KiB for
- * float64), the sizes of the AMD Zen 3 and Intel Skylake cores. NC only
+ * Return the micro-kernel of the selected SIMD level and its cache blocks.
+ * The blocks keep a KC x NR panel of B (16 KiB for AVX2) within a 32 KiB
+ * L1 data cache and an MC x KC block of A (192 KiB for float64) within L2.
+ * Those are the cache sizes of AMD Zen 3 and Intel Skylake cores. NC only
  * bounds the packed B block (KC x NC, 8 MiB at most), which lives in L3.
  */
 static FN(ukernel_desc)
@@ -138,13 +138,16 @@ FN(select_ukernel)(void)
 #ifdef MLA_HAVE_X86_KERNELS
     mla_level level = mla_get_level();
 #if MLA_DTYPE == 32
-    FN(ukernel_desc) avx2 = {MLA_AVX2_MR, MLA_AVX2_NR_F32, 96, 384, 4096,
+    FN(ukernel_desc) avx2 = {MLA_AVX2_MR, MLA_AVX2_NR_F32, 96, 256, 4096,
                              mla_ukernel_avx2_f32, mla_ukernel_avx2_strided_f32};
-    /* NOTE: the AVX-512 blocks are untuned: no AVX-512 CPU was at hand. */
-    FN(ukernel_desc) avx512 = {MLA_AVX512_MR, MLA_AVX512_NR_F32, 144, 384,
+    /*
+     * NOTE: the AVX-512 blocks are untuned, because no AVX-512 CPU was at
+     * hand. Their B panels fill a 32 KiB L1 data cache.
+     */
+    FN(ukernel_desc) avx512 = {MLA_AVX512_MR, MLA_AVX512_NR_F32, 144, 256,
                                4096, mla_ukernel_avx512_f32,
                                mla_ukernel_avx512_strided_f32};
-    FN(ukernel_desc) emulated = {MLA_AVX512_MR, MLA_AVX512_NR_F32, 144, 384,
+    FN(ukernel_desc) emulated = {MLA_AVX512_MR, MLA_AVX512_NR_F32, 144, 256,
                                  4096, mla_ukernel_avx512_on_avx2_f32,
                                  mla_ukernel_avx512_on_avx2_strided_f32};
 #else
@@ -400,8 +403,8 @@ FN(edge_tile)(const FN(gemm_plan) *plan, T *c, const T *a, ptrdiff_t rs_a,
 
 /*
  * Update the rows x cols tile of C at (i0, j0) (c points at it) for one K
- * slice, reading A as a[i * rs_a + p * cs_a] and B as b[p * rs_b + j]; A
- * and B are packed panels when packed is set. last marks the final slice,
+ * slice, reading A as a[i * rs_a + p * cs_a] and B as b[p * rs_b + j].
+ * With packed set, A and B are packed panels. last marks the final slice,
  * after which the epilogue runs while the tile is still in cache.
  */
 static inline void
@@ -528,17 +531,17 @@ FN(make_grid)(const FN(gemm_plan) *plan, ptrdiff_t nc)
     ptrdiff_t row_panels = (plan->m + kd->mr - 1) / kd->mr;
     ptrdiff_t col_panels = (nc + kd->nr - 1) / kd->nr;
     ptrdiff_t max_panels = kd->mc / kd->mr;
-    ptrdiff_t wanted = plan->nthreads > 1 ? 4 * (ptrdiff_t)plan->nthreads : 1;
+    ptrdiff_t target = plan->nthreads > 1 ? 4 * (ptrdiff_t)plan->nthreads : 1;
     FN(gemm_grid) grid;
 
-    ptrdiff_t panels = (row_panels + wanted - 1) / wanted;
+    ptrdiff_t panels = (row_panels + target - 1) / target;
     panels = panels < 4 ? 4 : panels;
     panels = panels > max_panels ? max_panels : panels;
     grid.unit_rows = panels * kd->mr;
     grid.row_units = (row_panels + panels - 1) / panels;
 
     /* Too few row units: cut the columns too. */
-    ptrdiff_t col_units = (wanted + grid.row_units - 1) / grid.row_units;
+    ptrdiff_t col_units = (target + grid.row_units - 1) / grid.row_units;
     col_units = col_units > col_panels ? col_panels : col_units;
     panels = (col_panels + col_units - 1) / col_units;
     grid.unit_cols = panels * kd->nr;
@@ -592,11 +595,11 @@ FN(gemm_unit)(const FN(gemm_plan) *plan, const FN(gemm_grid) *grid,
 }
 
 /*
- * The blocked product, as each thread of the team runs it (or the only
+ * Run the blocked product on each thread of the team (or on the only
  * thread, with nthreads == 1). For each column block and K slice, the
- * threads pack B together, then compute the units of C, both handed out
- * one unit at a time, and wait for each other after each: the next slice
- * overwrites the packed B block. Which thread computes a unit never
+ * threads first pack B together, then compute the units of C. Both loops
+ * hand out one unit at a time and end with a barrier, because the next
+ * slice overwrites the packed B block. Which thread computes a unit never
  * changes the unit's arithmetic.
  */
 static void
@@ -902,13 +905,13 @@ FN(mla_syrk_lower)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
 }
 
 /*
- * batch independent products C[t] = A[t] B[t], where matrix t of each
- * operand starts at the element offset given in its offsets array (the
- * wrapper computes them from broadcast batch shapes). A product large
- * enough for threads of its own runs on all of them, one after another;
- * smaller products are shared out among the threads whole, each thread
- * with its own scratch. Either way each product is computed by the same
- * operations as on one thread.
+ * Compute batch independent products C[t] = A[t] B[t], where matrix t of
+ * each operand starts at the element offset given in its offsets array
+ * (the wrapper computes them from broadcast batch shapes). A product large
+ * enough for threads of its own runs on all of them, one product after
+ * another. Smaller products are handed out whole to the threads, each
+ * thread with its own scratch. Either way each product is computed by the
+ * same operations as on one thread.
  */
 mla_status
 FN(mla_matmul_batched)(T *c, const ptrdiff_t *c_offsets, ptrdiff_t rs_c,

@@ -7,11 +7,11 @@ multiply-adds skip packing and run the strided twin of the kernel on the
 operands in place. The tile and block sizes of each level:
 
 ========================  ====  ===========  ===  ===========  ====
-level                     MR    NR f32/f64   MC   KC f32/f64   NC
+level                     MR    NR f32/f64   MC   KC           NC
 ========================  ====  ===========  ===  ===========  ====
-generic                   4     8 / 8        96   256 / 256    4096
-avx2                      6     16 / 8       96   384 / 256    4096
-avx512, avx512-emulated   12    32 / 16      144  384 / 256    4096
+generic                   4     8 / 8        96   256          4096
+avx2                      6     16 / 8       96   256          4096
+avx512, avx512-emulated   12    32 / 16      144  256          4096
 ========================  ====  ===========  ===  ===========  ====
 
 Each shape below sits on one side of such an edge, in the direct or the
@@ -43,8 +43,8 @@ TILES = {
 }
 
 # (m, k, n) with m * k * n at most 64^3: the direct, unpacked path. Rows
-# and columns straddle MR (4, 6, 12) and NR (8, 16, 32); the inner sizes
-# straddle KC (256, 384), so several K slices run without packing too.
+# and columns straddle MR (4, 6, 12) and NR (8, 16, 32). The inner sizes
+# straddle KC = 256 and its multiples, so several K slices run unpacked.
 DIRECT_EDGES = [
     (1, 1, 1),
     (3, 2, 7),
@@ -59,16 +59,16 @@ DIRECT_EDGES = [
     (2, 255, 9),
     (3, 256, 8),
     (5, 257, 16),
-    (4, 383, 17),
-    (6, 384, 31),
-    (7, 385, 33),
+    (4, 511, 17),
+    (6, 512, 31),
+    (7, 513, 33),
     (2, 769, 3),
     (64, 64, 64),
 ]
 
 # (m, k, n) above 96^3 multiply-adds: the packed, blocked path. Rows
 # straddle MC (96, 144) and the register tiles, columns NC (4096) and NR,
-# the inner sizes KC.
+# and the inner sizes KC and its multiples.
 PACKED_EDGES = [
     (95, 97, 100),
     (96, 98, 101),
@@ -80,9 +80,9 @@ PACKED_EDGES = [
     (100, 255, 40),
     (101, 256, 41),
     (102, 257, 39),
-    (50, 383, 47),
-    (49, 384, 49),
-    (51, 385, 50),
+    (50, 511, 47),
+    (49, 512, 49),
+    (51, 513, 50),
     (37, 769, 35),
     (13, 17, 4095),
     (13, 17, 4096),
