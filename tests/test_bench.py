@@ -7,7 +7,7 @@ cases. No test asserts on how long anything takes.
 import pytest
 
 import mla
-from mla import bench, reference
+from mla import bench, bench_matmul, reference
 
 
 def test_format_seconds_picks_unit():
@@ -90,3 +90,79 @@ def test_bench_plot_missing_folder_fails_early(capsys):
         bench.main(["softmax", "--plot", "/nonexistent-folder/chart.png"])
     assert error.value.code == 2
     assert "--plot: folder /nonexistent-folder does not exist" in capsys.readouterr().err
+
+
+def test_bench_matmul_sweep_exit_zero(capsys):
+    status = bench.main(
+        ["matmul", "--sizes", "8,33", "--repeat", "1", "--threads", "1,2"]
+    )
+    output = capsys.readouterr().out
+    assert status == 0
+    assert "(33 x 33) @ (33 x 33)" in output
+    assert "(256 x 784) @ (784 x 128)" in output
+    assert "(784 x 256) @ (256 x 128), A a .T view" in output
+    assert "peak float64:" in output
+    assert "peak float32:" in output
+    assert "DIFFERS" not in output
+
+
+def test_bench_matmul_rows_per_thread_count(capsys):
+    status = bench.main(
+        ["matmul", "--sizes", "16", "--no-mlp", "--repeat", "1", "--dtype",
+         "float32", "--threads", "1,2"]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line for line in lines if line.startswith("(16 x 16)")]
+    assert status == 0
+    assert len(rows) == 2
+    assert rows[0].split()[7:9] == ["float32", "1"]
+    assert rows[1].split()[7:9] == ["float32", "2"]
+
+
+def test_bench_matmul_restores_threads(capsys):
+    before = mla.get_num_threads()
+    bench.main(["matmul", "--sizes", "8", "--no-mlp", "--repeat", "1", "--threads", "3"])
+    capsys.readouterr()
+    assert mla.get_num_threads() == before
+
+
+def test_bench_matmul_saves_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "gflops.png"
+    status = bench.main(
+        ["matmul", "--sizes", "8,16", "--no-mlp", "--repeat", "1", "--threads", "1",
+         "--plot", str(path)]
+    )
+    assert status == 0
+    assert path.stat().st_size > 0
+    assert f"saved the GFLOP/s chart to {path}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sizes", "8,x"], "--sizes must be integers separated by commas"),
+        (["--sizes", "0"], "--sizes must be positive integers"),
+        (["--threads", "0"], "--threads must be positive integers"),
+        (["--repeat", "0"], "--repeat must be at least 1, got 0"),
+    ],
+)
+def test_bench_matmul_rejects_bad_options(argv, message, capsys):
+    with pytest.raises(SystemExit) as raised:
+        bench.main(["matmul", *argv])
+    assert raised.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_paired_medians_alternate_samples():
+    calls = []
+    first, second, first_samples, second_samples = bench_matmul.paired_medians(
+        lambda: calls.append("a"), lambda: calls.append("b"), repeat=3,
+        min_seconds=1e-5,
+    )
+    assert len(first_samples) == 3
+    assert len(second_samples) == 3
+    assert first > 0
+    assert second > 0
+    assert "a" in calls
+    assert "b" in calls
