@@ -45,15 +45,44 @@ typedef void (*mla_ukernel_strided_f32)(ptrdiff_t kc, const float *a,
                                         float beta);
 
 /*
- * Declare mla_ukernel_<level>_<S> and mla_ukernel_<level>_strided_<S>, the
- * packed and the strided kernel of one level and element type T.
+ * Matrix-vector products y = alpha * A x + beta * y of the m x k matrix A
+ * (gemm_ukernel_impl.h states them in full). The dot form reads rows of A
+ * with unit column stride and a contiguous x; the column form reads
+ * columns of A with unit row stride and x at any stride.
+ */
+typedef void (*mla_gemv_dot_f64)(ptrdiff_t m, ptrdiff_t k, const double *a,
+                                 ptrdiff_t rs_a, const double *x, double *y,
+                                 ptrdiff_t incy, double alpha, double beta);
+typedef void (*mla_gemv_dot_f32)(ptrdiff_t m, ptrdiff_t k, const float *a,
+                                 ptrdiff_t rs_a, const float *x, float *y,
+                                 ptrdiff_t incy, float alpha, float beta);
+typedef void (*mla_gemv_axpy_f64)(ptrdiff_t m, ptrdiff_t k, const double *a,
+                                  ptrdiff_t cs_a, const double *x,
+                                  ptrdiff_t incx, double *y, ptrdiff_t incy,
+                                  double alpha, double beta);
+typedef void (*mla_gemv_axpy_f32)(ptrdiff_t m, ptrdiff_t k, const float *a,
+                                  ptrdiff_t cs_a, const float *x,
+                                  ptrdiff_t incx, float *y, ptrdiff_t incy,
+                                  float alpha, float beta);
+
+/*
+ * Declare the kernels of one level and element type T:
+ * mla_ukernel_<level>_<S> and mla_ukernel_<level>_strided_<S>, the packed
+ * and the strided micro-kernel, and mla_gemv_dot_<level>_<S> and
+ * mla_gemv_axpy_<level>_<S>, the two matrix-vector products.
  */
 #define MLA_DECLARE_UKERNELS(level, S, T)                                     \
     void mla_ukernel_##level##_##S(ptrdiff_t kc, const T *a, const T *b,      \
                                    T *c, ptrdiff_t rs_c, T alpha, T beta);    \
     void mla_ukernel_##level##_strided_##S(                                   \
         ptrdiff_t kc, const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,             \
-        const T *b, ptrdiff_t rs_b, T *c, ptrdiff_t rs_c, T alpha, T beta);
+        const T *b, ptrdiff_t rs_b, T *c, ptrdiff_t rs_c, T alpha, T beta);   \
+    void mla_gemv_dot_##level##_##S(ptrdiff_t m, ptrdiff_t k, const T *a,     \
+                                    ptrdiff_t rs_a, const T *x, T *y,         \
+                                    ptrdiff_t incy, T alpha, T beta);         \
+    void mla_gemv_axpy_##level##_##S(                                         \
+        ptrdiff_t m, ptrdiff_t k, const T *a, ptrdiff_t cs_a, const T *x,     \
+        ptrdiff_t incx, T *y, ptrdiff_t incy, T alpha, T beta);
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define MLA_HAVE_X86_KERNELS 1

@@ -22,6 +22,8 @@
 
 #define UK_NAME mla_ukernel_avx2_f64
 #define UK_STRIDED_NAME mla_ukernel_avx2_strided_f64
+#define UK_GEMV_DOT_NAME mla_gemv_dot_avx2_f64
+#define UK_GEMV_AXPY_NAME mla_gemv_axpy_avx2_f64
 #define UK_CHAINS_NAME mla_fma_chains_avx2_f64
 #define UK_ATTR AVX2_ATTR
 #define UK_T double
@@ -40,6 +42,8 @@
 
 #define UK_NAME mla_ukernel_avx2_f32
 #define UK_STRIDED_NAME mla_ukernel_avx2_strided_f32
+#define UK_GEMV_DOT_NAME mla_gemv_dot_avx2_f32
+#define UK_GEMV_AXPY_NAME mla_gemv_axpy_avx2_f32
 #define UK_CHAINS_NAME mla_fma_chains_avx2_f32
 #define UK_ATTR AVX2_ATTR
 #define UK_T float
@@ -156,6 +160,8 @@ pair_ps_add(pair_ps x, pair_ps y)
 
 #define UK_NAME mla_ukernel_avx512_on_avx2_f64
 #define UK_STRIDED_NAME mla_ukernel_avx512_on_avx2_strided_f64
+#define UK_GEMV_DOT_NAME mla_gemv_dot_avx512_on_avx2_f64
+#define UK_GEMV_AXPY_NAME mla_gemv_axpy_avx512_on_avx2_f64
 #define UK_ATTR AVX2_ATTR
 #define UK_T double
 #define UK_V pair_pd
@@ -173,6 +179,8 @@ pair_ps_add(pair_ps x, pair_ps y)
 
 #define UK_NAME mla_ukernel_avx512_on_avx2_f32
 #define UK_STRIDED_NAME mla_ukernel_avx512_on_avx2_strided_f32
+#define UK_GEMV_DOT_NAME mla_gemv_dot_avx512_on_avx2_f32
+#define UK_GEMV_AXPY_NAME mla_gemv_axpy_avx512_on_avx2_f32
 #define UK_ATTR AVX2_ATTR
 #define UK_T float
 #define UK_V pair_ps

@@ -25,6 +25,8 @@
 
 #define UK_NAME mla_ukernel_avx512_f64
 #define UK_STRIDED_NAME mla_ukernel_avx512_strided_f64
+#define UK_GEMV_DOT_NAME mla_gemv_dot_avx512_f64
+#define UK_GEMV_AXPY_NAME mla_gemv_axpy_avx512_f64
 #define UK_CHAINS_NAME mla_fma_chains_avx512_f64
 #define UK_ATTR AVX512_ATTR
 #define UK_T double
@@ -43,6 +45,8 @@
 
 #define UK_NAME mla_ukernel_avx512_f32
 #define UK_STRIDED_NAME mla_ukernel_avx512_strided_f32
+#define UK_GEMV_DOT_NAME mla_gemv_dot_avx512_f32
+#define UK_GEMV_AXPY_NAME mla_gemv_axpy_avx512_f32
 #define UK_CHAINS_NAME mla_fma_chains_avx512_f32
 #define UK_ATTR AVX512_ATTR
 #define UK_T float

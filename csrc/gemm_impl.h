@@ -26,6 +26,8 @@ typedef struct {
     ptrdiff_t mc, kc, nc; /* cache blocks: mc a multiple of mr, nc of nr */
     FN(mla_ukernel) kernel;
     FN(mla_ukernel_strided) strided;
+    FN(mla_gemv_dot) gemv_dot;
+    FN(mla_gemv_axpy) gemv_axpy;
 } FN(ukernel_desc);
 
 /*
@@ -117,6 +119,93 @@ FN(ukernel_generic)(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t rs_c,
                                 alpha, beta);
 }
 
+static inline ptrdiff_t
+FN(min_diff)(ptrdiff_t x, ptrdiff_t y)
+{
+    return x < y ? x : y;
+}
+
+static inline ptrdiff_t
+FN(round_up)(ptrdiff_t x, ptrdiff_t multiple)
+{
+    return (x + multiple - 1) / multiple * multiple;
+}
+
+/* Set y = alpha * sum + beta * y, as the SIMD matrix-vector products do. */
+static inline void
+FN(finish_y)(T *y, T sum, T alpha, T beta)
+{
+    if (alpha != 1) {
+        sum = alpha * sum;
+    }
+    if (beta == 1) {
+        sum = *y + sum;
+    }
+    else if (beta != 0) {
+        T scaled = beta * *y;
+        sum = scaled + sum;
+    }
+    *y = sum;
+}
+
+/*
+ * Portable matrix-vector product over rows of A (the contract of the SIMD
+ * dot forms, gemm.h): each row in eight partial sums, combined pairwise.
+ */
+static void
+FN(gemv_dot_generic)(ptrdiff_t m, ptrdiff_t k, const T *a, ptrdiff_t rs_a,
+                     const T *x, T *y, ptrdiff_t incy, T alpha, T beta)
+{
+    for (ptrdiff_t i = 0; i < m; i++) {
+        const T *row = a + i * rs_a;
+        T lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        ptrdiff_t p = 0;
+        for (; p + 8 <= k; p += 8) {
+            for (int l = 0; l < 8; l++) {
+                T prod = row[p + l] * x[p + l];
+                lanes[l] += prod;
+            }
+        }
+        T sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) +
+                ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+        for (; p < k; p++) {
+            T prod = row[p] * x[p];
+            sum += prod;
+        }
+        FN(finish_y)(y + i * incy, sum, alpha, beta);
+    }
+}
+
+/*
+ * Portable matrix-vector product over columns of A (the contract of the
+ * SIMD column forms, gemm.h): chunks of 1024 rows, whose sums stay in
+ * cache while x[p] times column p is added for each p in turn.
+ */
+static void
+FN(gemv_axpy_generic)(ptrdiff_t m, ptrdiff_t k, const T *a, ptrdiff_t cs_a,
+                      const T *x, ptrdiff_t incx, T *y, ptrdiff_t incy,
+                      T alpha, T beta)
+{
+    T acc[1024];
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += 1024) {
+        ptrdiff_t rows = FN(min_diff)(m - i0, 1024);
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            acc[r] = 0;
+        }
+        for (ptrdiff_t p = 0; p < k; p++) {
+            const T *restrict col = a + i0 + p * cs_a;
+            T xp = x[p * incx];
+            for (ptrdiff_t r = 0; r < rows; r++) {
+                T prod = col[r] * xp;
+                acc[r] += prod;
+            }
+        }
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            FN(finish_y)(y + (i0 + r) * incy, acc[r], alpha, beta);
+        }
+    }
+}
+
 /*
  * Set by a test hook: run the AVX-512 tiles through their AVX2 emulation.
  * Defined once in gemm.c.
@@ -130,59 +219,62 @@ extern int mla_gemm_avx512_on_avx2;
  * Those are the cache sizes of AMD Zen 3 and Intel Skylake cores. NC only
  * bounds the packed B block (KC x NC, 8 MiB at most), which lives in L3.
  */
+/* The descriptor of the kernels of one SIMD level and element type. */
+#undef UKERNEL_DESC
+#define UKERNEL_DESC(level, S, mr, nr, mc, kc, nc)                           \
+    {mr,                                                                      \
+     nr,                                                                      \
+     mc,                                                                      \
+     kc,                                                                      \
+     nc,                                                                      \
+     mla_ukernel_##level##_##S,                                               \
+     mla_ukernel_##level##_strided_##S,                                       \
+     mla_gemv_dot_##level##_##S,                                              \
+     mla_gemv_axpy_##level##_##S}
+
 static FN(ukernel_desc)
 FN(select_ukernel)(void)
 {
-    FN(ukernel_desc) desc = {GENERIC_MR, GENERIC_NR, 96, 256, 4096,
-                             FN(ukernel_generic), FN(ukernel_generic_strided)};
+    FN(ukernel_desc) desc = {GENERIC_MR,
+                             GENERIC_NR,
+                             96,
+                             256,
+                             4096,
+                             FN(ukernel_generic),
+                             FN(ukernel_generic_strided),
+                             FN(gemv_dot_generic),
+                             FN(gemv_axpy_generic)};
 #ifdef MLA_HAVE_X86_KERNELS
-    mla_level level = mla_get_level();
-#if MLA_DTYPE == 32
-    FN(ukernel_desc) avx2 = {MLA_AVX2_MR, MLA_AVX2_NR_F32, 96, 256, 4096,
-                             mla_ukernel_avx2_f32, mla_ukernel_avx2_strided_f32};
     /*
      * NOTE: the AVX-512 blocks are untuned, because no AVX-512 CPU was at
      * hand. Their B panels fill a 32 KiB L1 data cache.
      */
-    FN(ukernel_desc) avx512 = {MLA_AVX512_MR, MLA_AVX512_NR_F32, 144, 256,
-                               4096, mla_ukernel_avx512_f32,
-                               mla_ukernel_avx512_strided_f32};
-    FN(ukernel_desc) emulated = {MLA_AVX512_MR, MLA_AVX512_NR_F32, 144, 256,
-                                 4096, mla_ukernel_avx512_on_avx2_f32,
-                                 mla_ukernel_avx512_on_avx2_strided_f32};
+#if MLA_DTYPE == 32
+    FN(ukernel_desc) avx2 =
+        UKERNEL_DESC(avx2, f32, MLA_AVX2_MR, MLA_AVX2_NR_F32, 96, 256, 4096);
+    FN(ukernel_desc) avx512 = UKERNEL_DESC(avx512, f32, MLA_AVX512_MR,
+                                           MLA_AVX512_NR_F32, 144, 256, 4096);
+    FN(ukernel_desc) emulated =
+        UKERNEL_DESC(avx512_on_avx2, f32, MLA_AVX512_MR, MLA_AVX512_NR_F32,
+                     144, 256, 4096);
 #else
-    FN(ukernel_desc) avx2 = {MLA_AVX2_MR, MLA_AVX2_NR_F64, 96, 256, 4096,
-                             mla_ukernel_avx2_f64, mla_ukernel_avx2_strided_f64};
-    FN(ukernel_desc) avx512 = {MLA_AVX512_MR, MLA_AVX512_NR_F64, 144, 256,
-                               4096, mla_ukernel_avx512_f64,
-                               mla_ukernel_avx512_strided_f64};
-    FN(ukernel_desc) emulated = {MLA_AVX512_MR, MLA_AVX512_NR_F64, 144, 256,
-                                 4096, mla_ukernel_avx512_on_avx2_f64,
-                                 mla_ukernel_avx512_on_avx2_strided_f64};
+    FN(ukernel_desc) avx2 =
+        UKERNEL_DESC(avx2, f64, MLA_AVX2_MR, MLA_AVX2_NR_F64, 96, 256, 4096);
+    FN(ukernel_desc) avx512 = UKERNEL_DESC(avx512, f64, MLA_AVX512_MR,
+                                           MLA_AVX512_NR_F64, 144, 256, 4096);
+    FN(ukernel_desc) emulated =
+        UKERNEL_DESC(avx512_on_avx2, f64, MLA_AVX512_MR, MLA_AVX512_NR_F64,
+                     144, 256, 4096);
 #endif
+    mla_level level = mla_get_level();
     if (level >= MLA_LEVEL_AVX512) {
         desc = avx512;
     }
     else if (level >= MLA_LEVEL_AVX2) {
-        desc = avx2;
-        if (mla_gemm_avx512_on_avx2) {
-            desc = emulated;
-        }
+        desc = mla_gemm_avx512_on_avx2 ? emulated : avx2;
     }
 #endif
     return desc;
-}
-
-static inline ptrdiff_t
-FN(min_diff)(ptrdiff_t x, ptrdiff_t y)
-{
-    return x < y ? x : y;
-}
-
-static inline ptrdiff_t
-FN(round_up)(ptrdiff_t x, ptrdiff_t multiple)
-{
-    return (x + multiple - 1) / multiple * multiple;
 }
 
 /*
@@ -751,6 +843,90 @@ FN(gemm_empty_inner)(const FN(gemm_plan) *plan)
     }
 }
 
+/* Rows of y that one unit of a threaded matrix-vector product computes. */
+#define GEMV_UNIT_ROWS 256
+
+/* Compute rows of y = alpha * M x + beta * y with one form of the kernel. */
+static void
+FN(gemv_rows)(const FN(gemm_plan) *plan, int dot, ptrdiff_t rows,
+              const T *mat, ptrdiff_t rs_mat, ptrdiff_t cs_mat, const T *x,
+              ptrdiff_t incx, T *y, ptrdiff_t incy)
+{
+    if (dot) {
+        plan->kd->gemv_dot(rows, plan->k, mat, rs_mat, x, y, incy,
+                           plan->alpha, plan->beta);
+    }
+    else {
+        plan->kd->gemv_axpy(rows, plan->k, mat, cs_mat, x, incx, y, incy,
+                            plan->alpha, plan->beta);
+    }
+}
+
+/*
+ * Compute a product with one row or one column of C as a matrix-vector
+ * product, y = alpha * M x + beta * y, and return 1; return 0 and leave C
+ * alone when neither form of the kernel can read the operands. With n == 1,
+ * M is A and x the column of B; with m == 1, M is B^T and x the row of A.
+ * Threads share out units of GEMV_UNIT_ROWS rows; the dot form needs a
+ * contiguous x.
+ */
+static int
+FN(gemv_run)(const FN(gemm_plan) *plan)
+{
+    const T *mat, *x;
+    T *y;
+    ptrdiff_t rows, rs_mat, cs_mat, incx, incy;
+
+    if (plan->lower || (plan->n != 1 && plan->m != 1)) {
+        return 0;
+    }
+    if (plan->n == 1) {
+        mat = plan->a;
+        rows = plan->m;
+        rs_mat = plan->rs_a;
+        cs_mat = plan->cs_a;
+        x = plan->b;
+        incx = plan->rs_b;
+        y = plan->c;
+        incy = plan->rs_c;
+    }
+    else {
+        mat = plan->b;
+        rows = plan->n;
+        rs_mat = plan->cs_b;
+        cs_mat = plan->rs_b;
+        x = plan->a;
+        incx = plan->cs_a;
+        y = plan->c;
+        incy = plan->cs_c;
+    }
+    int dot = cs_mat == 1 && incx == 1;
+    if (!dot && rs_mat != 1) {
+        return 0;
+    }
+
+    ptrdiff_t units = (rows + GEMV_UNIT_ROWS - 1) / GEMV_UNIT_ROWS;
+    int nthreads = plan->nthreads;
+    if (nthreads > 1) {
+        mla_note_parallel();
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic)
+        for (ptrdiff_t u = 0; u < units; u++) {
+            ptrdiff_t i = u * GEMV_UNIT_ROWS;
+            FN(gemv_rows)(plan, dot, FN(min_diff)(rows - i, GEMV_UNIT_ROWS),
+                          mat + i * rs_mat, rs_mat, cs_mat, x, incx,
+                          y + i * incy, incy);
+        }
+    }
+    else {
+        FN(gemv_rows)(plan, dot, rows, mat, rs_mat, cs_mat, x, incx, y, incy);
+    }
+
+    if (plan->bias != NULL || plan->activation != MLA_ACT_LINEAR) {
+        FN(apply_epilogue)(plan, plan->c, plan->m, plan->n, 0, 0);
+    }
+    return 1;
+}
+
 /*
  * C (m, n) = act(alpha * A (m, k) B (k, n) + beta * C + bias), all through
  * strides; beta == 0 never reads C. With lower (m == n) only elements with
@@ -784,6 +960,9 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
         return;
     }
 
+    if (FN(gemv_run)(&plan)) {
+        return;
+    }
     if (plan.nthreads == 1 && FN(use_direct)(m, n, k)) {
         FN(gemm_direct)(&plan, work);
         return;

@@ -7,6 +7,8 @@
  *
  *   UK_NAME         name of the kernel of packed panels
  *   UK_STRIDED_NAME name of the kernel that reads A and B through strides
+ *   UK_GEMV_DOT_NAME   name of the matrix-vector product over rows of A
+ *   UK_GEMV_AXPY_NAME  name of the matrix-vector product over columns of A
  *   UK_CHAINS_NAME  optional: name of the peak FLOP/s loop (see there)
  *   UK_ATTR         attributes of the function, such as its target
  *   UK_T            element type (float or double)
@@ -135,6 +137,176 @@ UK_STRIDED_NAME(ptrdiff_t kc, const UK_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
 {
     UK_CORE(kc, a, rs_a, cs_a, b, rs_b, c, rs_c, alpha, beta);
 }
+
+/* Set y = alpha * sum + beta * y, the store of the matrix-vector products. */
+#define UK_FINISH_Y(y, sum, alpha, beta)                                      \
+    do {                                                                      \
+        UK_T finish_value_ = (sum);                                           \
+        if ((alpha) != 1) {                                                   \
+            finish_value_ = (alpha) * finish_value_;                          \
+        }                                                                     \
+        if ((beta) == 1) {                                                    \
+            finish_value_ = (y) + finish_value_;                              \
+        }                                                                     \
+        else if ((beta) != 0) {                                               \
+            UK_T finish_scaled_ = (beta) * (y);                               \
+            finish_value_ = finish_scaled_ + finish_value_;                   \
+        }                                                                     \
+        (y) = finish_value_;                                                  \
+    } while (0)
+
+/*
+ * Sum the lanes of v in lane order, then the scalar terms p >= from of the
+ * row a against x, and return the result.
+ */
+static inline __attribute__((always_inline)) UK_ATTR UK_T
+UK_PASTE(UK_NAME, _row_sum)(UK_V v, const UK_T *a, const UK_T *x,
+                            ptrdiff_t from, ptrdiff_t k)
+{
+    UK_T lanes[UK_VLEN];
+    UK_STORE(lanes, v);
+    UK_T sum = lanes[0];
+    for (int l = 1; l < UK_VLEN; l++) {
+        sum += lanes[l];
+    }
+    for (ptrdiff_t p = from; p < k; p++) {
+        UK_T prod = a[p] * x[p];
+        sum += prod;
+    }
+    return sum;
+}
+
+/*
+ * y[i * incy] = alpha * sum over p < k of a[i * rs_a + p] x[p]
+ *               + beta * y[i * incy]                        for i < m,
+ * for A with contiguous rows and a contiguous x. Four rows at a time, each
+ * summed in two vector accumulators over the first k rounded down to
+ * 2 UK_VLEN, then lane by lane, then the last terms one by one. beta == 0
+ * never reads y. Each row's order of operations depends only on k.
+ */
+UK_ATTR void
+UK_GEMV_DOT_NAME(ptrdiff_t m, ptrdiff_t k, const UK_T *a, ptrdiff_t rs_a,
+                 const UK_T *x, UK_T *y, ptrdiff_t incy, UK_T alpha,
+                 UK_T beta)
+{
+    ptrdiff_t kv = k / (2 * UK_VLEN) * (2 * UK_VLEN);
+    ptrdiff_t i = 0;
+
+    for (; i + 4 <= m; i += 4) {
+        const UK_T *row = a + i * rs_a;
+        UK_V acc[4][2];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            acc[r][0] = UK_ZERO();
+            acc[r][1] = UK_ZERO();
+        }
+        for (ptrdiff_t p = 0; p < kv; p += 2 * UK_VLEN) {
+            UK_V x0 = UK_LOAD(x + p), x1 = UK_LOAD(x + p + UK_VLEN);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                const UK_T *ar = row + r * rs_a + p;
+                acc[r][0] = UK_FMA(UK_LOAD(ar), x0, acc[r][0]);
+                acc[r][1] = UK_FMA(UK_LOAD(ar + UK_VLEN), x1, acc[r][1]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            UK_T sum = UK_PASTE(UK_NAME, _row_sum)(
+                UK_ADD(acc[r][0], acc[r][1]), row + r * rs_a, x, kv, k);
+            UK_FINISH_Y(y[(i + r) * incy], sum, alpha, beta);
+        }
+    }
+    for (; i < m; i++) {
+        const UK_T *row = a + i * rs_a;
+        UK_V acc0 = UK_ZERO(), acc1 = UK_ZERO();
+        for (ptrdiff_t p = 0; p < kv; p += 2 * UK_VLEN) {
+            acc0 = UK_FMA(UK_LOAD(row + p), UK_LOAD(x + p), acc0);
+            acc1 = UK_FMA(UK_LOAD(row + p + UK_VLEN), UK_LOAD(x + p + UK_VLEN),
+                          acc1);
+        }
+        UK_T sum = UK_PASTE(UK_NAME, _row_sum)(UK_ADD(acc0, acc1), row, x, kv,
+                                              k);
+        UK_FINISH_Y(y[i * incy], sum, alpha, beta);
+    }
+}
+
+/*
+ * y[i * incy] = alpha * sum over p < k of a[i + p * cs_a] x[p * incx]
+ *               + beta * y[i * incy]                        for i < m,
+ * for A with contiguous columns. Rows are taken in chunks whose sums fit in
+ * L1. For each chunk, x[p] times the chunk's part of column p is added to
+ * the sums for p = 0, 1, ..., four columns per pass, so A is read in runs
+ * of a whole chunk. Every row is summed in increasing p with one fused
+ * multiply-add per term (the last rows of a chunk that fill no vector:
+ * multiply, then add). beta == 0 never reads y.
+ */
+UK_ATTR void
+UK_GEMV_AXPY_NAME(ptrdiff_t m, ptrdiff_t k, const UK_T *a, ptrdiff_t cs_a,
+                  const UK_T *x, ptrdiff_t incx, UK_T *y, ptrdiff_t incy,
+                  UK_T alpha, UK_T beta)
+{
+    enum { CHUNK = 16384 / sizeof(UK_T) };
+    _Alignas(64) UK_T acc[CHUNK];
+
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += CHUNK) {
+        ptrdiff_t rows = m - i0 < CHUNK ? m - i0 : CHUNK;
+        ptrdiff_t rv = rows / UK_VLEN * UK_VLEN;
+        const UK_T *col = a + i0;
+        for (ptrdiff_t i = 0; i < rows; i++) {
+            acc[i] = 0;
+        }
+
+        ptrdiff_t p = 0;
+        for (; p + 4 <= k; p += 4) {
+            const UK_T *c0 = col + p * cs_a, *c1 = c0 + cs_a;
+            const UK_T *c2 = c1 + cs_a, *c3 = c2 + cs_a;
+            UK_T s0 = x[p * incx], s1 = x[(p + 1) * incx];
+            UK_T s2 = x[(p + 2) * incx], s3 = x[(p + 3) * incx];
+            UK_V x0 = UK_SET1(s0), x1 = UK_SET1(s1);
+            UK_V x2 = UK_SET1(s2), x3 = UK_SET1(s3);
+            for (ptrdiff_t i = 0; i < rv; i += UK_VLEN) {
+                UK_V v = UK_LOAD(acc + i);
+                v = UK_FMA(UK_LOAD(c0 + i), x0, v);
+                v = UK_FMA(UK_LOAD(c1 + i), x1, v);
+                v = UK_FMA(UK_LOAD(c2 + i), x2, v);
+                v = UK_FMA(UK_LOAD(c3 + i), x3, v);
+                UK_STORE(acc + i, v);
+            }
+            for (ptrdiff_t i = rv; i < rows; i++) {
+                UK_T sum = acc[i], prod;
+                prod = c0[i] * s0;
+                sum += prod;
+                prod = c1[i] * s1;
+                sum += prod;
+                prod = c2[i] * s2;
+                sum += prod;
+                prod = c3[i] * s3;
+                sum += prod;
+                acc[i] = sum;
+            }
+        }
+        for (; p < k; p++) {
+            const UK_T *c0 = col + p * cs_a;
+            UK_T s0 = x[p * incx];
+            UK_V x0 = UK_SET1(s0);
+            for (ptrdiff_t i = 0; i < rv; i += UK_VLEN) {
+                UK_STORE(acc + i, UK_FMA(UK_LOAD(c0 + i), x0, UK_LOAD(acc + i)));
+            }
+            for (ptrdiff_t i = rv; i < rows; i++) {
+                UK_T prod = c0[i] * s0;
+                acc[i] += prod;
+            }
+        }
+
+        for (ptrdiff_t i = 0; i < rows; i++) {
+            UK_FINISH_Y(y[(i0 + i) * incy], acc[i], alpha, beta);
+        }
+    }
+}
+
+#undef UK_FINISH_Y
+#undef UK_GEMV_DOT_NAME
+#undef UK_GEMV_AXPY_NAME
 
 #ifdef UK_CHAINS_NAME
 /*

@@ -255,6 +255,90 @@ def test_direct_and_packed_paths_round_alike(kernel_level, k, dtype, rng):
     np.testing.assert_array_equal(small, tall[:m])
 
 
+# (m, k) of matrix-vector products. The rows straddle 4 (rows per step of
+# the dot form), the vector widths, 8 vectors (a block of the column form)
+# and its chunks of 16 KiB of sums (2048 or 4096 rows); the inner sizes
+# straddle 2 vectors (a step of the dot form) and 4 (a step of the column
+# form).
+GEMV_SHAPES = [
+    (1, 1),
+    (3, 5),
+    (4, 7),
+    (5, 8),
+    (9, 15),
+    (17, 16),
+    (31, 17),
+    (33, 33),
+    (64, 63),
+    (130, 64),
+    (257, 65),
+    (2047, 9),
+    (2049, 6),
+    (4097, 5),
+]
+
+
+def gemv_id(shape):
+    return "m{}_k{}".format(*shape)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("shape", GEMV_SHAPES, ids=gemv_id)
+def test_matrix_vector_forms_each_level(kernel_level, shape, dtype, rng):
+    # Row form (rows of A contiguous) and column form (columns contiguous),
+    # reached from both sides: A @ x and y @ A.
+    m, k = shape
+    a = rng.standard_normal((m, k)).astype(dtype)
+    x = rng.standard_normal(k).astype(dtype)
+    y = rng.standard_normal(m).astype(dtype)
+    a64, x64, y64 = (v.astype(np.float64) for v in (a, x, y))
+    cases = {
+        "A @ x, A C-ordered": (mla.matmul(a, x), a64 @ x64),
+        "A @ x, A F-ordered": (mla.matmul(np.asfortranarray(a), x), a64 @ x64),
+        "y @ A, A C-ordered": (mla.matmul(y, a), y64 @ a64),
+        "y @ A, A F-ordered": (mla.matmul(y, np.asfortranarray(a)), y64 @ a64),
+        "A @ x, x strided": (mla.matmul(a, to_layout(x, "strided")), a64 @ x64),
+        "A[::-1] @ x": (mla.matmul(a[::-1], x), a64[::-1] @ x64),
+        "(1, m) @ A": (mla.matmul(y[None, :], a), (y64 @ a64)[None, :]),
+        "A @ (k, 1)": (mla.matmul(a, x[:, None]), (a64 @ x64)[:, None]),
+    }
+    for label, (actual, expected) in cases.items():
+        inner = m if label.startswith(("y", "(1")) else k
+        assert_close(actual, expected, dtype, "reduction", inner=inner, layout=label)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_matrix_vector_fused_dense_each_level(kernel_level, dtype, rng):
+    # One output unit (n == 1) and one sample (m == 1) of a dense layer,
+    # with the bias and the activation applied after the product.
+    x = rng.standard_normal((300, 70)).astype(dtype)
+    w = rng.standard_normal((1, 70)).astype(dtype)
+    b = rng.standard_normal(1).astype(dtype)
+    z = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    actual = mla.forward_layer_batch(x, w, b, "relu")
+    assert_close(actual, np.maximum(z, 0), dtype, "reduction", inner=70)
+
+    w = rng.standard_normal((90, 70)).astype(dtype)
+    b = rng.standard_normal(90).astype(dtype)
+    z = x[:1].astype(np.float64) @ w.T.astype(np.float64) + b
+    actual = mla.forward_layer_batch(x[:1], w, b, "sigmoid")
+    assert_close(actual, mla.reference.sigmoid(z), dtype, "reduction", inner=70)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("beta", [0.0, 1.0, -2.0])
+def test_matrix_vector_update(kernel_level, beta, dtype, rng):
+    a = rng.standard_normal((300, 200)).astype(dtype)
+    x = rng.standard_normal((200, 1)).astype(dtype)
+    a64, x64 = a.astype(np.float64), x.astype(np.float64)
+    # C (300, 1) = A x, then C (1, 300) = x^T A^T.
+    for first, second, exact in [(a, x, a64 @ x64), (x.T, a.T, x64.T @ a64.T)]:
+        c = np.full(exact.shape, 0.5, dtype)
+        _core._gemm_update(c, first, second, 3.0, beta)
+        expected = 3.0 * exact + beta * 0.5
+        assert_close(c, expected, dtype, "reduction", inner=201, scale=3)
+
+
 def test_kernel_levels_agree_to_rounding(rng):
     # Different micro-kernels sum in different orders, so compare with a
     # tolerance; the level restored afterwards must be the default again.
@@ -296,6 +380,10 @@ THREAD_CASES = {
                                 rng.standard_normal((9, 50, 60)).astype(dt)),
     "transposed": lambda rng, dt: (rng.standard_normal((300, 260)).astype(dt).T,
                                    rng.standard_normal((170, 300)).astype(dt).T),
+    "matrix-vector": lambda rng, dt: (rng.standard_normal((3000, 1500)).astype(dt),
+                                      rng.standard_normal(1500).astype(dt)),
+    "vector-matrix": lambda rng, dt: (rng.standard_normal(1500).astype(dt),
+                                      rng.standard_normal((1500, 3000)).astype(dt)),
 }
 
 
