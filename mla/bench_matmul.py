@@ -12,7 +12,10 @@ means that mla is faster.
 Both libraries run on the same thread count: mla through
 :func:`mla.set_num_threads`, NumPy's BLAS through threadpoolctl. The
 samples of mla and NumPy alternate, so that a change in the machine's load
-or clock speed affects both alike.
+or clock speed affects both alike. On more than one thread, each sample
+starts after a pause (``--settle``) in which the idle worker threads of the
+library timed before stop spinning; without it, they take a core from the
+sample.
 
 The peak is measured, not looked up: the best of many short runs of a loop
 of 12 independent fused multiply-add chains on full SIMD vectors of the
@@ -41,6 +44,9 @@ __all__ = ["Product", "main", "measure_peak", "paired_medians", "products"]
 
 SQUARE_SIZES = (8, 32, 64, 128, 256, 512, 1024, 2048)
 DTYPES = ("float32", "float64")
+
+# Default pause before each sample on several threads: see paired_medians.
+SETTLE_SECONDS = 0.2
 
 
 @dataclass
@@ -140,12 +146,17 @@ def _calls_per_sample(func, min_seconds):
     return number
 
 
-def paired_medians(first, second, repeat=7, min_seconds=2e-3):
+def paired_medians(first, second, repeat=7, min_seconds=2e-3, settle_seconds=0.0):
     """Return the median seconds per call of two functions timed in turns.
 
     Both are called once untimed. Each sample then times enough calls to
     last ``min_seconds``, and the samples of the two functions alternate,
-    ``repeat`` of each.
+    ``repeat`` of each. With ``settle_seconds``, the caller sleeps that
+    long before each sample, so that the worker threads of the function
+    timed before it have gone idle. OpenBLAS's idle workers keep a core busy
+    for about 2^28 clock cycles (0.1 s at 2.5 GHz) after each call, and
+    OpenMP's for a shorter time; a sample taken meanwhile shares its cores
+    with them.
 
     Returns
     -------
@@ -158,19 +169,22 @@ def paired_medians(first, second, repeat=7, min_seconds=2e-3):
     >>> 0 < a < b
     True
     """
-    first()
-    second()
-    first_number = _calls_per_sample(first, min_seconds)
-    second_number = _calls_per_sample(second, min_seconds)
-    first_samples, second_samples = [], []
+    functions = (first, second)
+    numbers = []
+    for func in functions:
+        time.sleep(settle_seconds)
+        func()
+        numbers.append(_calls_per_sample(func, min_seconds))
+    samples = ([], [])
     for _ in range(repeat):
-        first_samples.append(_time_calls(first, first_number))
-        second_samples.append(_time_calls(second, second_number))
+        for func, number, timings in zip(functions, numbers, samples):
+            time.sleep(settle_seconds)
+            timings.append(_time_calls(func, number))
     return (
-        statistics.median(first_samples),
-        statistics.median(second_samples),
-        first_samples,
-        second_samples,
+        statistics.median(samples[0]),
+        statistics.median(samples[1]),
+        samples[0],
+        samples[1],
     )
 
 
@@ -234,16 +248,25 @@ class Row:
     agree: bool = True
 
 
-def _run_product(product, dtype, threads, repeat, rng):
-    """Check and time one product with mla and NumPy on ``threads`` threads."""
+def _run_product(product, dtype, threads, repeat, settle, rng):
+    """Check and time one product with mla and NumPy on ``threads`` threads.
+
+    ``settle`` is the pause before each sample when ``threads`` > 1.
+    """
     A, B = product.make(rng, dtype)
     expected = np.matmul(A.astype(np.float64), B.astype(np.float64))
     got = mla.matmul(A, B)
     rtol = 1e-10 if dtype == "float64" else 1e-4
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     agree = bool(np.allclose(got, expected, rtol=rtol, atol=rtol * scale))
+    # Idle worker threads exist only with more than one thread.
+    if threads == 1:
+        settle = 0.0
     mla_seconds, numpy_seconds, mla_samples, numpy_samples = paired_medians(
-        lambda: mla.matmul(A, B), lambda: np.matmul(A, B), repeat
+        lambda: mla.matmul(A, B),
+        lambda: np.matmul(A, B),
+        repeat,
+        settle_seconds=settle,
     )
     ratios = [n / m for m, n in zip(mla_samples, numpy_samples)]
     return Row(product, dtype, threads, mla_seconds, numpy_seconds, ratios, agree)
@@ -379,6 +402,16 @@ def _parse_args(argv):
         help="samples per library whose median is reported (default: 7)",
     )
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE_SECONDS,
+        metavar="SECONDS",
+        help=(
+            "pause before each sample on more than one thread, so that the "
+            "other library's idle threads stop spinning (default: %(default)s)"
+        ),
+    )
+    parser.add_argument(
         "--plot",
         metavar="FILE",
         help="save a chart of GFLOP/s against n to FILE (needs matplotlib)",
@@ -389,6 +422,8 @@ def _parse_args(argv):
     args.threads = _parse_list(args.threads, "--threads", parser)
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
+    if args.settle < 0:
+        parser.error(f"--settle must be at least 0, got {args.settle}")
 
     if args.plot is not None:
         folder = os.path.dirname(os.path.abspath(args.plot))
@@ -442,6 +477,10 @@ def main(argv=None):
         f"times: median of {args.repeat} samples per library, the samples of mla "
         "and numpy alternating; range: lowest and highest numpy/mla of a pair"
     )
+    print(
+        f"on several threads each sample follows a {args.settle} s pause, so "
+        "that the other library's idle threads have stopped spinning"
+    )
     print()
 
     rng = np.random.default_rng(0)
@@ -454,7 +493,9 @@ def main(argv=None):
                 for dtype in dtypes:
                     for product in sweep:
                         rows.append(
-                            _run_product(product, dtype, threads, args.repeat, rng)
+                            _run_product(
+                                product, dtype, threads, args.repeat, args.settle, rng
+                            )
                         )
     finally:
         mla.set_num_threads(saved_threads)

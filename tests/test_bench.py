@@ -94,7 +94,8 @@ def test_bench_plot_missing_folder_fails_early(capsys):
 
 def test_bench_matmul_sweep_exit_zero(capsys):
     status = bench.main(
-        ["matmul", "--sizes", "8,33", "--repeat", "1", "--threads", "1,2"]
+        ["matmul", "--sizes", "8,33", "--repeat", "1", "--threads", "1,2",
+         "--settle", "0"]
     )
     output = capsys.readouterr().out
     assert status == 0
@@ -109,7 +110,7 @@ def test_bench_matmul_sweep_exit_zero(capsys):
 def test_bench_matmul_rows_per_thread_count(capsys):
     status = bench.main(
         ["matmul", "--sizes", "16", "--no-mlp", "--repeat", "1", "--dtype",
-         "float32", "--threads", "1,2"]
+         "float32", "--threads", "1,2", "--settle", "0.01"]
     )
     lines = capsys.readouterr().out.splitlines()
     rows = [line for line in lines if line.startswith("(16 x 16)")]
@@ -121,7 +122,10 @@ def test_bench_matmul_rows_per_thread_count(capsys):
 
 def test_bench_matmul_restores_threads(capsys):
     before = mla.get_num_threads()
-    bench.main(["matmul", "--sizes", "8", "--no-mlp", "--repeat", "1", "--threads", "3"])
+    bench.main(
+        ["matmul", "--sizes", "8", "--no-mlp", "--repeat", "1", "--threads", "3",
+         "--settle", "0"]
+    )
     capsys.readouterr()
     assert mla.get_num_threads() == before
 
@@ -145,6 +149,7 @@ def test_bench_matmul_saves_plot(tmp_path, capsys):
         (["--sizes", "0"], "--sizes must be positive integers"),
         (["--threads", "0"], "--threads must be positive integers"),
         (["--repeat", "0"], "--repeat must be at least 1, got 0"),
+        (["--settle", "-1"], "--settle must be at least 0, got -1.0"),
     ],
 )
 def test_bench_matmul_rejects_bad_options(argv, message, capsys):
