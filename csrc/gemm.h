@@ -47,7 +47,7 @@ typedef void (*mla_ukernel_strided_f32)(ptrdiff_t kc, const float *a,
 /*
  * Matrix-vector products y = alpha * A x + beta * y of the m x k matrix A
  * (gemm_ukernel_impl.h states them in full). The dot form reads rows of A
- * with unit column stride and a contiguous x; the column form reads
+ * with unit column stride and a contiguous x. The column form reads
  * columns of A with unit row stride and x at any stride.
  */
 typedef void (*mla_gemv_dot_f64)(ptrdiff_t m, ptrdiff_t k, const double *a,

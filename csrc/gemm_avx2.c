@@ -5,12 +5,12 @@
  * -mavx2 and runs only where runtime.c found the instructions.
  *
  * Tiles: float64 6 x 8 and float32 6 x 16. The 6 rows times two vector
- * registers give 12 accumulators; with two registers of B and one broadcast
- * of A that is 15 of the 16 ymm registers.
+ * registers give 12 accumulators. With two registers of B and one
+ * broadcast of A, the kernels use 15 of the 16 ymm registers.
  *
  * The file also compiles the AVX-512 kernels' tiles (12 x 16 and 12 x 32)
- * for AVX2, with each 512-bit vector emulated by a pair of 256-bit ones, so
- * that the tests run the AVX-512 tile logic on CPUs without AVX-512.
+ * for AVX2, each 512-bit vector emulated by a pair of 256-bit ones. The
+ * tests run them to check the AVX-512 tile logic on CPUs without AVX-512.
  */
 #include "gemm.h"
 

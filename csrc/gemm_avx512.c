@@ -6,8 +6,8 @@
  * runtime.c found the instructions.
  *
  * Tiles: float64 12 x 16 and float32 12 x 32. The 12 rows times two zmm
- * registers give 24 accumulators; with two registers of B and one broadcast
- * of A that is 27 of the 32 zmm registers.
+ * registers give 24 accumulators. With two registers of B and one
+ * broadcast of A, the kernels use 27 of the 32 zmm registers.
  *
  * NOTE: these two functions have never been executed on AVX-512 hardware.
  * They were written on a CPU without AVX-512. The same source compiled for

@@ -1,28 +1,29 @@
 /*
  * gemm_ukernel_impl.h: the body of every SIMD micro-kernel, written once
  * over a vector type and included once per instantiation (gemm_avx2.c,
- * gemm_avx512.c). gemm.h states the contract of the function it defines.
+ * gemm_avx512.c). gemm.h states the contracts of the micro-kernels and the
+ * matrix-vector products it defines.
  *
  * Before including it, define:
  *
- *   UK_NAME         name of the kernel of packed panels
- *   UK_STRIDED_NAME name of the kernel that reads A and B through strides
+ *   UK_NAME            name of the kernel of packed panels
+ *   UK_STRIDED_NAME    name of the kernel that reads A and B through strides
  *   UK_GEMV_DOT_NAME   name of the matrix-vector product over rows of A
  *   UK_GEMV_AXPY_NAME  name of the matrix-vector product over columns of A
- *   UK_CHAINS_NAME  optional: name of the peak FLOP/s loop (see there)
- *   UK_ATTR         attributes of the function, such as its target
- *   UK_T            element type (float or double)
- *   UK_V            vector type holding UK_VLEN elements
- *   UK_VLEN         elements per vector
- *   UK_MR           rows of the tile
- *   UK_NV           vectors per row of the tile, so NR = UK_NV * UK_VLEN
- *   UK_ZERO()       vector of zeros
- *   UK_SET1(x)      vector with every lane equal to the scalar x
- *   UK_LOAD(p)      unaligned load from p
- *   UK_STORE(p, v)  unaligned store of v to p
- *   UK_FMA(x, y, z) x * y + z, rounded once
- *   UK_MUL(x, y)    x * y
- *   UK_ADD(x, y)    x + y
+ *   UK_CHAINS_NAME     optional: name of the peak FLOP/s loop (see there)
+ *   UK_ATTR            attributes of the functions, such as their target
+ *   UK_T               element type (float or double)
+ *   UK_V               vector type holding UK_VLEN elements
+ *   UK_VLEN            elements per vector
+ *   UK_MR              rows of the tile
+ *   UK_NV              vectors per row of the tile: NR = UK_NV * UK_VLEN
+ *   UK_ZERO()          vector of zeros
+ *   UK_SET1(x)         vector with every lane equal to the scalar x
+ *   UK_LOAD(p)         unaligned load from p
+ *   UK_STORE(p, v)     unaligned store of v to p
+ *   UK_FMA(x, y, z)    x * y + z, rounded once
+ *   UK_MUL(x, y)       x * y
+ *   UK_ADD(x, y)       x + y
  *
  * The file undefines all of them at the end.
  *
@@ -36,8 +37,8 @@
 #define UK_CORE UK_PASTE(UK_NAME, _core)
 
 /*
- * The kernel for A read as a[i * rs_a + p * cs_a] and B as b[p * rs_b + j].
- * The packed kernel inlines it with constant strides.
+ * Update the tile reading A as a[i * rs_a + p * cs_a] and B as
+ * b[p * rs_b + j]. The packed kernel inlines it with constant strides.
  */
 static inline __attribute__((always_inline)) UK_ATTR void
 UK_CORE(ptrdiff_t kc, const UK_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,

@@ -14,8 +14,8 @@ Both libraries run on the same thread count: mla through
 samples of mla and NumPy alternate, so that a change in the machine's load
 or clock speed affects both alike. On more than one thread, each sample
 starts after a pause (``--settle``) in which the idle worker threads of the
-library timed before stop spinning; without it, they take a core from the
-sample.
+library timed before stop spinning. Without the pause, they take a core
+from the sample.
 
 The peak is measured, not looked up: the best of many short runs of a loop
 of 12 independent fused multiply-add chains on full SIMD vectors of the
@@ -155,7 +155,7 @@ def paired_medians(first, second, repeat=7, min_seconds=2e-3, settle_seconds=0.0
     long before each sample, so that the worker threads of the function
     timed before it have gone idle. OpenBLAS's idle workers keep a core busy
     for about 2^28 clock cycles (0.1 s at 2.5 GHz) after each call, and
-    OpenMP's for a shorter time; a sample taken meanwhile shares its cores
+    OpenMP's for a shorter time. A sample taken meanwhile shares its cores
     with them.
 
     Returns

@@ -256,10 +256,9 @@ def test_direct_and_packed_paths_round_alike(kernel_level, k, dtype, rng):
 
 
 # (m, k) of matrix-vector products. The rows straddle 4 (rows per step of
-# the dot form), the vector widths, 8 vectors (a block of the column form)
-# and its chunks of 16 KiB of sums (2048 or 4096 rows); the inner sizes
-# straddle 2 vectors (a step of the dot form) and 4 (a step of the column
-# form).
+# the dot form), the vector widths and the column form's chunks of 16 KiB
+# of sums (2048 or 4096 rows). The inner sizes straddle 2 vectors (a step
+# of the dot form) and 4 (a step of the column form).
 GEMV_SHAPES = [
     (1, 1),
     (3, 5),
@@ -499,3 +498,18 @@ def test_peak_loop_counts_operations():
         flops = _core._gemm_peak_loop(code, 1000)
         assert flops % (12 * 2 * 1000) == 0
         assert 1 <= flops / (12 * 2 * 1000) <= 16
+
+
+def test_threadpoolctl_limits_gemm_threads(restore_threads, rng):
+    # Without mla's own override, OpenMP's thread count applies, and
+    # threadpoolctl sets it through the libgomp that mla is linked with.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not _core._config()["openmp"]:
+        pytest.skip("mla was built without OpenMP")
+    a, b = random_pair(rng, 300, 200, 250, np.float64)
+    _core._reset_num_threads()
+    default = mla.matmul(a, b)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert mla.get_num_threads() == 1
+        limited = mla.matmul(a, b)
+    assert limited.tobytes() == default.tobytes()
