@@ -96,6 +96,12 @@ MLA_DECLARE_UKERNELS(avx2, f32, float)
 double mla_fma_chains_avx2_f64(ptrdiff_t iterations);
 double mla_fma_chains_avx2_f32(ptrdiff_t iterations);
 
+/* Pack a full 6-row panel of A with contiguous rows (gemm_avx2.c). */
+void mla_pack_a6_avx2_f64(double *dst, const double *a, ptrdiff_t rs,
+                          ptrdiff_t kc);
+void mla_pack_a6_avx2_f32(float *dst, const float *a, ptrdiff_t rs,
+                          ptrdiff_t kc);
+
 /* AVX-512 (gemm_avx512.c): float64 12 x 16, float32 12 x 32. */
 #define MLA_AVX512_MR 12
 #define MLA_AVX512_NR_F64 16

@@ -196,6 +196,73 @@ pair_ps_add(pair_ps x, pair_ps y)
 #define UK_ADD(x, y) pair_ps_add((x), (y))
 #include "gemm_ukernel_impl.h"
 
+/*
+ * Pack a full 6-row panel of A with contiguous rows (row stride rs) for
+ * the 6 x NR kernels: dst[p * 6 + i] = a[i * rs + p] for i < 6, p < kc.
+ * Four columns at a time go through registers: rows 0 to 3 by a 4 x 4
+ * transpose, rows 4 and 5 by interleaving.
+ */
+AVX2_ATTR void
+mla_pack_a6_avx2_f64(double *dst, const double *a, ptrdiff_t rs, ptrdiff_t kc)
+{
+    ptrdiff_t p = 0;
+    for (; p + 4 <= kc; p += 4) {
+        __m256d r0 = _mm256_loadu_pd(a + p), r1 = _mm256_loadu_pd(a + rs + p);
+        __m256d r2 = _mm256_loadu_pd(a + 2 * rs + p);
+        __m256d r3 = _mm256_loadu_pd(a + 3 * rs + p);
+        __m256d r4 = _mm256_loadu_pd(a + 4 * rs + p);
+        __m256d r5 = _mm256_loadu_pd(a + 5 * rs + p);
+        __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+        __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+        __m256d u0 = _mm256_unpacklo_pd(r4, r5), u1 = _mm256_unpackhi_pd(r4, r5);
+        double *out = dst + p * 6;
+        _mm256_storeu_pd(out, _mm256_permute2f128_pd(t0, t2, 0x20));
+        _mm_storeu_pd(out + 4, _mm256_castpd256_pd128(u0));
+        _mm256_storeu_pd(out + 6, _mm256_permute2f128_pd(t1, t3, 0x20));
+        _mm_storeu_pd(out + 10, _mm256_castpd256_pd128(u1));
+        _mm256_storeu_pd(out + 12, _mm256_permute2f128_pd(t0, t2, 0x31));
+        _mm_storeu_pd(out + 16, _mm256_extractf128_pd(u0, 1));
+        _mm256_storeu_pd(out + 18, _mm256_permute2f128_pd(t1, t3, 0x31));
+        _mm_storeu_pd(out + 22, _mm256_extractf128_pd(u1, 1));
+    }
+    for (; p < kc; p++) {
+        for (int i = 0; i < 6; i++) {
+            dst[p * 6 + i] = a[i * rs + p];
+        }
+    }
+}
+
+/* The float32 twin of mla_pack_a6_avx2_f64, with 128-bit transposes. */
+AVX2_ATTR void
+mla_pack_a6_avx2_f32(float *dst, const float *a, ptrdiff_t rs, ptrdiff_t kc)
+{
+    ptrdiff_t p = 0;
+    for (; p + 4 <= kc; p += 4) {
+        __m128 r0 = _mm_loadu_ps(a + p), r1 = _mm_loadu_ps(a + rs + p);
+        __m128 r2 = _mm_loadu_ps(a + 2 * rs + p);
+        __m128 r3 = _mm_loadu_ps(a + 3 * rs + p);
+        __m128 r4 = _mm_loadu_ps(a + 4 * rs + p);
+        __m128 r5 = _mm_loadu_ps(a + 5 * rs + p);
+        __m128 t0 = _mm_unpacklo_ps(r0, r1), t1 = _mm_unpackhi_ps(r0, r1);
+        __m128 t2 = _mm_unpacklo_ps(r2, r3), t3 = _mm_unpackhi_ps(r2, r3);
+        __m128 u0 = _mm_unpacklo_ps(r4, r5), u1 = _mm_unpackhi_ps(r4, r5);
+        float *out = dst + p * 6;
+        _mm_storeu_ps(out, _mm_movelh_ps(t0, t2));
+        _mm_storel_pi((__m64 *)(out + 4), u0);
+        _mm_storeu_ps(out + 6, _mm_movehl_ps(t2, t0));
+        _mm_storeh_pi((__m64 *)(out + 10), u0);
+        _mm_storeu_ps(out + 12, _mm_movelh_ps(t1, t3));
+        _mm_storel_pi((__m64 *)(out + 16), u1);
+        _mm_storeu_ps(out + 18, _mm_movehl_ps(t3, t1));
+        _mm_storeh_pi((__m64 *)(out + 22), u1);
+    }
+    for (; p < kc; p++) {
+        for (int i = 0; i < 6; i++) {
+            dst[p * 6 + i] = a[i * rs + p];
+        }
+    }
+}
+
 #else
 
 /* ISO C forbids an empty translation unit. */

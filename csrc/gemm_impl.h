@@ -330,6 +330,18 @@ FN(pack_a)(T *dst, const T *a, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t mc,
 {
     switch (mr) {
     case 6:
+#ifdef MLA_HAVE_X86_KERNELS
+        /* Only the AVX2 kernels have 6-row tiles, so AVX2 is present. */
+        if (cs == 1) {
+            ptrdiff_t full = mc / 6 * 6;
+            for (ptrdiff_t ir = 0; ir < full; ir += 6) {
+                FN(mla_pack_a6_avx2)(dst + ir * kc, a + ir * rs, rs, kc);
+            }
+            FN(pack_a_block)(dst + full * kc, a + full * rs, rs, cs, mc - full,
+                             kc, 6);
+            break;
+        }
+#endif
         FN(pack_a_block)(dst, a, rs, cs, mc, kc, 6);
         break;
     case 12:
