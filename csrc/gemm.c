@@ -4,6 +4,7 @@
  */
 #include <float.h>
 #include <math.h>
+#include <string.h>
 
 #include "gemm.h"
 #include "mla.h"
@@ -14,6 +15,20 @@
 #else
 #define MLA_THREAD_ID() 0
 #endif
+
+int mla_gemm_avx512_on_avx2 = 0;
+
+void
+mla_gemm_set_avx512_on_avx2(int enabled)
+{
+    mla_gemm_avx512_on_avx2 = enabled != 0;
+}
+
+int
+mla_gemm_get_avx512_on_avx2(void)
+{
+    return mla_gemm_avx512_on_avx2;
+}
 
 #define MLA_DTYPE 32
 #include "dtype.h"

@@ -1,12 +1,16 @@
 /*
  * gemm_avx2.c: AVX2 + FMA micro-kernels of the blocked product (gemm.h
- * states their contract). Each function carries its own target attribute,
- * so the file builds without -mavx2 and runs only where runtime.c found the
- * instructions.
+ * states their contract), instantiated from gemm_ukernel_impl.h. Each
+ * function carries its own target attribute, so the file builds without
+ * -mavx2 and runs only where runtime.c found the instructions.
  *
  * Tiles: float64 6 x 8 and float32 6 x 16. The 6 rows times two vector
- * registers give 12 accumulators; with two registers of B and one broadcast
- * of A that is 15 of the 16 ymm registers.
+ * registers give 12 accumulators. With two registers of B and one
+ * broadcast of A, the kernels use 15 of the 16 ymm registers.
+ *
+ * The file also compiles the AVX-512 kernels' tiles (12 x 16 and 12 x 32)
+ * for AVX2, each 512-bit vector emulated by a pair of 256-bit ones. The
+ * tests run them to check the AVX-512 tile logic on CPUs without AVX-512.
  */
 #include "gemm.h"
 
@@ -14,109 +18,249 @@
 
 #include <immintrin.h>
 
-__attribute__((target("avx2,fma"))) void
-mla_ukernel_avx2_f64(ptrdiff_t kc, const double *a, const double *b,
-                     double *ab)
+#define AVX2_ATTR __attribute__((target("avx2,fma")))
+
+#define UK_NAME mla_ukernel_avx2_f64
+#define UK_STRIDED_NAME mla_ukernel_avx2_strided_f64
+#define UK_GEMV_DOT_NAME mla_gemv_dot_avx2_f64
+#define UK_GEMV_AXPY_NAME mla_gemv_axpy_avx2_f64
+#define UK_CHAINS_NAME mla_fma_chains_avx2_f64
+#define UK_ATTR AVX2_ATTR
+#define UK_T double
+#define UK_V __m256d
+#define UK_VLEN 4
+#define UK_MR MLA_AVX2_MR
+#define UK_NV (MLA_AVX2_NR_F64 / 4)
+#define UK_ZERO() _mm256_setzero_pd()
+#define UK_SET1(x) _mm256_set1_pd(x)
+#define UK_LOAD(p) _mm256_loadu_pd(p)
+#define UK_STORE(p, v) _mm256_storeu_pd((p), (v))
+#define UK_FMA(x, y, z) _mm256_fmadd_pd((x), (y), (z))
+#define UK_MUL(x, y) _mm256_mul_pd((x), (y))
+#define UK_ADD(x, y) _mm256_add_pd((x), (y))
+#include "gemm_ukernel_impl.h"
+
+#define UK_NAME mla_ukernel_avx2_f32
+#define UK_STRIDED_NAME mla_ukernel_avx2_strided_f32
+#define UK_GEMV_DOT_NAME mla_gemv_dot_avx2_f32
+#define UK_GEMV_AXPY_NAME mla_gemv_axpy_avx2_f32
+#define UK_CHAINS_NAME mla_fma_chains_avx2_f32
+#define UK_ATTR AVX2_ATTR
+#define UK_T float
+#define UK_V __m256
+#define UK_VLEN 8
+#define UK_MR MLA_AVX2_MR
+#define UK_NV (MLA_AVX2_NR_F32 / 8)
+#define UK_ZERO() _mm256_setzero_ps()
+#define UK_SET1(x) _mm256_set1_ps(x)
+#define UK_LOAD(p) _mm256_loadu_ps(p)
+#define UK_STORE(p, v) _mm256_storeu_ps((p), (v))
+#define UK_FMA(x, y, z) _mm256_fmadd_ps((x), (y), (z))
+#define UK_MUL(x, y) _mm256_mul_ps((x), (y))
+#define UK_ADD(x, y) _mm256_add_ps((x), (y))
+#include "gemm_ukernel_impl.h"
+
+/*
+ * A 512-bit vector as two 256-bit halves, lo holding lanes 0 to 3 (or 0 to
+ * 7). Every operation works lane by lane, like its AVX-512 counterpart.
+ */
+typedef struct {
+    __m256d lo, hi;
+} pair_pd;
+
+typedef struct {
+    __m256 lo, hi;
+} pair_ps;
+
+static inline AVX2_ATTR pair_pd
+pair_pd_set1(double x)
 {
-    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
-    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
-    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
-    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
-    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
-    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
-
-    for (ptrdiff_t p = 0; p < kc; p++) {
-        __m256d b0 = _mm256_loadu_pd(b);
-        __m256d b1 = _mm256_loadu_pd(b + 4);
-        __m256d ai;
-
-        ai = _mm256_broadcast_sd(a + 0);
-        c00 = _mm256_fmadd_pd(ai, b0, c00);
-        c01 = _mm256_fmadd_pd(ai, b1, c01);
-        ai = _mm256_broadcast_sd(a + 1);
-        c10 = _mm256_fmadd_pd(ai, b0, c10);
-        c11 = _mm256_fmadd_pd(ai, b1, c11);
-        ai = _mm256_broadcast_sd(a + 2);
-        c20 = _mm256_fmadd_pd(ai, b0, c20);
-        c21 = _mm256_fmadd_pd(ai, b1, c21);
-        ai = _mm256_broadcast_sd(a + 3);
-        c30 = _mm256_fmadd_pd(ai, b0, c30);
-        c31 = _mm256_fmadd_pd(ai, b1, c31);
-        ai = _mm256_broadcast_sd(a + 4);
-        c40 = _mm256_fmadd_pd(ai, b0, c40);
-        c41 = _mm256_fmadd_pd(ai, b1, c41);
-        ai = _mm256_broadcast_sd(a + 5);
-        c50 = _mm256_fmadd_pd(ai, b0, c50);
-        c51 = _mm256_fmadd_pd(ai, b1, c51);
-
-        a += MLA_AVX2_MR;
-        b += MLA_AVX2_NR_F64;
-    }
-
-    _mm256_storeu_pd(ab + 0, c00);
-    _mm256_storeu_pd(ab + 4, c01);
-    _mm256_storeu_pd(ab + 8, c10);
-    _mm256_storeu_pd(ab + 12, c11);
-    _mm256_storeu_pd(ab + 16, c20);
-    _mm256_storeu_pd(ab + 20, c21);
-    _mm256_storeu_pd(ab + 24, c30);
-    _mm256_storeu_pd(ab + 28, c31);
-    _mm256_storeu_pd(ab + 32, c40);
-    _mm256_storeu_pd(ab + 36, c41);
-    _mm256_storeu_pd(ab + 40, c50);
-    _mm256_storeu_pd(ab + 44, c51);
+    pair_pd r = {_mm256_set1_pd(x), _mm256_set1_pd(x)};
+    return r;
 }
 
-__attribute__((target("avx2,fma"))) void
-mla_ukernel_avx2_f32(ptrdiff_t kc, const float *a, const float *b, float *ab)
+static inline AVX2_ATTR pair_pd
+pair_pd_load(const double *p)
 {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    pair_pd r = {_mm256_loadu_pd(p), _mm256_loadu_pd(p + 4)};
+    return r;
+}
 
-    for (ptrdiff_t p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_loadu_ps(b);
-        __m256 b1 = _mm256_loadu_ps(b + 8);
-        __m256 ai;
+static inline AVX2_ATTR void
+pair_pd_store(double *p, pair_pd v)
+{
+    _mm256_storeu_pd(p, v.lo);
+    _mm256_storeu_pd(p + 4, v.hi);
+}
 
-        ai = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(ai, b0, c00);
-        c01 = _mm256_fmadd_ps(ai, b1, c01);
-        ai = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(ai, b0, c10);
-        c11 = _mm256_fmadd_ps(ai, b1, c11);
-        ai = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(ai, b0, c20);
-        c21 = _mm256_fmadd_ps(ai, b1, c21);
-        ai = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(ai, b0, c30);
-        c31 = _mm256_fmadd_ps(ai, b1, c31);
-        ai = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(ai, b0, c40);
-        c41 = _mm256_fmadd_ps(ai, b1, c41);
-        ai = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(ai, b0, c50);
-        c51 = _mm256_fmadd_ps(ai, b1, c51);
+static inline AVX2_ATTR pair_pd
+pair_pd_fma(pair_pd x, pair_pd y, pair_pd z)
+{
+    pair_pd r = {_mm256_fmadd_pd(x.lo, y.lo, z.lo),
+                 _mm256_fmadd_pd(x.hi, y.hi, z.hi)};
+    return r;
+}
 
-        a += MLA_AVX2_MR;
-        b += MLA_AVX2_NR_F32;
+static inline AVX2_ATTR pair_pd
+pair_pd_mul(pair_pd x, pair_pd y)
+{
+    pair_pd r = {_mm256_mul_pd(x.lo, y.lo), _mm256_mul_pd(x.hi, y.hi)};
+    return r;
+}
+
+static inline AVX2_ATTR pair_pd
+pair_pd_add(pair_pd x, pair_pd y)
+{
+    pair_pd r = {_mm256_add_pd(x.lo, y.lo), _mm256_add_pd(x.hi, y.hi)};
+    return r;
+}
+
+static inline AVX2_ATTR pair_ps
+pair_ps_set1(float x)
+{
+    pair_ps r = {_mm256_set1_ps(x), _mm256_set1_ps(x)};
+    return r;
+}
+
+static inline AVX2_ATTR pair_ps
+pair_ps_load(const float *p)
+{
+    pair_ps r = {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)};
+    return r;
+}
+
+static inline AVX2_ATTR void
+pair_ps_store(float *p, pair_ps v)
+{
+    _mm256_storeu_ps(p, v.lo);
+    _mm256_storeu_ps(p + 8, v.hi);
+}
+
+static inline AVX2_ATTR pair_ps
+pair_ps_fma(pair_ps x, pair_ps y, pair_ps z)
+{
+    pair_ps r = {_mm256_fmadd_ps(x.lo, y.lo, z.lo),
+                 _mm256_fmadd_ps(x.hi, y.hi, z.hi)};
+    return r;
+}
+
+static inline AVX2_ATTR pair_ps
+pair_ps_mul(pair_ps x, pair_ps y)
+{
+    pair_ps r = {_mm256_mul_ps(x.lo, y.lo), _mm256_mul_ps(x.hi, y.hi)};
+    return r;
+}
+
+static inline AVX2_ATTR pair_ps
+pair_ps_add(pair_ps x, pair_ps y)
+{
+    pair_ps r = {_mm256_add_ps(x.lo, y.lo), _mm256_add_ps(x.hi, y.hi)};
+    return r;
+}
+
+#define UK_NAME mla_ukernel_avx512_on_avx2_f64
+#define UK_STRIDED_NAME mla_ukernel_avx512_on_avx2_strided_f64
+#define UK_GEMV_DOT_NAME mla_gemv_dot_avx512_on_avx2_f64
+#define UK_GEMV_AXPY_NAME mla_gemv_axpy_avx512_on_avx2_f64
+#define UK_ATTR AVX2_ATTR
+#define UK_T double
+#define UK_V pair_pd
+#define UK_VLEN 8
+#define UK_MR MLA_AVX512_MR
+#define UK_NV (MLA_AVX512_NR_F64 / 8)
+#define UK_ZERO() pair_pd_set1(0.0)
+#define UK_SET1(x) pair_pd_set1(x)
+#define UK_LOAD(p) pair_pd_load(p)
+#define UK_STORE(p, v) pair_pd_store((p), (v))
+#define UK_FMA(x, y, z) pair_pd_fma((x), (y), (z))
+#define UK_MUL(x, y) pair_pd_mul((x), (y))
+#define UK_ADD(x, y) pair_pd_add((x), (y))
+#include "gemm_ukernel_impl.h"
+
+#define UK_NAME mla_ukernel_avx512_on_avx2_f32
+#define UK_STRIDED_NAME mla_ukernel_avx512_on_avx2_strided_f32
+#define UK_GEMV_DOT_NAME mla_gemv_dot_avx512_on_avx2_f32
+#define UK_GEMV_AXPY_NAME mla_gemv_axpy_avx512_on_avx2_f32
+#define UK_ATTR AVX2_ATTR
+#define UK_T float
+#define UK_V pair_ps
+#define UK_VLEN 16
+#define UK_MR MLA_AVX512_MR
+#define UK_NV (MLA_AVX512_NR_F32 / 16)
+#define UK_ZERO() pair_ps_set1(0.0f)
+#define UK_SET1(x) pair_ps_set1(x)
+#define UK_LOAD(p) pair_ps_load(p)
+#define UK_STORE(p, v) pair_ps_store((p), (v))
+#define UK_FMA(x, y, z) pair_ps_fma((x), (y), (z))
+#define UK_MUL(x, y) pair_ps_mul((x), (y))
+#define UK_ADD(x, y) pair_ps_add((x), (y))
+#include "gemm_ukernel_impl.h"
+
+/*
+ * Pack a full 6-row panel of A with contiguous rows (row stride rs) for
+ * the 6 x NR kernels: dst[p * 6 + i] = a[i * rs + p] for i < 6, p < kc.
+ * Four columns at a time go through registers: rows 0 to 3 by a 4 x 4
+ * transpose, rows 4 and 5 by interleaving.
+ */
+AVX2_ATTR void
+mla_pack_a6_avx2_f64(double *dst, const double *a, ptrdiff_t rs, ptrdiff_t kc)
+{
+    ptrdiff_t p = 0;
+    for (; p + 4 <= kc; p += 4) {
+        __m256d r0 = _mm256_loadu_pd(a + p), r1 = _mm256_loadu_pd(a + rs + p);
+        __m256d r2 = _mm256_loadu_pd(a + 2 * rs + p);
+        __m256d r3 = _mm256_loadu_pd(a + 3 * rs + p);
+        __m256d r4 = _mm256_loadu_pd(a + 4 * rs + p);
+        __m256d r5 = _mm256_loadu_pd(a + 5 * rs + p);
+        __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+        __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+        __m256d u0 = _mm256_unpacklo_pd(r4, r5), u1 = _mm256_unpackhi_pd(r4, r5);
+        double *out = dst + p * 6;
+        _mm256_storeu_pd(out, _mm256_permute2f128_pd(t0, t2, 0x20));
+        _mm_storeu_pd(out + 4, _mm256_castpd256_pd128(u0));
+        _mm256_storeu_pd(out + 6, _mm256_permute2f128_pd(t1, t3, 0x20));
+        _mm_storeu_pd(out + 10, _mm256_castpd256_pd128(u1));
+        _mm256_storeu_pd(out + 12, _mm256_permute2f128_pd(t0, t2, 0x31));
+        _mm_storeu_pd(out + 16, _mm256_extractf128_pd(u0, 1));
+        _mm256_storeu_pd(out + 18, _mm256_permute2f128_pd(t1, t3, 0x31));
+        _mm_storeu_pd(out + 22, _mm256_extractf128_pd(u1, 1));
     }
+    for (; p < kc; p++) {
+        for (int i = 0; i < 6; i++) {
+            dst[p * 6 + i] = a[i * rs + p];
+        }
+    }
+}
 
-    _mm256_storeu_ps(ab + 0, c00);
-    _mm256_storeu_ps(ab + 8, c01);
-    _mm256_storeu_ps(ab + 16, c10);
-    _mm256_storeu_ps(ab + 24, c11);
-    _mm256_storeu_ps(ab + 32, c20);
-    _mm256_storeu_ps(ab + 40, c21);
-    _mm256_storeu_ps(ab + 48, c30);
-    _mm256_storeu_ps(ab + 56, c31);
-    _mm256_storeu_ps(ab + 64, c40);
-    _mm256_storeu_ps(ab + 72, c41);
-    _mm256_storeu_ps(ab + 80, c50);
-    _mm256_storeu_ps(ab + 88, c51);
+/* The float32 twin of mla_pack_a6_avx2_f64, with 128-bit transposes. */
+AVX2_ATTR void
+mla_pack_a6_avx2_f32(float *dst, const float *a, ptrdiff_t rs, ptrdiff_t kc)
+{
+    ptrdiff_t p = 0;
+    for (; p + 4 <= kc; p += 4) {
+        __m128 r0 = _mm_loadu_ps(a + p), r1 = _mm_loadu_ps(a + rs + p);
+        __m128 r2 = _mm_loadu_ps(a + 2 * rs + p);
+        __m128 r3 = _mm_loadu_ps(a + 3 * rs + p);
+        __m128 r4 = _mm_loadu_ps(a + 4 * rs + p);
+        __m128 r5 = _mm_loadu_ps(a + 5 * rs + p);
+        __m128 t0 = _mm_unpacklo_ps(r0, r1), t1 = _mm_unpackhi_ps(r0, r1);
+        __m128 t2 = _mm_unpacklo_ps(r2, r3), t3 = _mm_unpackhi_ps(r2, r3);
+        __m128 u0 = _mm_unpacklo_ps(r4, r5), u1 = _mm_unpackhi_ps(r4, r5);
+        float *out = dst + p * 6;
+        _mm_storeu_ps(out, _mm_movelh_ps(t0, t2));
+        _mm_storel_pi((__m64 *)(out + 4), u0);
+        _mm_storeu_ps(out + 6, _mm_movehl_ps(t2, t0));
+        _mm_storeh_pi((__m64 *)(out + 10), u0);
+        _mm_storeu_ps(out + 12, _mm_movelh_ps(t1, t3));
+        _mm_storel_pi((__m64 *)(out + 16), u1);
+        _mm_storeu_ps(out + 18, _mm_movehl_ps(t3, t1));
+        _mm_storeh_pi((__m64 *)(out + 22), u1);
+    }
+    for (; p < kc; p++) {
+        for (int i = 0; i < 6; i++) {
+            dst[p * 6 + i] = a[i * rs + p];
+        }
+    }
 }
 
 #else

@@ -1,307 +1,1014 @@
 /*
- * gemm_impl.h: the blocked matrix product C = act(alpha * A B + bias) and
- * the textbook triple loop, instantiated per element type by gemm.c.
+ * gemm_impl.h: the blocked matrix product
+ * C = act(alpha * A B + beta * C + bias), its lower-triangle variant
+ * (SYRK), the batched product and the textbook triple loop, instantiated
+ * per element type by gemm.c.
  *
- * The structure is Goto and van de Geijn's. For each NC-wide column block
- * of B and each KC-deep slice of the inner dimension, B is packed once into
- * KC x NR panels. Each MC-tall row block of A is then packed into MR x KC
- * panels and swept by the micro-kernel. Packing reads A and B through any
- * pair of strides, so transposed or reversed views cost no copy, and pads
- * the last panel with zeros, so the micro-kernel always sees full tiles.
- * Row blocks of A are shared out among OpenMP threads; every element of C
- * is summed in the same order whatever the thread count.
+ * The structure is Goto and van de Geijn's, as BLIS lays it out. For each
+ * NC-wide column block of B and each KC-deep slice of the inner dimension,
+ * B is packed once into KC x NR panels. Each MC-tall row block of A is then
+ * packed into MR x KC panels, and the micro-kernel sweeps the block tile by
+ * tile: the B panel stays in L1 while the A block streams from L2. Packing
+ * reads A and B through any pair of strides, so transposed or reversed
+ * views cost no copy. It pads the last panel with zeros, so the
+ * micro-kernel always computes full tiles. Tiles that stick out of C, or
+ * whose columns are not contiguous, are computed in a small buffer and
+ * copied. Small products skip packing (gemm_direct).
+ *
+ * Threads share the packing of B and the tiles of C, cut into units of
+ * rows and columns but never of the inner dimension. Every element of C is
+ * thus computed by the same sequence of operations whatever the thread
+ * count, and results are bitwise identical for any number of threads.
  */
 
-typedef void (*FN(ukernel_fn))(ptrdiff_t kc, const T *a, const T *b, T *ab);
-
 typedef struct {
-    ptrdiff_t mr;
-    ptrdiff_t nr;
-    FN(ukernel_fn) kernel;
+    ptrdiff_t mr, nr;     /* register tile */
+    ptrdiff_t mc, kc, nc; /* cache blocks: mc a multiple of mr, nc of nr */
+    FN(mla_ukernel) kernel;
+    FN(mla_ukernel_strided) strided;
+    FN(mla_gemv_dot) gemv_dot;
+    FN(mla_gemv_axpy) gemv_axpy;
 } FN(ukernel_desc);
+
+/*
+ * One product and its scratch, shared by the threads that compute it. With
+ * lower set, only the elements with row >= column are written (SYRK).
+ */
+typedef struct {
+    T *c;
+    ptrdiff_t rs_c, cs_c;
+    const T *a;
+    ptrdiff_t rs_a, cs_a;
+    const T *b;
+    ptrdiff_t rs_b, cs_b;
+    ptrdiff_t m, n, k;
+    T alpha, beta;
+    const T *bias;
+    ptrdiff_t bias_rs, bias_cs;
+    mla_activation activation;
+    int lower;
+    const FN(ukernel_desc) *kd;
+    T *bpack;
+    T *apack;
+    size_t apack_size; /* elements of apack owned by each thread */
+    int nthreads;
+} FN(gemm_plan);
+
+/*
+ * How one column block of C is cut into units of work for the threads:
+ * row_units x col_units rectangles of unit_rows x unit_cols elements (the
+ * last ones smaller). Each unit packs its rows of A and sweeps them
+ * against its columns of the packed B block.
+ */
+typedef struct {
+    ptrdiff_t unit_rows, unit_cols;
+    ptrdiff_t row_units, col_units;
+} FN(gemm_grid);
 
 #define GENERIC_MR 4
 #define GENERIC_NR 8
 
-/* Portable micro-kernel: a 4 x 8 tile the compiler can vectorize. */
+/*
+ * Portable micro-kernel, a 4 x 8 tile in plain C that the compiler can
+ * vectorize, strided like the SIMD kernels' twins. Same contract as the
+ * SIMD kernels (gemm.h), but without fused multiply-adds, so it rounds
+ * differently from them.
+ */
 static void
-FN(ukernel_generic)(ptrdiff_t kc, const T *a, const T *b, T *ab)
+FN(ukernel_generic_strided)(ptrdiff_t kc, const T *a, ptrdiff_t rs_a,
+                            ptrdiff_t cs_a, const T *b, ptrdiff_t rs_b, T *c,
+                            ptrdiff_t rs_c, T alpha, T beta)
 {
     T acc[GENERIC_MR][GENERIC_NR] = {{0}};
 
     for (ptrdiff_t p = 0; p < kc; p++) {
         for (int i = 0; i < GENERIC_MR; i++) {
-            T ai = a[i];
+            T ai = a[i * rs_a];
             for (int j = 0; j < GENERIC_NR; j++) {
-                acc[i][j] += ai * b[j];
+                T prod = ai * b[j];
+                acc[i][j] += prod;
             }
         }
-        a += GENERIC_MR;
-        b += GENERIC_NR;
+        a += cs_a;
+        b += rs_b;
     }
     for (int i = 0; i < GENERIC_MR; i++) {
+        T *crow = c + i * rs_c;
         for (int j = 0; j < GENERIC_NR; j++) {
-            ab[i * GENERIC_NR + j] = acc[i][j];
+            T v = acc[i][j];
+            if (alpha != 1) {
+                v = alpha * v;
+            }
+            if (beta == 1) {
+                v = crow[j] + v;
+            }
+            else if (beta != 0) {
+                T scaled = beta * crow[j];
+                v = scaled + v;
+            }
+            crow[j] = v;
         }
     }
 }
 
+static void
+FN(ukernel_generic)(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t rs_c,
+                    T alpha, T beta)
+{
+    FN(ukernel_generic_strided)(kc, a, 1, GENERIC_MR, b, GENERIC_NR, c, rs_c,
+                                alpha, beta);
+}
+
+static inline ptrdiff_t
+FN(min_diff)(ptrdiff_t x, ptrdiff_t y)
+{
+    return x < y ? x : y;
+}
+
+static inline ptrdiff_t
+FN(round_up)(ptrdiff_t x, ptrdiff_t multiple)
+{
+    return (x + multiple - 1) / multiple * multiple;
+}
+
+/* Set y = alpha * sum + beta * y, as the SIMD matrix-vector products do. */
+static inline void
+FN(finish_y)(T *y, T sum, T alpha, T beta)
+{
+    if (alpha != 1) {
+        sum = alpha * sum;
+    }
+    if (beta == 1) {
+        sum = *y + sum;
+    }
+    else if (beta != 0) {
+        T scaled = beta * *y;
+        sum = scaled + sum;
+    }
+    *y = sum;
+}
+
+/*
+ * Portable matrix-vector product over rows of A (the contract of the SIMD
+ * dot forms, gemm.h): each row in eight partial sums, combined pairwise.
+ */
+static void
+FN(gemv_dot_generic)(ptrdiff_t m, ptrdiff_t k, const T *a, ptrdiff_t rs_a,
+                     const T *x, T *y, ptrdiff_t incy, T alpha, T beta)
+{
+    for (ptrdiff_t i = 0; i < m; i++) {
+        const T *row = a + i * rs_a;
+        T lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        ptrdiff_t p = 0;
+        for (; p + 8 <= k; p += 8) {
+            for (int l = 0; l < 8; l++) {
+                T prod = row[p + l] * x[p + l];
+                lanes[l] += prod;
+            }
+        }
+        T sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) +
+                ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+        for (; p < k; p++) {
+            T prod = row[p] * x[p];
+            sum += prod;
+        }
+        FN(finish_y)(y + i * incy, sum, alpha, beta);
+    }
+}
+
+/*
+ * Portable matrix-vector product over columns of A (the contract of the
+ * SIMD column forms, gemm.h): chunks of 1024 rows, whose sums stay in
+ * cache while x[p] times column p is added for each p in turn.
+ */
+static void
+FN(gemv_axpy_generic)(ptrdiff_t m, ptrdiff_t k, const T *a, ptrdiff_t cs_a,
+                      const T *x, ptrdiff_t incx, T *y, ptrdiff_t incy,
+                      T alpha, T beta)
+{
+    T acc[1024];
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += 1024) {
+        ptrdiff_t rows = FN(min_diff)(m - i0, 1024);
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            acc[r] = 0;
+        }
+        for (ptrdiff_t p = 0; p < k; p++) {
+            const T *restrict col = a + i0 + p * cs_a;
+            T xp = x[p * incx];
+            for (ptrdiff_t r = 0; r < rows; r++) {
+                T prod = col[r] * xp;
+                acc[r] += prod;
+            }
+        }
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            FN(finish_y)(y + (i0 + r) * incy, acc[r], alpha, beta);
+        }
+    }
+}
+
+/*
+ * Set by a test hook: run the AVX-512 tiles through their AVX2 emulation.
+ * Defined once in gemm.c.
+ */
+extern int mla_gemm_avx512_on_avx2;
+
+/*
+ * Return the micro-kernel of the selected SIMD level and its cache blocks.
+ * The blocks keep a KC x NR panel of B (16 KiB for AVX2) within a 32 KiB
+ * L1 data cache and an MC x KC block of A (192 KiB for float64) within L2.
+ * Those are the cache sizes of AMD Zen 3 and Intel Skylake cores. NC only
+ * bounds the packed B block (KC x NC, 8 MiB at most), which lives in L3.
+ */
+/* The descriptor of the kernels of one SIMD level and element type. */
+#undef UKERNEL_DESC
+#define UKERNEL_DESC(level, S, mr, nr, mc, kc, nc)                           \
+    {mr,                                                                      \
+     nr,                                                                      \
+     mc,                                                                      \
+     kc,                                                                      \
+     nc,                                                                      \
+     mla_ukernel_##level##_##S,                                               \
+     mla_ukernel_##level##_strided_##S,                                       \
+     mla_gemv_dot_##level##_##S,                                              \
+     mla_gemv_axpy_##level##_##S}
+
 static FN(ukernel_desc)
 FN(select_ukernel)(void)
 {
-    FN(ukernel_desc) desc = {GENERIC_MR, GENERIC_NR, FN(ukernel_generic)};
+    FN(ukernel_desc) desc = {GENERIC_MR,
+                             GENERIC_NR,
+                             96,
+                             256,
+                             4096,
+                             FN(ukernel_generic),
+                             FN(ukernel_generic_strided),
+                             FN(gemv_dot_generic),
+                             FN(gemv_axpy_generic)};
 #ifdef MLA_HAVE_X86_KERNELS
-    /* TODO: AVX-512 micro-kernels; that level runs the AVX2 ones for now. */
-    if (mla_get_level() >= MLA_LEVEL_AVX2) {
+    /*
+     * NOTE: the AVX-512 blocks are untuned, because no AVX-512 CPU was at
+     * hand. Their B panels fill a 32 KiB L1 data cache.
+     */
 #if MLA_DTYPE == 32
-        desc.mr = MLA_AVX2_MR;
-        desc.nr = MLA_AVX2_NR_F32;
-        desc.kernel = mla_ukernel_avx2_f32;
+    FN(ukernel_desc) avx2 =
+        UKERNEL_DESC(avx2, f32, MLA_AVX2_MR, MLA_AVX2_NR_F32, 96, 256, 4096);
+    FN(ukernel_desc) avx512 = UKERNEL_DESC(avx512, f32, MLA_AVX512_MR,
+                                           MLA_AVX512_NR_F32, 144, 256, 4096);
+    FN(ukernel_desc) emulated =
+        UKERNEL_DESC(avx512_on_avx2, f32, MLA_AVX512_MR, MLA_AVX512_NR_F32,
+                     144, 256, 4096);
 #else
-        desc.mr = MLA_AVX2_MR;
-        desc.nr = MLA_AVX2_NR_F64;
-        desc.kernel = mla_ukernel_avx2_f64;
+    FN(ukernel_desc) avx2 =
+        UKERNEL_DESC(avx2, f64, MLA_AVX2_MR, MLA_AVX2_NR_F64, 96, 256, 4096);
+    FN(ukernel_desc) avx512 = UKERNEL_DESC(avx512, f64, MLA_AVX512_MR,
+                                           MLA_AVX512_NR_F64, 144, 256, 4096);
+    FN(ukernel_desc) emulated =
+        UKERNEL_DESC(avx512_on_avx2, f64, MLA_AVX512_MR, MLA_AVX512_NR_F64,
+                     144, 256, 4096);
 #endif
+    mla_level level = mla_get_level();
+    if (level >= MLA_LEVEL_AVX512) {
+        desc = avx512;
+    }
+    else if (level >= MLA_LEVEL_AVX2) {
+        desc = mla_gemm_avx512_on_avx2 ? emulated : avx2;
     }
 #endif
     return desc;
 }
 
 /*
- * Pack the mc x kc block a (strides rs_a, cs_a) into panels of mr rows:
- * panel r contains dst[r * mr * kc + p * mr + i] = a[(r * mr + i), p], with
- * rows past mc set to zero.
+ * Pack one panel of rows x kc elements of A (strides rs, cs) into dst as
+ * dst[p * MR + i] = a[i, p], padding rows past the edge with zeros. MR is
+ * a constant in every caller, so each copy loop is specialized.
  */
+static inline void
+FN(pack_a_panel)(T *restrict dst, const T *restrict a, ptrdiff_t rs,
+                 ptrdiff_t cs, ptrdiff_t rows, ptrdiff_t kc, const int MR)
+{
+    if (rows == MR && cs == 1) {
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            for (int i = 0; i < MR; i++) {
+                dst[p * MR + i] = a[i * rs + p];
+            }
+        }
+    }
+    else if (rows == MR && rs == 1) {
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            for (int i = 0; i < MR; i++) {
+                dst[p * MR + i] = a[p * cs + i];
+            }
+        }
+    }
+    else {
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            int i = 0;
+            for (; i < rows; i++) {
+                dst[p * MR + i] = a[i * rs + p * cs];
+            }
+            for (; i < MR; i++) {
+                dst[p * MR + i] = 0;
+            }
+        }
+    }
+}
+
+/* Pack the mc x kc block a into consecutive MR-row panels of dst. */
+static inline void
+FN(pack_a_block)(T *dst, const T *a, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t mc,
+                 ptrdiff_t kc, const int MR)
+{
+    for (ptrdiff_t ir = 0; ir < mc; ir += MR) {
+        FN(pack_a_panel)(dst + ir * kc, a + ir * rs, rs, cs,
+                         FN(min_diff)(mc - ir, MR), kc, MR);
+    }
+}
+
 static void
-FN(pack_a)(T *dst, const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a, ptrdiff_t mc,
+FN(pack_a)(T *dst, const T *a, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t mc,
            ptrdiff_t kc, ptrdiff_t mr)
 {
-    for (ptrdiff_t ir = 0; ir < mc; ir += mr) {
-        ptrdiff_t rows = mc - ir < mr ? mc - ir : mr;
-        const T *panel = a + ir * rs_a;
+    switch (mr) {
+    case 6:
+#ifdef MLA_HAVE_X86_KERNELS
+        /* Only the AVX2 kernels have 6-row tiles, so AVX2 is present. */
+        if (cs == 1) {
+            ptrdiff_t full = mc / 6 * 6;
+            for (ptrdiff_t ir = 0; ir < full; ir += 6) {
+                FN(mla_pack_a6_avx2)(dst + ir * kc, a + ir * rs, rs, kc);
+            }
+            FN(pack_a_block)(dst + full * kc, a + full * rs, rs, cs, mc - full,
+                             kc, 6);
+            break;
+        }
+#endif
+        FN(pack_a_block)(dst, a, rs, cs, mc, kc, 6);
+        break;
+    case 12:
+        FN(pack_a_block)(dst, a, rs, cs, mc, kc, 12);
+        break;
+    default:
+        FN(pack_a_block)(dst, a, rs, cs, mc, kc, GENERIC_MR);
+        break;
+    }
+}
+
+/*
+ * Pack one panel of kc x cols elements of B (strides rs, cs) into dst as
+ * dst[p * NR + j] = b[p, j], padding columns past the edge with zeros.
+ */
+static inline void
+FN(pack_b_panel)(T *restrict dst, const T *restrict b, ptrdiff_t rs,
+                 ptrdiff_t cs, ptrdiff_t kc, ptrdiff_t cols, const int NR)
+{
+    if (cols == NR && cs == 1) {
         for (ptrdiff_t p = 0; p < kc; p++) {
-            ptrdiff_t i = 0;
-            for (; i < rows; i++) {
-                dst[i] = panel[i * rs_a + p * cs_a];
+            for (int j = 0; j < NR; j++) {
+                dst[p * NR + j] = b[p * rs + j];
             }
-            for (; i < mr; i++) {
-                dst[i] = 0;
+        }
+    }
+    else if (cols == NR && rs == 1) {
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            for (int j = 0; j < NR; j++) {
+                dst[p * NR + j] = b[j * cs + p];
             }
-            dst += mr;
+        }
+    }
+    else {
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            int j = 0;
+            for (; j < cols; j++) {
+                dst[p * NR + j] = b[p * rs + j * cs];
+            }
+            for (; j < NR; j++) {
+                dst[p * NR + j] = 0;
+            }
         }
     }
 }
 
 /*
- * Pack the kc x nc block b (strides rs_b, cs_b) into panels of nr columns:
- * dst[r * nr * kc + p * nr + j] = b[p, (r * nr + j)], zero past nc.
+ * Pack the kc x nc block b into consecutive NR-column panels of dst. With
+ * contiguous rows, the full panels are filled row by row, so that B is
+ * read in long runs, as the hardware prefetchers read best.
  */
+static inline void
+FN(pack_b_block)(T *dst, const T *b, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t kc,
+                 ptrdiff_t nc, const int NR)
+{
+    ptrdiff_t full = cs == 1 ? nc / NR * NR : 0;
+    for (ptrdiff_t p = 0; p < kc; p++) {
+        const T *row = b + p * rs;
+        for (ptrdiff_t jr = 0; jr < full; jr += NR) {
+            memcpy(dst + jr * kc + p * NR, row + jr, NR * sizeof(T));
+        }
+    }
+    for (ptrdiff_t jr = full; jr < nc; jr += NR) {
+        FN(pack_b_panel)(dst + jr * kc, b + jr * cs, rs, cs, kc,
+                         FN(min_diff)(nc - jr, NR), NR);
+    }
+}
+
 static void
-FN(pack_b)(T *dst, const T *b, ptrdiff_t rs_b, ptrdiff_t cs_b, ptrdiff_t kc,
+FN(pack_b)(T *dst, const T *b, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t kc,
            ptrdiff_t nc, ptrdiff_t nr)
 {
-    for (ptrdiff_t jr = 0; jr < nc; jr += nr) {
-        ptrdiff_t cols = nc - jr < nr ? nc - jr : nr;
-        const T *panel = b + jr * cs_b;
-        for (ptrdiff_t p = 0; p < kc; p++) {
-            ptrdiff_t j = 0;
-            for (; j < cols; j++) {
-                dst[j] = panel[p * rs_b + j * cs_b];
+    switch (nr) {
+    case 16:
+        FN(pack_b_block)(dst, b, rs, cs, kc, nc, 16);
+        break;
+    case 32:
+        FN(pack_b_block)(dst, b, rs, cs, kc, nc, 32);
+        break;
+    default:
+        FN(pack_b_block)(dst, b, rs, cs, kc, nc, GENERIC_NR);
+        break;
+    }
+}
+
+/*
+ * Apply bias and activation to the rows x cols tile of C at (i0, j0), the
+ * last step of an element once all of its K slices are summed. With lower,
+ * only elements with row >= column change.
+ */
+static void
+FN(apply_epilogue)(const FN(gemm_plan) *plan, T *c, ptrdiff_t rows,
+                   ptrdiff_t cols, ptrdiff_t i0, ptrdiff_t j0)
+{
+    ptrdiff_t rs_c = plan->rs_c, cs_c = plan->cs_c;
+    for (ptrdiff_t i = 0; i < rows; i++) {
+        T *crow = c + i * rs_c;
+        ptrdiff_t end = cols;
+        if (plan->lower) {
+            end = FN(min_diff)(cols, i0 + i - j0 + 1);
+        }
+        if (plan->bias != NULL) {
+            const T *brow = plan->bias + (i0 + i) * plan->bias_rs +
+                            j0 * plan->bias_cs;
+            for (ptrdiff_t j = 0; j < end; j++) {
+                crow[j * cs_c] += brow[j * plan->bias_cs];
             }
-            for (; j < nr; j++) {
-                dst[j] = 0;
+        }
+        switch (plan->activation) {
+        case MLA_ACT_RELU:
+            for (ptrdiff_t j = 0; j < end; j++) {
+                crow[j * cs_c] = FN(relu_one)(crow[j * cs_c]);
             }
-            dst += nr;
+            break;
+        case MLA_ACT_SIGMOID:
+            for (ptrdiff_t j = 0; j < end; j++) {
+                crow[j * cs_c] = FN(sigmoid_one)(crow[j * cs_c]);
+            }
+            break;
+        case MLA_ACT_TANH:
+            for (ptrdiff_t j = 0; j < end; j++) {
+                crow[j * cs_c] = TANH(crow[j * cs_c]);
+            }
+            break;
+        default:
+            break;
         }
     }
 }
 
 /*
- * Write the rows x cols corner of the tile ab (row length ld) to C at
- * (i0, j0). With accumulate the tile is added to what C contains (a later K
- * slice); with a non-NULL epilogue (the last K slice) the final value
- * act(alpha * sum + bias) is stored.
+ * Run the micro-kernel on a tile that it cannot write in place: one that
+ * sticks out of C, has non-contiguous columns, or straddles the diagonal
+ * of a lower-triangle product. The tile is copied into a buffer, updated
+ * there by the strided twin of the kernel that computes every other tile,
+ * and copied back, so it rounds exactly like a full tile. A and B are read
+ * as the strided kernel reads them.
  */
 static void
-FN(store_tile)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *ab, ptrdiff_t ld,
-               ptrdiff_t rows, ptrdiff_t cols, int accumulate,
-               const FN(mla_epilogue) *ep, ptrdiff_t i0, ptrdiff_t j0)
+FN(edge_tile)(const FN(gemm_plan) *plan, T *c, const T *a, ptrdiff_t rs_a,
+              ptrdiff_t cs_a, const T *b, ptrdiff_t rs_b, ptrdiff_t kc,
+              ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t i0, ptrdiff_t j0,
+              T beta)
 {
+    const FN(ukernel_desc) *kd = plan->kd;
+    ptrdiff_t rs_c = plan->rs_c, cs_c = plan->cs_c, nr = kd->nr;
+    _Alignas(64) T tile[MLA_MAX_MR * MLA_MAX_NR];
+
+    if (beta != 0) {
+        for (ptrdiff_t i = 0; i < kd->mr; i++) {
+            for (ptrdiff_t j = 0; j < nr; j++) {
+                tile[i * nr + j] =
+                    i < rows && j < cols ? c[i * rs_c + j * cs_c] : 0;
+            }
+        }
+    }
+    kd->strided(kc, a, rs_a, cs_a, b, rs_b, tile, nr, plan->alpha, beta);
     for (ptrdiff_t i = 0; i < rows; i++) {
-        T *crow = c + i * rs_c;
-        for (ptrdiff_t j = 0; j < cols; j++) {
-            T v = ab[i * ld + j];
-            if (accumulate) {
-                v += crow[j * cs_c];
-            }
-            if (ep != NULL) {
-                v *= ep->alpha;
-                if (ep->bias != NULL) {
-                    v += ep->bias[(i0 + i) * ep->bias_rs + (j0 + j) * ep->bias_cs];
-                }
-                v = FN(activate)(v, ep->activation);
-            }
-            crow[j * cs_c] = v;
+        ptrdiff_t end = cols;
+        if (plan->lower) {
+            end = FN(min_diff)(cols, i0 + i - j0 + 1);
+        }
+        for (ptrdiff_t j = 0; j < end; j++) {
+            c[i * rs_c + j * cs_c] = tile[i * nr + j];
         }
     }
 }
 
-/* Elements of packed A that each thread of gemm_run owns. */
+/*
+ * Update the rows x cols tile of C at (i0, j0) (c points at it) for one K
+ * slice, reading A as a[i * rs_a + p * cs_a] and B as b[p * rs_b + j].
+ * With packed set, A and B are packed panels. last marks the final slice,
+ * after which the epilogue runs while the tile is still in cache.
+ */
+static inline void
+FN(update_tile)(const FN(gemm_plan) *plan, T *c, const T *a, ptrdiff_t rs_a,
+                ptrdiff_t cs_a, const T *b, ptrdiff_t rs_b, ptrdiff_t kc,
+                ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t i0, ptrdiff_t j0,
+                T beta, int last, int packed)
+{
+    const FN(ukernel_desc) *kd = plan->kd;
+
+    /* A lower-triangle product skips tiles above the diagonal. */
+    if (plan->lower && j0 > i0 + rows - 1) {
+        return;
+    }
+    int straddles = plan->lower && j0 + cols - 1 > i0;
+    if (rows == kd->mr && cols == kd->nr && plan->cs_c == 1 && !straddles) {
+        if (packed) {
+            kd->kernel(kc, a, b, c, plan->rs_c, plan->alpha, beta);
+        }
+        else {
+            kd->strided(kc, a, rs_a, cs_a, b, rs_b, c, plan->rs_c,
+                        plan->alpha, beta);
+        }
+    }
+    else {
+        FN(edge_tile)(plan, c, a, rs_a, cs_a, b, rs_b, kc, rows, cols, i0, j0,
+                      beta);
+    }
+    if (last && (plan->bias != NULL || plan->activation != MLA_ACT_LINEAR)) {
+        FN(apply_epilogue)(plan, c, rows, cols, i0, j0);
+    }
+}
+
+/*
+ * Update the mc x nc block of C at (i0, j0) (c points at it) from the
+ * packed A block and the packed B columns of the current K slice: for each
+ * NR-wide B panel, every MR-tall A panel.
+ */
+static void
+FN(macro_kernel)(const FN(gemm_plan) *plan, T *c, const T *apack,
+                 const T *bpack, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc,
+                 ptrdiff_t i0, ptrdiff_t j0, T beta, int last)
+{
+    const FN(ukernel_desc) *kd = plan->kd;
+    ptrdiff_t mr = kd->mr, nr = kd->nr;
+
+    for (ptrdiff_t jr = 0; jr < nc; jr += nr) {
+        ptrdiff_t cols = FN(min_diff)(nc - jr, nr);
+        for (ptrdiff_t ir = 0; ir < mc; ir += mr) {
+            ptrdiff_t rows = FN(min_diff)(mc - ir, mr);
+            FN(update_tile)(plan, c + ir * plan->rs_c + jr * plan->cs_c,
+                            apack + ir * kc, 1, mr, bpack + jr * kc, nr, kc,
+                            rows, cols, i0 + ir, j0 + jr, beta, last, 1);
+        }
+    }
+}
+
+/*
+ * Compute a small product on one thread without packing: the strided
+ * kernel reads A and B where they are. Only what a full tile cannot read
+ * in place is packed into work (mr x kc for the last rows of A, kc x nr for
+ * a B panel with an edge or without contiguous rows). The K slices are
+ * the packed path's, so both paths give the same bits.
+ */
+static void
+FN(gemm_direct)(const FN(gemm_plan) *plan, T *work)
+{
+    const FN(ukernel_desc) *kd = plan->kd;
+    ptrdiff_t mr = kd->mr, nr = kd->nr;
+    ptrdiff_t m = plan->m, n = plan->n, k = plan->k;
+    ptrdiff_t m_full = m / mr * mr;
+    T *bpanel = work;
+    T *apanel = work + FN(min_diff)(k, kd->kc) * nr;
+
+    for (ptrdiff_t pc = 0; pc < k; pc += kd->kc) {
+        ptrdiff_t kc = FN(min_diff)(k - pc, kd->kc);
+        T beta = pc == 0 ? plan->beta : 1;
+        int last = pc + kc == k;
+        const T *a = plan->a + pc * plan->cs_a;
+
+        if (m_full < m) {
+            FN(pack_a)(apanel, a + m_full * plan->rs_a, plan->rs_a, plan->cs_a,
+                       m - m_full, kc, mr);
+        }
+        for (ptrdiff_t jr = 0; jr < n; jr += nr) {
+            ptrdiff_t cols = FN(min_diff)(n - jr, nr);
+            const T *bp = plan->b + pc * plan->rs_b + jr * plan->cs_b;
+            ptrdiff_t rs_bp = plan->rs_b;
+            if (cols < nr || plan->cs_b != 1) {
+                FN(pack_b)(bpanel, bp, plan->rs_b, plan->cs_b, kc, cols, nr);
+                bp = bpanel;
+                rs_bp = nr;
+            }
+            for (ptrdiff_t ir = 0; ir < m; ir += mr) {
+                T *ct = plan->c + ir * plan->rs_c + jr * plan->cs_c;
+                if (ir < m_full) {
+                    FN(update_tile)(plan, ct, a + ir * plan->rs_a, plan->rs_a,
+                                    plan->cs_a, bp, rs_bp, kc, mr, cols, ir,
+                                    jr, beta, last, 0);
+                }
+                else {
+                    FN(update_tile)(plan, ct, apanel, 1, mr, bp, rs_bp, kc,
+                                    m - ir, cols, ir, jr, beta, last, 0);
+                }
+            }
+        }
+    }
+}
+
+/* B panels that one unit of the packing covers. */
+#define GEMM_PACK_PANELS 8
+
+/*
+ * Cut the m x nc column block into units: at least four per thread when
+ * the product allows it, so that a thread slowed down by another process
+ * leaves its share to the others. Units keep whole MR panels, at most MC
+ * rows, and at least 4 MR rows: the packed B block is read once per row
+ * unit, so taller units read it less often.
+ */
+static FN(gemm_grid)
+FN(make_grid)(const FN(gemm_plan) *plan, ptrdiff_t nc)
+{
+    const FN(ukernel_desc) *kd = plan->kd;
+    ptrdiff_t row_panels = (plan->m + kd->mr - 1) / kd->mr;
+    ptrdiff_t col_panels = (nc + kd->nr - 1) / kd->nr;
+    ptrdiff_t max_panels = kd->mc / kd->mr;
+    ptrdiff_t target = plan->nthreads > 1 ? 4 * (ptrdiff_t)plan->nthreads : 1;
+    FN(gemm_grid) grid;
+
+    ptrdiff_t panels = (row_panels + target - 1) / target;
+    panels = panels < 4 ? 4 : panels;
+    panels = panels > max_panels ? max_panels : panels;
+    grid.unit_rows = panels * kd->mr;
+    grid.row_units = (row_panels + panels - 1) / panels;
+
+    /* Too few row units: cut the columns too. */
+    ptrdiff_t col_units = (target + grid.row_units - 1) / grid.row_units;
+    col_units = col_units > col_panels ? col_panels : col_units;
+    panels = (col_panels + col_units - 1) / col_units;
+    grid.unit_cols = panels * kd->nr;
+    grid.col_units = (col_panels + panels - 1) / panels;
+    return grid;
+}
+
+/*
+ * Pack unit u of the kc x nc block of B at (pc, jc) into bpack: the
+ * GEMM_PACK_PANELS panels starting at panel u * GEMM_PACK_PANELS.
+ */
+static void
+FN(pack_b_unit)(const FN(gemm_plan) *plan, ptrdiff_t u, ptrdiff_t jc,
+                ptrdiff_t nc, ptrdiff_t pc, ptrdiff_t kc)
+{
+    ptrdiff_t nr = plan->kd->nr;
+    ptrdiff_t start = u * GEMM_PACK_PANELS * nr;
+    ptrdiff_t cols = FN(min_diff)(nc - start, GEMM_PACK_PANELS * nr);
+    FN(pack_b)(plan->bpack + start * kc,
+               plan->b + pc * plan->rs_b + (jc + start) * plan->cs_b,
+               plan->rs_b, plan->cs_b, kc, cols, nr);
+}
+
+/*
+ * Compute unit u of the grid for the K slice at pc: pack its rows of A
+ * into apack and update its rectangle of C against the packed B block of
+ * the column block at jc.
+ */
+static void
+FN(gemm_unit)(const FN(gemm_plan) *plan, const FN(gemm_grid) *grid,
+              T *apack, ptrdiff_t u, ptrdiff_t jc, ptrdiff_t nc,
+              ptrdiff_t pc, ptrdiff_t kc, T beta, int last)
+{
+    ptrdiff_t ic = (u / grid->col_units) * grid->unit_rows;
+    ptrdiff_t col_start = (u % grid->col_units) * grid->unit_cols;
+    ptrdiff_t mc = FN(min_diff)(plan->m - ic, grid->unit_rows);
+    ptrdiff_t col_end = FN(min_diff)(nc, col_start + grid->unit_cols);
+
+    if (plan->lower) {
+        /* Columns right of the unit's last row stay untouched. */
+        col_end = FN(min_diff)(col_end, ic + mc - jc);
+    }
+    if (col_end <= col_start) {
+        return;
+    }
+    FN(pack_a)(apack, plan->a + ic * plan->rs_a + pc * plan->cs_a, plan->rs_a,
+               plan->cs_a, mc, kc, plan->kd->mr);
+    FN(macro_kernel)(plan, plan->c + ic * plan->rs_c + (jc + col_start) * plan->cs_c,
+                     apack, plan->bpack + col_start * kc, mc,
+                     col_end - col_start, kc, ic, jc + col_start, beta, last);
+}
+
+/*
+ * Run the blocked product on each thread of the team (or on the only
+ * thread, with nthreads == 1). For each column block and K slice, the
+ * threads first pack B together, then compute the units of C. Both loops
+ * hand out one unit at a time and end with a barrier, because the next
+ * slice overwrites the packed B block. Which thread computes a unit never
+ * changes the unit's arithmetic.
+ */
+static void
+FN(gemm_thread)(const FN(gemm_plan) *plan)
+{
+    const FN(ukernel_desc) *kd = plan->kd;
+    int parallel = plan->nthreads > 1;
+    int tid = parallel ? MLA_THREAD_ID() : 0;
+    T *apack = plan->apack + (size_t)tid * plan->apack_size;
+
+    for (ptrdiff_t jc = 0; jc < plan->n; jc += kd->nc) {
+        ptrdiff_t nc = FN(min_diff)(plan->n - jc, kd->nc);
+        ptrdiff_t col_panels = (nc + kd->nr - 1) / kd->nr;
+        ptrdiff_t pack_units =
+            (col_panels + GEMM_PACK_PANELS - 1) / GEMM_PACK_PANELS;
+        FN(gemm_grid) grid = FN(make_grid)(plan, nc);
+        ptrdiff_t units = grid.row_units * grid.col_units;
+
+        for (ptrdiff_t pc = 0; pc < plan->k; pc += kd->kc) {
+            ptrdiff_t kc = FN(min_diff)(plan->k - pc, kd->kc);
+            T beta = pc == 0 ? plan->beta : 1;
+            int last = pc + kc == plan->k;
+
+            /*
+             * Worksharing loops only in a team of this product's own: a
+             * single-thread call may run inside someone else's parallel
+             * region, which an orphaned omp for would bind to.
+             */
+            if (parallel) {
+#pragma omp for schedule(dynamic)
+                for (ptrdiff_t u = 0; u < pack_units; u++) {
+                    FN(pack_b_unit)(plan, u, jc, nc, pc, kc);
+                }
+#pragma omp for schedule(dynamic)
+                for (ptrdiff_t u = 0; u < units; u++) {
+                    FN(gemm_unit)(plan, &grid, apack, u, jc, nc, pc, kc, beta,
+                                  last);
+                }
+            }
+            else {
+                for (ptrdiff_t u = 0; u < pack_units; u++) {
+                    FN(pack_b_unit)(plan, u, jc, nc, pc, kc);
+                }
+                for (ptrdiff_t u = 0; u < units; u++) {
+                    FN(gemm_unit)(plan, &grid, apack, u, jc, nc, pc, kc, beta,
+                                  last);
+                }
+            }
+        }
+    }
+}
+
+/* Elements of packed A that each thread owns. */
 static size_t
 FN(gemm_apack_size)(const FN(ukernel_desc) *kd, ptrdiff_t m, ptrdiff_t k)
 {
-    ptrdiff_t kc = k < MLA_KC ? k : MLA_KC;
-    ptrdiff_t mc = m < MLA_MC ? m : MLA_MC;
-    mc = (mc + kd->mr - 1) / kd->mr * kd->mr;
+    ptrdiff_t kc = FN(min_diff)(k, kd->kc);
+    ptrdiff_t mc = FN(round_up)(FN(min_diff)(m, kd->mc), kd->mr);
     return (size_t)mc * (size_t)kc;
 }
 
-/* Elements of packed B that gemm_run shares among its threads. */
+/* Elements of packed B that the threads share. */
 static size_t
 FN(gemm_bpack_size)(const FN(ukernel_desc) *kd, ptrdiff_t n, ptrdiff_t k)
 {
-    ptrdiff_t kc = k < MLA_KC ? k : MLA_KC;
-    ptrdiff_t nc = n < MLA_NC ? n : MLA_NC;
-    nc = (nc + kd->nr - 1) / kd->nr * kd->nr;
+    ptrdiff_t kc = FN(min_diff)(k, kd->kc);
+    ptrdiff_t nc = FN(round_up)(FN(min_diff)(n, kd->nc), kd->nr);
     return (size_t)kc * (size_t)nc;
 }
 
-/* Scratch elements one gemm_run call needs for m x n x k on nthreads. */
+/* Scratch elements that gemm_run needs for m x n x k on nthreads. */
 static size_t
 FN(gemm_workspace)(const FN(ukernel_desc) *kd, ptrdiff_t m, ptrdiff_t n,
                    ptrdiff_t k, int nthreads)
 {
+    if (m == 0 || n == 0 || k == 0) {
+        return 0;
+    }
     return FN(gemm_bpack_size)(kd, n, k) +
            (size_t)nthreads * FN(gemm_apack_size)(kd, m, k);
 }
 
+/*
+ * Products below this many multiply-adds (about 160^3) run on one thread:
+ * waking a second thread costs more than it saves, and far more when
+ * another process occupies the core.
+ */
+#define GEMM_PARALLEL_MIN_WORK 4.0e6
+
 /* Threads worth starting for an m x n x k product. */
 static int
-FN(gemm_threads)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+FN(gemm_threads)(const FN(ukernel_desc) *kd, ptrdiff_t m, ptrdiff_t n,
+                 ptrdiff_t k)
 {
     int nthreads = mla_get_num_threads();
-    ptrdiff_t row_blocks = (m + MLA_MC - 1) / MLA_MC;
-    /*
-     * Below about 160^3 multiply-adds, waking a second thread costs more
-     * than it saves, and far more when another process occupies the core.
-     */
-    if ((double)m * (double)n * (double)k < 4.0e6 || row_blocks < 2) {
+    ptrdiff_t tiles = ((m + kd->mr - 1) / kd->mr) *
+                      ((FN(min_diff)(n, kd->nc) + kd->nr - 1) / kd->nr);
+    if (nthreads <= 1 || (double)m * (double)n * (double)k < GEMM_PARALLEL_MIN_WORK) {
         return 1;
     }
-    return nthreads < row_blocks ? nthreads : (int)row_blocks;
+    /* At least four tiles per thread. */
+    if (tiles < 4 * (ptrdiff_t)nthreads) {
+        nthreads = (int)(tiles / 4 > 1 ? tiles / 4 : 1);
+    }
+    return nthreads;
 }
 
 /*
- * Compute one MC-row block of C for the current K slice and column block.
- * The mc x kc block of A (a points at its first element) is packed into
- * apack, then the mc x nc block of C (c points at it) is swept tile by tile
- * while B's packed panel stays in L1. (i0, j0) is the block's place in C,
- * which the epilogue needs for the bias.
+ * Products up to this many multiply-adds skip packing (gemm_direct): their
+ * operands stay in cache, and packing them would cost a fair part of the
+ * product itself. Measured on AMD Zen 3 with AVX2, the direct path was
+ * faster up to n = 48 to 64 in float64 and n = 96 in float32.
+ */
+#undef GEMM_DIRECT_MAX_WORK
+#if MLA_DTYPE == 32
+#define GEMM_DIRECT_MAX_WORK (96.0 * 96.0 * 96.0)
+#else
+#define GEMM_DIRECT_MAX_WORK (64.0 * 64.0 * 64.0)
+#endif
+
+static int
+FN(use_direct)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    return (double)m * (double)n * (double)k <= GEMM_DIRECT_MAX_WORK;
+}
+
+/*
+ * Write act(alpha * 0 + beta * C + bias) for an empty inner dimension:
+ * the epilogue of a sum of nothing.
  */
 static void
-FN(gemm_block)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
-               ptrdiff_t cs_a, const T *bpack, T *apack, ptrdiff_t mc,
-               ptrdiff_t nc, ptrdiff_t kc, const FN(ukernel_desc) *kd,
-               int accumulate, const FN(mla_epilogue) *last, ptrdiff_t i0,
-               ptrdiff_t j0)
+FN(gemm_empty_inner)(const FN(gemm_plan) *plan)
 {
-    T tile[MLA_MAX_MR * MLA_MAX_NR];
-    ptrdiff_t mr = kd->mr, nr = kd->nr;
-
-    FN(pack_a)(apack, a, rs_a, cs_a, mc, kc, mr);
-    for (ptrdiff_t jr = 0; jr < nc; jr += nr) {
-        ptrdiff_t cols = nc - jr < nr ? nc - jr : nr;
-        for (ptrdiff_t ir = 0; ir < mc; ir += mr) {
-            ptrdiff_t rows = mc - ir < mr ? mc - ir : mr;
-            kd->kernel(kc, apack + ir * kc, bpack + jr * kc, tile);
-            FN(store_tile)(c + ir * rs_c + jr * cs_c, rs_c, cs_c, tile, nr,
-                           rows, cols, accumulate, last, i0 + ir, j0 + jr);
+    for (ptrdiff_t i = 0; i < plan->m; i++) {
+        ptrdiff_t end = plan->lower ? FN(min_diff)(plan->n, i + 1) : plan->n;
+        for (ptrdiff_t j = 0; j < end; j++) {
+            T *cij = plan->c + i * plan->rs_c + j * plan->cs_c;
+            T v = plan->alpha * 0;
+            if (plan->beta != 0) {
+                T scaled = plan->beta * *cij;
+                v = scaled + v;
+            }
+            *cij = v;
         }
+    }
+    for (ptrdiff_t i = 0; i < plan->m; i++) {
+        ptrdiff_t end = plan->lower ? FN(min_diff)(plan->n, i + 1) : plan->n;
+        FN(apply_epilogue)(plan, plan->c + i * plan->rs_c, 1, end, i, 0);
+    }
+}
+
+/* Rows of y that one unit of a threaded matrix-vector product computes. */
+#define GEMV_UNIT_ROWS 256
+
+/* Compute rows of y = alpha * M x + beta * y with one form of the kernel. */
+static void
+FN(gemv_rows)(const FN(gemm_plan) *plan, int dot, ptrdiff_t rows,
+              const T *mat, ptrdiff_t rs_mat, ptrdiff_t cs_mat, const T *x,
+              ptrdiff_t incx, T *y, ptrdiff_t incy)
+{
+    if (dot) {
+        plan->kd->gemv_dot(rows, plan->k, mat, rs_mat, x, y, incy,
+                           plan->alpha, plan->beta);
+    }
+    else {
+        plan->kd->gemv_axpy(rows, plan->k, mat, cs_mat, x, incx, y, incy,
+                            plan->alpha, plan->beta);
     }
 }
 
 /*
- * C (m, n) = act(alpha * A (m, k) B (k, n) + bias), all through strides.
- * C must not overlap A, B or the bias. work has room for gemm_workspace
- * elements.
+ * Compute a product with one row or one column of C as a matrix-vector
+ * product, y = alpha * M x + beta * y, and return 1; return 0 and leave C
+ * alone when neither form of the kernel can read the operands. With n == 1,
+ * M is A and x the column of B; with m == 1, M is B^T and x the row of A.
+ * Threads share out units of GEMV_UNIT_ROWS rows; the dot form needs a
+ * contiguous x.
+ */
+static int
+FN(gemv_run)(const FN(gemm_plan) *plan)
+{
+    const T *mat, *x;
+    T *y;
+    ptrdiff_t rows, rs_mat, cs_mat, incx, incy;
+
+    if (plan->lower || (plan->n != 1 && plan->m != 1)) {
+        return 0;
+    }
+    if (plan->n == 1) {
+        mat = plan->a;
+        rows = plan->m;
+        rs_mat = plan->rs_a;
+        cs_mat = plan->cs_a;
+        x = plan->b;
+        incx = plan->rs_b;
+        y = plan->c;
+        incy = plan->rs_c;
+    }
+    else {
+        mat = plan->b;
+        rows = plan->n;
+        rs_mat = plan->cs_b;
+        cs_mat = plan->rs_b;
+        x = plan->a;
+        incx = plan->cs_a;
+        y = plan->c;
+        incy = plan->cs_c;
+    }
+    int dot = cs_mat == 1 && incx == 1;
+    if (!dot && rs_mat != 1) {
+        return 0;
+    }
+
+    ptrdiff_t units = (rows + GEMV_UNIT_ROWS - 1) / GEMV_UNIT_ROWS;
+    int nthreads = plan->nthreads;
+    if (nthreads > 1) {
+        mla_note_parallel();
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic)
+        for (ptrdiff_t u = 0; u < units; u++) {
+            ptrdiff_t i = u * GEMV_UNIT_ROWS;
+            FN(gemv_rows)(plan, dot, FN(min_diff)(rows - i, GEMV_UNIT_ROWS),
+                          mat + i * rs_mat, rs_mat, cs_mat, x, incx,
+                          y + i * incy, incy);
+        }
+    }
+    else {
+        FN(gemv_rows)(plan, dot, rows, mat, rs_mat, cs_mat, x, incx, y, incy);
+    }
+
+    if (plan->bias != NULL || plan->activation != MLA_ACT_LINEAR) {
+        FN(apply_epilogue)(plan, plan->c, plan->m, plan->n, 0, 0);
+    }
+    return 1;
+}
+
+/*
+ * C (m, n) = act(alpha * A (m, k) B (k, n) + beta * C + bias), all through
+ * strides; beta == 0 never reads C. With lower (m == n) only elements with
+ * row >= column are written. C must not overlap A, B or the bias. work
+ * has room for gemm_workspace elements of nthreads threads.
  */
 static void
 FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
              ptrdiff_t cs_a, const T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
-             ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const FN(mla_epilogue) *ep,
+             ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T beta,
+             const FN(mla_epilogue) *ep, int lower,
              const FN(ukernel_desc) *kd, T *work, int nthreads)
 {
+    FN(gemm_plan) plan = {
+        c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k,
+        1, beta, NULL, 0, 0, MLA_ACT_LINEAR, lower, kd,
+        NULL, NULL, 0, nthreads < 1 ? 1 : nthreads,
+    };
+    if (ep != NULL) {
+        plan.alpha = ep->alpha;
+        plan.bias = ep->bias;
+        plan.bias_rs = ep->bias_rs;
+        plan.bias_cs = ep->bias_cs;
+        plan.activation = ep->activation;
+    }
     if (m == 0 || n == 0) {
         return;
     }
-
-    /* An empty inner dimension leaves only the epilogue of a zero sum. */
     if (k == 0) {
-        T zero[1] = {0};
-        for (ptrdiff_t i = 0; i < m; i++) {
-            for (ptrdiff_t j = 0; j < n; j++) {
-                FN(store_tile)(c + i * rs_c + j * cs_c, rs_c, cs_c, zero, 1, 1,
-                               1, 0, ep, i, j);
-            }
-        }
+        FN(gemm_empty_inner)(&plan);
         return;
     }
 
-    ptrdiff_t mr = kd->mr, nr = kd->nr;
-    ptrdiff_t mc_max = MLA_MC / mr * mr;
-    ptrdiff_t row_blocks = (m + mc_max - 1) / mc_max;
-    size_t apack_size = FN(gemm_apack_size)(kd, m, k);
-    T *bpack = work;
-    T *apack_base = work + FN(gemm_bpack_size)(kd, n, k);
-
-    for (ptrdiff_t jc = 0; jc < n; jc += MLA_NC) {
-        ptrdiff_t nc = n - jc < MLA_NC ? n - jc : MLA_NC;
-        for (ptrdiff_t pc = 0; pc < k; pc += MLA_KC) {
-            ptrdiff_t kc = k - pc < MLA_KC ? k - pc : MLA_KC;
-            int accumulate = pc > 0;
-            const FN(mla_epilogue) *last = pc + kc == k ? ep : NULL;
-
-            FN(pack_b)(bpack, b + pc * rs_b + jc * cs_b, rs_b, cs_b, kc, nc,
-                       nr);
-            if (nthreads > 1) {
-                mla_note_parallel();
-            }
-
-            /*
-             * Without a second thread, skip the OpenMP region: entering one
-             * costs about a microsecond even with an if clause, which is
-             * more than a whole small product.
-             */
-            if (nthreads > 1) {
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-                for (ptrdiff_t blk = 0; blk < row_blocks; blk++) {
-                    ptrdiff_t ic = blk * mc_max;
-                    FN(gemm_block)(c + ic * rs_c + jc * cs_c, rs_c, cs_c,
-                                   a + ic * rs_a + pc * cs_a, rs_a, cs_a, bpack,
-                                   apack_base +
-                                       (size_t)MLA_THREAD_ID() * apack_size,
-                                   m - ic < mc_max ? m - ic : mc_max, nc, kc,
-                                   kd, accumulate, last, ic, jc);
-                }
-            }
-            else {
-                for (ptrdiff_t blk = 0; blk < row_blocks; blk++) {
-                    ptrdiff_t ic = blk * mc_max;
-                    FN(gemm_block)(c + ic * rs_c + jc * cs_c, rs_c, cs_c,
-                                   a + ic * rs_a + pc * cs_a, rs_a, cs_a, bpack,
-                                   apack_base, m - ic < mc_max ? m - ic : mc_max,
-                                   nc, kc, kd, accumulate, last, ic, jc);
-                }
-            }
-        }
+    if (FN(gemv_run)(&plan)) {
+        return;
     }
+    if (plan.nthreads == 1 && FN(use_direct)(m, n, k)) {
+        FN(gemm_direct)(&plan, work);
+        return;
+    }
+    plan.bpack = work;
+    plan.apack = work + FN(gemm_bpack_size)(kd, n, k);
+    plan.apack_size = FN(gemm_apack_size)(kd, m, k);
+
+    /*
+     * Without a second thread, skip the OpenMP region: entering one costs
+     * about a microsecond even with an if clause, more than a whole small
+     * product.
+     */
+    if (plan.nthreads == 1) {
+        FN(gemm_thread)(&plan);
+        return;
+    }
+    /* A team smaller than requested (nested regions) shares the units. */
+    mla_note_parallel();
+#pragma omp parallel num_threads(plan.nthreads)
+    FN(gemm_thread)(&plan);
 }
 
 /* Threads a product of this size runs on: pass it to the two below. */
 int
 FN(mla_gemm_threads)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 {
-    return FN(gemm_threads)(m, n, k);
+    FN(ukernel_desc) kd = FN(select_ukernel)();
+    return FN(gemm_threads)(&kd, m, n, k);
 }
 
 /* Scratch elements mla_gemm_run needs for this size on nthreads. */
@@ -309,16 +1016,14 @@ size_t
 FN(mla_gemm_workspace)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nthreads)
 {
     FN(ukernel_desc) kd = FN(select_ukernel)();
-    if (m == 0 || n == 0 || k == 0) {
-        return 0;
-    }
-    return FN(gemm_workspace)(&kd, m, n, k, nthreads);
+    return FN(gemm_workspace)(&kd, m, n, k, nthreads < 1 ? 1 : nthreads);
 }
 
 /*
  * Compute the product of mla_gemm in caller-owned scratch. work has room
- * for at least mla_gemm_workspace(m, n, k, nthreads) elements, and nthreads
- * comes from mla_gemm_threads. Callers that run many products allocate once.
+ * for at least mla_gemm_workspace(m, n, k, nthreads) elements. nthreads
+ * comes from mla_gemm_threads, or is 1 inside a parallel region. Callers
+ * that run many products allocate once.
  */
 void
 FN(mla_gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
@@ -327,8 +1032,32 @@ FN(mla_gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
                  const FN(mla_epilogue) *ep, T *work, int nthreads)
 {
     FN(ukernel_desc) kd = FN(select_ukernel)();
-    FN(gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, ep, &kd,
-                 work, nthreads);
+    FN(gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, 0, ep,
+                 0, &kd, work, nthreads);
+}
+
+/* Allocate the scratch of one product and run it. */
+static mla_status
+FN(gemm_alloc_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
+                   ptrdiff_t rs_a, ptrdiff_t cs_a, const T *b, ptrdiff_t rs_b,
+                   ptrdiff_t cs_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                   T beta, const FN(mla_epilogue) *ep, int lower)
+{
+    FN(ukernel_desc) kd = FN(select_ukernel)();
+    int nthreads = FN(gemm_threads)(&kd, m, n, k);
+    /* A lower triangle is half the work. */
+    if (lower && nthreads > 1 &&
+        (double)m * (double)n * (double)k < 2 * GEMM_PARALLEL_MIN_WORK) {
+        nthreads = 1;
+    }
+    T *work = mla_alloc(FN(gemm_workspace)(&kd, m, n, k, nthreads), sizeof(T));
+    if (work == NULL) {
+        return MLA_ERR_NOMEM;
+    }
+    FN(gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, beta,
+                 ep, lower, &kd, work, nthreads);
+    mla_free(work);
+    return MLA_OK;
 }
 
 mla_status
@@ -336,22 +1065,49 @@ FN(mla_gemm)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
              ptrdiff_t cs_a, const T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,
              ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const FN(mla_epilogue) *ep)
 {
-    int nthreads = FN(mla_gemm_threads)(m, n, k);
-    T *work = mla_alloc(FN(mla_gemm_workspace)(m, n, k, nthreads), sizeof(T));
-    if (work == NULL) {
-        return MLA_ERR_NOMEM;
-    }
-    FN(mla_gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, ep,
-                     work, nthreads);
-    mla_free(work);
-    return MLA_OK;
+    return FN(gemm_alloc_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m,
+                              n, k, 0, ep, 0);
 }
 
 /*
- * batch independent products C[t] = A[t] B[t], where matrix t of each
- * operand starts at the element offset given in its offsets array (the
- * wrapper computes them from broadcast batch shapes). One workspace serves
- * every matrix.
+ * C (m, n) = act(alpha * A (m, k) B (k, n) + beta * C + bias): mla_gemm
+ * that adds to what C contains. beta == 0 never reads C, so it equals
+ * mla_gemm.
+ */
+mla_status
+FN(mla_gemm_update)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
+                    ptrdiff_t rs_a, ptrdiff_t cs_a, const T *b, ptrdiff_t rs_b,
+                    ptrdiff_t cs_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                    T beta, const FN(mla_epilogue) *ep)
+{
+    return FN(gemm_alloc_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m,
+                              n, k, beta, ep, 0);
+}
+
+/*
+ * The lower triangle (row >= column) of C (n, n) = alpha * A (n, k) A^T +
+ * beta * C, as BLAS's SYRK computes it, in about half the multiply-adds of
+ * the full product; the strict upper triangle is not touched. Pass the
+ * strides of A^T for A^T A. beta == 0 never reads C.
+ */
+mla_status
+FN(mla_syrk_lower)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
+                   ptrdiff_t rs_a, ptrdiff_t cs_a, ptrdiff_t n, ptrdiff_t k,
+                   T alpha, T beta)
+{
+    FN(mla_epilogue) ep = {alpha, NULL, 0, 0, MLA_ACT_LINEAR};
+    return FN(gemm_alloc_run)(c, rs_c, cs_c, a, rs_a, cs_a, a, cs_a, rs_a, n,
+                              n, k, beta, &ep, 1);
+}
+
+/*
+ * Compute batch independent products C[t] = A[t] B[t], where matrix t of
+ * each operand starts at the element offset given in its offsets array
+ * (the wrapper computes them from broadcast batch shapes). A product large
+ * enough for threads of its own runs on all of them, one product after
+ * another. Smaller products are handed out whole to the threads, each
+ * thread with its own scratch. Either way each product is computed by the
+ * same operations as on one thread.
  */
 mla_status
 FN(mla_matmul_batched)(T *c, const ptrdiff_t *c_offsets, ptrdiff_t rs_c,
@@ -362,26 +1118,92 @@ FN(mla_matmul_batched)(T *c, const ptrdiff_t *c_offsets, ptrdiff_t rs_c,
                        ptrdiff_t n, ptrdiff_t k)
 {
     FN(ukernel_desc) kd = FN(select_ukernel)();
-    FN(mla_epilogue) ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
-    int nthreads = FN(gemm_threads)(m, n, k);
-    T *work = NULL;
+    int product_threads = FN(gemm_threads)(&kd, m, n, k);
+    int batch_threads = 1;
 
     if (batch == 0 || m == 0 || n == 0) {
         return MLA_OK;
     }
-    if (k > 0) {
-        work = mla_alloc(FN(gemm_workspace)(&kd, m, n, k, nthreads), sizeof(T));
-        if (work == NULL) {
-            return MLA_ERR_NOMEM;
+    if (product_threads == 1 && batch > 1 &&
+        (double)batch * (double)m * (double)n * (double)k >=
+            GEMM_PARALLEL_MIN_WORK) {
+        int nthreads = mla_get_num_threads();
+        batch_threads = (ptrdiff_t)nthreads < batch ? nthreads : (int)batch;
+    }
+
+    size_t each = FN(gemm_workspace)(&kd, m, n, k, product_threads);
+    T *work = mla_alloc(each * (size_t)batch_threads, sizeof(T));
+    if (work == NULL) {
+        return MLA_ERR_NOMEM;
+    }
+    if (batch_threads == 1) {
+        for (ptrdiff_t t = 0; t < batch; t++) {
+            FN(gemm_run)(c + c_offsets[t], rs_c, cs_c, a + a_offsets[t], rs_a,
+                         cs_a, b + b_offsets[t], rs_b, cs_b, m, n, k, 0, NULL,
+                         0, &kd, work, product_threads);
         }
     }
-    for (ptrdiff_t t = 0; t < batch; t++) {
-        FN(gemm_run)(c + c_offsets[t], rs_c, cs_c, a + a_offsets[t], rs_a, cs_a,
-                     b + b_offsets[t], rs_b, cs_b, m, n, k, &ep, &kd, work,
-                     nthreads);
+    else {
+        mla_note_parallel();
+#pragma omp parallel for num_threads(batch_threads) schedule(dynamic)
+        for (ptrdiff_t t = 0; t < batch; t++) {
+            T *own = work + each * (size_t)MLA_THREAD_ID();
+            FN(gemm_run)(c + c_offsets[t], rs_c, cs_c, a + a_offsets[t], rs_a,
+                         cs_a, b + b_offsets[t], rs_b, cs_b, m, n, k, 0, NULL,
+                         0, &kd, own, 1);
+        }
     }
     mla_free(work);
     return MLA_OK;
+}
+
+/*
+ * Run the peak FLOP/s loop of the selected SIMD level for iterations steps
+ * (gemm_ukernel_impl.h) and return the floating-point operations it did.
+ * *sink receives the loop's result, so that the loop is not optimized
+ * away. The portable level runs 12 scalar multiply-add chains instead.
+ */
+double
+FN(mla_gemm_peak_loop)(ptrdiff_t iterations, double *sink)
+{
+#ifdef MLA_HAVE_X86_KERNELS
+    mla_level level = mla_get_level();
+#if MLA_DTYPE == 32
+    if (level >= MLA_LEVEL_AVX512) {
+        *sink = mla_fma_chains_avx512_f32(iterations);
+        return 12.0 * 2 * 16 * (double)iterations;
+    }
+    if (level >= MLA_LEVEL_AVX2) {
+        *sink = mla_fma_chains_avx2_f32(iterations);
+        return 12.0 * 2 * 8 * (double)iterations;
+    }
+#else
+    if (level >= MLA_LEVEL_AVX512) {
+        *sink = mla_fma_chains_avx512_f64(iterations);
+        return 12.0 * 2 * 8 * (double)iterations;
+    }
+    if (level >= MLA_LEVEL_AVX2) {
+        *sink = mla_fma_chains_avx2_f64(iterations);
+        return 12.0 * 2 * 4 * (double)iterations;
+    }
+#endif
+#endif
+    T acc[12], x = (T)0.999999, y = (T)1e-7;
+    for (int i = 0; i < 12; i++) {
+        acc[i] = (T)i;
+    }
+    for (ptrdiff_t step = 0; step < iterations; step++) {
+        for (int i = 0; i < 12; i++) {
+            T prod = acc[i] * x;
+            acc[i] = prod + y;
+        }
+    }
+    double sum = 0;
+    for (int i = 0; i < 12; i++) {
+        sum += acc[i];
+    }
+    *sink = sum;
+    return 12.0 * 2 * (double)iterations;
 }
 
 /*

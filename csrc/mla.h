@@ -79,6 +79,16 @@ void mla_free(void *p);
         const T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,                           \
         ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,                                \
         const mla_epilogue_##S *epilogue);                                    \
+    mla_status mla_gemm_update_##S(                                           \
+        T *c, ptrdiff_t rs_c, ptrdiff_t cs_c,                                 \
+        const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,                           \
+        const T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,                           \
+        ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T beta,                        \
+        const mla_epilogue_##S *epilogue);                                    \
+    mla_status mla_syrk_lower_##S(                                            \
+        T *c, ptrdiff_t rs_c, ptrdiff_t cs_c,                                 \
+        const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,                           \
+        ptrdiff_t n, ptrdiff_t k, T alpha, T beta);                           \
     int mla_gemm_threads_##S(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);          \
     size_t mla_gemm_workspace_##S(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,      \
                                   int nthreads);                              \

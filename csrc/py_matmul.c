@@ -2,6 +2,7 @@
  * py_matmul.c: wrappers of the matrix products (gemm.c): matmul with
  * np.matmul's semantics, and the textbook triple loop.
  */
+#include "gemm.h"
 #include "wrappers.h"
 
 /* [lo, hi) byte range an array's elements can touch. */
@@ -310,4 +311,238 @@ fail:
     mla_release(arrays, 2);
     Py_XDECREF(c);
     return NULL;
+}
+
+/*
+ * Test hook: _set_gemm_avx512_on_avx2(enabled) makes the products run the
+ * AVX-512 tiles through their AVX2 emulation while the AVX2 level is
+ * selected, and returns the previous setting. ValueError on a CPU or a
+ * build without AVX2 kernels.
+ */
+PyObject *
+py_set_gemm_avx512_on_avx2(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    int enabled = PyObject_IsTrue(arg);
+    if (enabled < 0) {
+        return NULL;
+    }
+#ifdef MLA_HAVE_X86_KERNELS
+    if (mla_cpu_supports(MLA_LEVEL_AVX2)) {
+        int previous = mla_gemm_get_avx512_on_avx2();
+        mla_gemm_set_avx512_on_avx2(enabled);
+        return PyBool_FromLong(previous);
+    }
+#endif
+    PyErr_SetString(PyExc_ValueError,
+                    "_set_gemm_avx512_on_avx2: this CPU or build has no AVX2 "
+                    "kernels to emulate AVX-512 with");
+    return NULL;
+}
+
+/*
+ * Benchmark hook: _gemm_peak_loop(dtype, iterations) runs the peak FLOP/s
+ * loop of the selected level in float32 (dtype "f") or float64 (dtype
+ * "d") and returns the floating-point operations it did, for the caller to
+ * divide by the time it took.
+ */
+PyObject *
+py_gemm_peak_loop(PyObject *module, PyObject *args)
+{
+    (void)module;
+    const char *dtype;
+    Py_ssize_t iterations;
+    double sink = 0, flops;
+    if (!PyArg_ParseTuple(args, "sn:_gemm_peak_loop", &dtype, &iterations)) {
+        return NULL;
+    }
+    if (iterations < 0 || (dtype[0] != 'f' && dtype[0] != 'd') ||
+        dtype[1] != '\0') {
+        PyErr_Format(PyExc_ValueError,
+                     "_gemm_peak_loop: dtype must be 'f' or 'd' and "
+                     "iterations >= 0; got %R and %zd",
+                     PyTuple_GET_ITEM(args, 0), iterations);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (dtype[0] == 'f') {
+        flops = mla_gemm_peak_loop_f32(iterations, &sink);
+    }
+    else {
+        flops = mla_gemm_peak_loop_f64(iterations, &sink);
+    }
+    Py_END_ALLOW_THREADS
+    /* The loop's result is finite; the check keeps it alive. */
+    if (sink != sink) {
+        PyErr_SetString(PyExc_RuntimeError, "_gemm_peak_loop: NaN result");
+        return NULL;
+    }
+    return PyFloat_FromDouble(flops);
+}
+
+/*
+ * Return a new reference to obj as a 2-D aligned, native array of
+ * typenum that keeps its strides where it can, or NULL with an error.
+ */
+static PyArrayObject *
+as_matrix(const char *func, const char *name, PyObject *obj, int typenum)
+{
+    PyArrayObject *arr = (PyArrayObject *)PyArray_FromAny(
+        obj, PyArray_DescrFromType(typenum), 0, 0,
+        NPY_ARRAY_ALIGNED | NPY_ARRAY_NOTSWAPPED | NPY_ARRAY_FORCECAST, NULL);
+    if (arr != NULL && PyArray_NDIM(arr) != 2) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must be 2-D; got %d dimensions",
+                     func, name, PyArray_NDIM(arr));
+        Py_CLEAR(arr);
+    }
+    return arr;
+}
+
+/* Check the in-place target C of a test hook; return its typenum or -1. */
+static int
+check_target(const char *func, PyObject *obj)
+{
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: C must be a numpy.ndarray; got %.100s",
+                     func, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    PyArrayObject *c = (PyArrayObject *)obj;
+    int typenum = PyArray_TYPE(c);
+    if ((typenum != NPY_FLOAT && typenum != NPY_DOUBLE) || PyArray_NDIM(c) != 2 ||
+        !PyArray_ISWRITEABLE(c) || !PyArray_ISALIGNED(c) ||
+        !PyArray_ISNOTSWAPPED(c)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: C must be a writeable, aligned 2-D float32 or "
+                     "float64 array in native byte order",
+                     func);
+        return -1;
+    }
+    return typenum;
+}
+
+/*
+ * Test hook of mla_gemm_update: _gemm_update(C, A, B, alpha, beta) sets
+ * C = alpha * A @ B + beta * C in place, C of shape (m, n), A (m, k) and
+ * B (k, n) converted to C's dtype. C must not overlap A or B.
+ */
+PyObject *
+py_gemm_update(PyObject *module, PyObject *args)
+{
+    static const char *func = "_gemm_update";
+    PyObject *c_obj, *a_obj, *b_obj;
+    PyArrayObject *a = NULL, *b = NULL;
+    double alpha, beta;
+    mla_status status;
+    (void)module;
+
+    if (!PyArg_ParseTuple(args, "OOOdd:_gemm_update", &c_obj, &a_obj, &b_obj,
+                          &alpha, &beta)) {
+        return NULL;
+    }
+    int typenum = check_target(func, c_obj);
+    if (typenum < 0) {
+        return NULL;
+    }
+    PyArrayObject *c = (PyArrayObject *)c_obj;
+    a = as_matrix(func, "A", a_obj, typenum);
+    b = a == NULL ? NULL : as_matrix(func, "B", b_obj, typenum);
+    if (b == NULL) {
+        goto fail;
+    }
+    ptrdiff_t m = PyArray_DIM(c, 0), n = PyArray_DIM(c, 1);
+    ptrdiff_t k = PyArray_DIM(a, 1);
+    if (PyArray_DIM(a, 0) != m || PyArray_DIM(b, 0) != k ||
+        PyArray_DIM(b, 1) != n) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: shapes must be C (m, n), A (m, k), B (k, n)", func);
+        goto fail;
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    if (typenum == NPY_FLOAT) {
+        mla_epilogue_f32 ep = {(float)alpha, NULL, 0, 0, MLA_ACT_LINEAR};
+        status = mla_gemm_update_f32(
+            PyArray_DATA(c), mla_stride(c, 0), mla_stride(c, 1),
+            PyArray_DATA(a), mla_stride(a, 0), mla_stride(a, 1),
+            PyArray_DATA(b), mla_stride(b, 0), mla_stride(b, 1), m, n, k,
+            (float)beta, &ep);
+    }
+    else {
+        mla_epilogue_f64 ep = {alpha, NULL, 0, 0, MLA_ACT_LINEAR};
+        status = mla_gemm_update_f64(
+            PyArray_DATA(c), mla_stride(c, 0), mla_stride(c, 1),
+            PyArray_DATA(a), mla_stride(a, 0), mla_stride(a, 1),
+            PyArray_DATA(b), mla_stride(b, 0), mla_stride(b, 1), m, n, k, beta,
+            &ep);
+    }
+    Py_END_ALLOW_THREADS
+    if (status != MLA_OK) {
+        mla_raise_status(func, status);
+        goto fail;
+    }
+    Py_DECREF(a);
+    Py_DECREF(b);
+    Py_RETURN_NONE;
+
+fail:
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    return NULL;
+}
+
+/*
+ * Test hook of mla_syrk_lower: _syrk_lower(C, A, alpha, beta) sets the
+ * lower triangle of C (n, n) to alpha * A @ A.T + beta * C in place, with
+ * A (n, k) converted to C's dtype. C must not overlap A.
+ */
+PyObject *
+py_syrk_lower(PyObject *module, PyObject *args)
+{
+    static const char *func = "_syrk_lower";
+    PyObject *c_obj, *a_obj;
+    double alpha, beta;
+    mla_status status;
+    (void)module;
+
+    if (!PyArg_ParseTuple(args, "OOdd:_syrk_lower", &c_obj, &a_obj, &alpha,
+                          &beta)) {
+        return NULL;
+    }
+    int typenum = check_target(func, c_obj);
+    if (typenum < 0) {
+        return NULL;
+    }
+    PyArrayObject *c = (PyArrayObject *)c_obj;
+    PyArrayObject *a = as_matrix(func, "A", a_obj, typenum);
+    if (a == NULL) {
+        return NULL;
+    }
+    ptrdiff_t n = PyArray_DIM(c, 0), k = PyArray_DIM(a, 1);
+    if (PyArray_DIM(c, 1) != n || PyArray_DIM(a, 0) != n) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: shapes must be C (n, n) and A (n, k)", func);
+        Py_DECREF(a);
+        return NULL;
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    if (typenum == NPY_FLOAT) {
+        status = mla_syrk_lower_f32(PyArray_DATA(c), mla_stride(c, 0),
+                                    mla_stride(c, 1), PyArray_DATA(a),
+                                    mla_stride(a, 0), mla_stride(a, 1), n, k,
+                                    (float)alpha, (float)beta);
+    }
+    else {
+        status = mla_syrk_lower_f64(PyArray_DATA(c), mla_stride(c, 0),
+                                    mla_stride(c, 1), PyArray_DATA(a),
+                                    mla_stride(a, 0), mla_stride(a, 1), n, k,
+                                    alpha, beta);
+    }
+    Py_END_ALLOW_THREADS
+    Py_DECREF(a);
+    if (status != MLA_OK) {
+        return mla_raise_status(func, status);
+    }
+    Py_RETURN_NONE;
 }

@@ -37,4 +37,9 @@ MLA_WRAPPER(softmax_cross_entropy);
 MLA_WRAPPER(cross_entropy_loss);
 MLA_WRAPPER(scaled_dot_product_attention);
 
+PyObject *py_set_gemm_avx512_on_avx2(PyObject *module, PyObject *arg);
+PyObject *py_gemm_peak_loop(PyObject *module, PyObject *args);
+PyObject *py_gemm_update(PyObject *module, PyObject *args);
+PyObject *py_syrk_lower(PyObject *module, PyObject *args);
+
 #endif /* MLA_WRAPPERS_H */

@@ -17,6 +17,10 @@ loose tolerance (``rtol`` 1e-8 in float64, 1e-3 in float32, relative to the
 largest reference value). That catches a fast but wrong kernel. It is not the
 parity contract, which the test suite checks.
 
+``python -m mla.bench matmul`` runs a separate sweep of matrix products
+against ``np.matmul`` instead, with GFLOP/s and the fraction of the CPU's
+peak (see :mod:`mla.bench_matmul`).
+
 When threadpoolctl is installed, the header names the BLAS library that NumPy
 uses, its CPU kernel and its thread count, and ``--threads N`` limits BLAS and
 OpenMP thread pools to N for the whole run. ``--threads`` also sets mla's and
@@ -731,7 +735,11 @@ def _parse_args(argv):
         "names",
         nargs="*",
         metavar="NAME",
-        help=f"functions to time (default: all): {', '.join(FUNCTION_NAMES)}",
+        help=(
+            f"functions to time (default: all): {', '.join(FUNCTION_NAMES)}; "
+            "a first NAME of matmul runs the matrix product sweep instead, "
+            "whose options python -m mla.bench matmul --help lists"
+        ),
     )
     parser.add_argument(
         "--repeat",
@@ -798,8 +806,15 @@ def main(argv=None):
     Returns
     -------
     int
-        0 when every case agrees with the reference, 1 otherwise.
+        0 when every case agrees with the reference, 1 otherwise. With a
+        first argument of ``matmul``, the status of the matmul sweep.
     """
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["matmul"]:
+        from mla import bench_matmul
+
+        return bench_matmul.main(argv[1:])
     args = _parse_args(argv)
     dtype = np.dtype(args.dtype)
     cases = [case for case in CASES if not args.names or case.function in args.names]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import mla
-from mla import bench, bench_training, reference
+from mla import bench, bench_matmul, bench_training, reference
 
 
 def test_format_seconds_picks_unit():
@@ -156,3 +156,84 @@ def test_bench_cases_keep_float32():
         for arg in case.make_args(rng, np.dtype(np.float32)):
             if isinstance(arg, np.ndarray) and arg.dtype.kind == "f":
                 assert arg.dtype == np.float32, f"{case.function} {case.shape}"
+
+
+def test_bench_matmul_sweep_exit_zero(capsys):
+    status = bench.main(
+        ["matmul", "--sizes", "8,33", "--repeat", "1", "--threads", "1,2",
+         "--settle", "0"]
+    )
+    output = capsys.readouterr().out
+    assert status == 0
+    assert "(33 x 33) @ (33 x 33)" in output
+    assert "(256 x 784) @ (784 x 128)" in output
+    assert "(784 x 256) @ (256 x 128), A a .T view" in output
+    assert "peak float64:" in output
+    assert "peak float32:" in output
+    assert "DIFFERS" not in output
+
+
+def test_bench_matmul_rows_per_thread_count(capsys):
+    status = bench.main(
+        ["matmul", "--sizes", "16", "--no-mlp", "--repeat", "1", "--dtype",
+         "float32", "--threads", "1,2", "--settle", "0.01"]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line for line in lines if line.startswith("(16 x 16)")]
+    assert status == 0
+    assert len(rows) == 2
+    assert rows[0].split()[7:9] == ["float32", "1"]
+    assert rows[1].split()[7:9] == ["float32", "2"]
+
+
+def test_bench_matmul_restores_threads(capsys):
+    before = mla.get_num_threads()
+    bench.main(
+        ["matmul", "--sizes", "8", "--no-mlp", "--repeat", "1", "--threads", "3",
+         "--settle", "0"]
+    )
+    capsys.readouterr()
+    assert mla.get_num_threads() == before
+
+
+def test_bench_matmul_saves_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "gflops.png"
+    status = bench.main(
+        ["matmul", "--sizes", "8,16", "--no-mlp", "--repeat", "1", "--threads", "1",
+         "--plot", str(path)]
+    )
+    assert status == 0
+    assert path.stat().st_size > 0
+    assert f"saved the GFLOP/s chart to {path}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sizes", "8,x"], "--sizes must be integers separated by commas"),
+        (["--sizes", "0"], "--sizes must be positive integers"),
+        (["--threads", "0"], "--threads must be positive integers"),
+        (["--repeat", "0"], "--repeat must be at least 1, got 0"),
+        (["--settle", "-1"], "--settle must be at least 0, got -1.0"),
+    ],
+)
+def test_bench_matmul_rejects_bad_options(argv, message, capsys):
+    with pytest.raises(SystemExit) as raised:
+        bench.main(["matmul", *argv])
+    assert raised.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_paired_medians_alternate_samples():
+    calls = []
+    first, second, first_samples, second_samples = bench_matmul.paired_medians(
+        lambda: calls.append("a"), lambda: calls.append("b"), repeat=3,
+        min_seconds=1e-5,
+    )
+    assert len(first_samples) == 3
+    assert len(second_samples) == 3
+    assert first > 0
+    assert second > 0
+    assert "a" in calls
+    assert "b" in calls
