@@ -1,62 +1,985 @@
 /*
- * attention_impl.h: scaled dot-product attention with materialized
- * weights, instantiated per element type by attention.c.
+ * attention_impl.h: scaled dot-product attention, forward and backward,
+ * instantiated per element type by attention.c.
+ *
+ * Problem t of a call (mla_attention_args in mla.h) computes
+ *
+ *     S = scale Q K^T,  S[i, j] = -inf where query i may not attend key j,
+ *     P = softmax(S) along the keys,  out = P V,
+ *
+ * with one exception: a query row with no allowed key gets zero weights
+ * and a zero output instead of the NaN that softmax of -inf gives.
+ *
+ * Three kernels share this file:
+ *
+ * - materialized (weights requested): each block of query rows writes its
+ *   scores straight into the weights, normalizes them in place and
+ *   multiplies them by V;
+ * - streaming (no weights): each block of query rows visits the keys in
+ *   blocks and keeps the online-softmax state of FlashAttention: per row
+ *   the running max, the running sum of exponentials and the unnormalized
+ *   output, rescaled whenever the max grows. Memory is the output plus one
+ *   block of scores per thread, never Lq x Lk;
+ * - backward: the FlashAttention-2 scheme. A streaming pass stores each
+ *   row's log-sum-exp and D = rowsum(dO * out); the gradients then
+ *   recompute P block by block from the log-sum-exp.
+ *
+ * Work items (a block of query rows, or of keys, of one problem or group
+ * of problems) are shared among OpenMP threads. Each item is computed by
+ * one thread, in an order fixed by the item alone, and no two items write
+ * the same element, so results are identical for every thread count.
+ * Every product goes through mla_gemm_run on one thread, and every
+ * exponential through attention_exp.
+ *
+ * With causal set, key blocks entirely above the diagonal are skipped.
+ * The allowed entries of a block are still multiplied by V as zero
+ * weights, so a NaN or infinity in a row of V can reach a query that may
+ * not attend that key, as zero times NaN does in NumPy's weights @ V. When
+ * it does depends on the block boundaries.
  */
+
+#ifndef MLA_ATTENTION_COMMON
+#define MLA_ATTENTION_COMMON
 
 /*
- * For each of batch problems t: weights (lq, lk) = softmax(Q K^T / sqrt(d))
- * and out (lq, dv) = weights V, with Q (lq, d), K (lk, d), V (lk, dv).
- * Q, K and V of problem t start at the element offsets offsets[t],
- * offsets[batch + t] and offsets[2 batch + t] (broadcast batches repeat an
- * offset) and are read through their row and column strides, so broadcast
- * or transposed views cost no copy. out and weights are C-contiguous stacks
- * of batch matrices.
- *
- * The scores are written straight into weights by the GEMM, scaled in its
- * epilogue, and normalized there in place, so the only full-size buffer is
- * the weights the caller asked for. With lk == 0 the output is zero; with
- * d == 0 the scale is infinite and the scores 0 * inf = NaN, as in NumPy.
+ * Query rows per work item, and keys per streamed block: 256 in float32
+ * and 128 in float64, so that a block of scores is 96 KiB either way and
+ * two of them stay in a 512 KiB L2 cache. 96 is the GEMM's row block
+ * (MLA_MC), a multiple of every micro-kernel's MR, and the key blocks are
+ * multiples of every NR.
  */
-mla_status
-FN(mla_attention)(T *out, T *weights, const T *q, ptrdiff_t rs_q,
-                  ptrdiff_t cs_q, const T *k, ptrdiff_t rs_k, ptrdiff_t cs_k,
-                  const T *v, ptrdiff_t rs_v, ptrdiff_t cs_v,
-                  const ptrdiff_t *offsets, ptrdiff_t batch, ptrdiff_t lq,
-                  ptrdiff_t lk, ptrdiff_t d, ptrdiff_t dv)
+#define ATTENTION_BLOCK_Q 96
+#define ATTENTION_BLOCK_K ((ptrdiff_t)(1024 / sizeof(T)))
+
+/* Independent accumulators of the row reductions. */
+#define ATTENTION_LANES 8
+
+/* Kernel modes, which decide the scratch each thread needs. */
+enum {
+    ATTENTION_MATERIALIZED,
+    ATTENTION_STREAMING,
+    ATTENTION_BACKWARD
+};
+
+/* Byte offsets of one thread's arrays in the scratch, and its size. */
+typedef struct {
+    size_t gemm, scores, probs, grads, product, output, row;
+    size_t row_max, exponent, alpha, row_sum;
+    size_t stride;
+} attention_layout;
+
+/* Reserve count elements of size bytes at *used, in whole cache lines. */
+static size_t
+attention_reserve(size_t *used, size_t count, size_t size)
 {
-    FN(mla_epilogue) scores_ep = {(T)(1 / sqrt((double)d)), NULL, 0, 0,
-                                  MLA_ACT_LINEAR};
-    FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
+    size_t at = *used;
+    *used += (count * size + 63) / 64 * 64;
+    return at;
+}
 
-    /* One scratch buffer, sized for the larger of the two products. */
-    int scores_threads = FN(mla_gemm_threads)(lq, lk, d);
-    int output_threads = FN(mla_gemm_threads)(lq, dv, lk);
-    size_t scores_work = FN(mla_gemm_workspace)(lq, lk, d, scores_threads);
-    size_t output_work = FN(mla_gemm_workspace)(lq, dv, lk, output_threads);
-    T *work = mla_alloc(scores_work > output_work ? scores_work : output_work,
-                        sizeof(T));
-    if (work == NULL) {
-        return MLA_ERR_NOMEM;
+static ptrdiff_t
+attention_min(ptrdiff_t a, ptrdiff_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Keys that rows before row_end may attend: causal rows stop at the row. */
+static ptrdiff_t
+attention_key_end(const mla_attention_args *a, ptrdiff_t row_end)
+{
+    return a->causal ? attention_min(a->lk, row_end) : a->lk;
+}
+
+/* Threads worth starting for items of total work (multiply-adds). */
+static int
+attention_threads(ptrdiff_t items, double work)
+{
+    int nthreads = mla_get_num_threads();
+    /* The GEMM's threshold: below it a second thread costs more. */
+    if (work < 4.0e6 || items < 2) {
+        return 1;
     }
+    return (ptrdiff_t)nthreads < items ? nthreads : (int)items;
+}
 
-    /* NOTE: heads run one after another; only large products use threads. */
-    mla_status status = MLA_OK;
-    for (ptrdiff_t t = 0; t < batch && status == MLA_OK; t++) {
-        const T *qt = q + offsets[t];
-        const T *kt = k + offsets[batch + t];
-        const T *vt = v + offsets[2 * batch + t];
-        T *wt = weights + t * lq * lk;
-        T *ot = out + t * lq * dv;
+static ptrdiff_t
+attention_root(ptrdiff_t *parent, ptrdiff_t t)
+{
+    while (parent[t] != t) {
+        parent[t] = parent[parent[t]];
+        t = parent[t];
+    }
+    return t;
+}
 
-        /* Scores Q K^T / sqrt(d), with K^T read through strides. */
-        FN(mla_gemm_run)(wt, lk, 1, qt, rs_q, cs_q, kt, cs_k, rs_k, lq, lk, d,
-                         &scores_ep, work, scores_threads);
-        status = FN(mla_softmax)(wt, wt, lq, lk, 1);
-        if (status == MLA_OK) {
-            FN(mla_gemm_run)(ot, dv, 1, wt, lk, 1, vt, rs_v, cs_v, lq, dv, lk,
-                             &plain_ep, work, output_threads);
+/* Join the sets of a and b; the smaller index stays the root. */
+static void
+attention_unite(ptrdiff_t *parent, ptrdiff_t a, ptrdiff_t b)
+{
+    a = attention_root(parent, a);
+    b = attention_root(parent, b);
+    if (a < b) {
+        parent[b] = a;
+    }
+    else if (b < a) {
+        parent[a] = b;
+    }
+}
+
+/*
+ * Join every two problems whose gradient matrices share a target: the
+ * target of t is offsets[t] / size (offsets into a C-contiguous gradient
+ * whose matrices have size elements). first has room for batch entries.
+ */
+static void
+attention_join_targets(ptrdiff_t *parent, ptrdiff_t *first,
+                       const ptrdiff_t *offsets, ptrdiff_t size,
+                       ptrdiff_t batch)
+{
+    for (ptrdiff_t key = 0; key < batch; key++) {
+        first[key] = -1;
+    }
+    for (ptrdiff_t t = 0; t < batch; t++) {
+        ptrdiff_t key = size > 0 ? offsets[t] / size : 0;
+        if (first[key] < 0) {
+            first[key] = t;
+        }
+        else {
+            attention_unite(parent, t, first[key]);
         }
     }
-    mla_free(work);
+}
+
+/*
+ * Group the problems that write a common gradient matrix, so that one
+ * thread sums their contributions in a fixed order. A target is shared
+ * where a batch dimension of Q, K or V broadcasts. Problems t join when
+ * they share a target in offsets_a (matrices of size_a elements) or, if
+ * offsets_b is not NULL, in offsets_b.
+ *
+ * On return group g holds order[starts[g]] .. order[starts[g + 1] - 1], in
+ * increasing t, and *ngroups is the number of groups. order and the two
+ * work arrays have batch entries, starts batch + 1.
+ */
+static void
+attention_groups(ptrdiff_t *order, ptrdiff_t *starts, ptrdiff_t *ngroups,
+                 const ptrdiff_t *offsets_a, ptrdiff_t size_a,
+                 const ptrdiff_t *offsets_b, ptrdiff_t size_b,
+                 ptrdiff_t batch, ptrdiff_t *parent, ptrdiff_t *first)
+{
+    for (ptrdiff_t t = 0; t < batch; t++) {
+        parent[t] = t;
+    }
+    attention_join_targets(parent, first, offsets_a, size_a, batch);
+    if (offsets_b != NULL) {
+        attention_join_targets(parent, first, offsets_b, size_b, batch);
+    }
+
+    /* Number the groups by their smallest member, the root. */
+    ptrdiff_t count = 0;
+    for (ptrdiff_t t = 0; t < batch; t++) {
+        parent[t] = attention_root(parent, t);
+        if (parent[t] == t) {
+            first[t] = count++;
+        }
+    }
+    /* From here parent[t] is the group of t. */
+    for (ptrdiff_t t = 0; t < batch; t++) {
+        parent[t] = first[parent[t]];
+    }
+
+    for (ptrdiff_t g = 0; g <= count; g++) {
+        starts[g] = 0;
+    }
+    for (ptrdiff_t t = 0; t < batch; t++) {
+        starts[parent[t] + 1]++;
+    }
+    for (ptrdiff_t g = 0; g < count; g++) {
+        starts[g + 1] += starts[g];
+        first[g] = starts[g];
+    }
+    for (ptrdiff_t t = 0; t < batch; t++) {
+        order[first[parent[t]]++] = t;
+    }
+    *ngroups = count;
+}
+
+#endif /* MLA_ATTENTION_COMMON */
+
+/*
+ * y[i] = exp(x[i]) for i < n. Every exponential of this file goes through
+ * here, and x and y never overlap.
+ */
+static void
+FN(attention_exp)(T *y, const T *x, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        y[i] = EXP(x[i]);
+    }
+}
+
+/* One thread's scratch arrays (sizes in FN(attention_plan)). */
+typedef struct {
+    T *gemm;      /* GEMM workspace */
+    T *scores;    /* block of scores, then scores minus the row shift */
+    T *probs;     /* exponentials of the block */
+    T *grads;     /* backward: dP, then dS, of the block */
+    T *product;   /* a GEMM result before it is added to an accumulator */
+    T *output;    /* backward: the streamed output of a query block */
+    T *row;       /* materialized: exponentials of one row of scores */
+    T *row_max;   /* per query row: running max of the scores */
+    T *exponent;  /* per query row: old max minus new max */
+    T *alpha;     /* per query row: exp(exponent) */
+    ACC *row_sum; /* per query row: running sum of exponentials */
+} FN(attention_scratch);
+
+/* Everything a work item reads, shared by all threads. */
+typedef struct {
+    const mla_attention_args *args;
+    const T *q, *k, *v;
+    T *out, *weights;
+
+    const T *d_out;
+    const ptrdiff_t *d_out_offsets;
+    ptrdiff_t rs_do, cs_do;
+    T *grad_q, *grad_k, *grad_v;
+    const ptrdiff_t *grad_q_offsets, *grad_k_offsets, *grad_v_offsets;
+    ACC *lse;   /* (batch, lq): log-sum-exp of each row, +inf if no key */
+    ACC *delta; /* (batch, lq): rowsum(dO * out) */
+    const ptrdiff_t *q_order, *q_starts, *kv_order, *kv_starts;
+
+    ptrdiff_t q_blocks, k_blocks;
+    unsigned char *scratch;
+    attention_layout layout;
+} FN(attention_job);
+
+typedef void (*FN(attention_item_fn))(const FN(attention_job) *job,
+                                      FN(attention_scratch) *s,
+                                      ptrdiff_t item);
+
+/* Largest GEMM workspace over the products of a mode, on one thread. */
+static size_t
+FN(attention_gemm_size)(const mla_attention_args *a, int mode)
+{
+    ptrdiff_t bq = attention_min(ATTENTION_BLOCK_Q, a->lq);
+    ptrdiff_t bk = attention_min(ATTENTION_BLOCK_K, a->lk);
+    ptrdiff_t d = a->d, dv = a->dv;
+    size_t sizes[5] = {0, 0, 0, 0, 0};
+
+    if (mode == ATTENTION_MATERIALIZED) {
+        sizes[0] = FN(mla_gemm_workspace)(bq, a->lk, d, 1);
+        sizes[1] = FN(mla_gemm_workspace)(bq, dv, a->lk, 1);
+    }
+    else {
+        sizes[0] = FN(mla_gemm_workspace)(bq, bk, d, 1);
+        sizes[1] = FN(mla_gemm_workspace)(bq, dv, bk, 1);
+    }
+    if (mode == ATTENTION_BACKWARD) {
+        sizes[2] = FN(mla_gemm_workspace)(bq, bk, dv, 1);
+        sizes[3] = FN(mla_gemm_workspace)(bk, dv > d ? dv : d, bq, 1);
+        sizes[4] = FN(mla_gemm_workspace)(bq, d, bk, 1);
+    }
+    size_t largest = 0;
+    for (int i = 0; i < 5; i++) {
+        largest = sizes[i] > largest ? sizes[i] : largest;
+    }
+    return largest;
+}
+
+/* Lay out one thread's scratch for a mode. */
+static attention_layout
+FN(attention_plan)(const mla_attention_args *a, int mode)
+{
+    size_t bq = (size_t)attention_min(ATTENTION_BLOCK_Q, a->lq);
+    size_t bk = (size_t)attention_min(ATTENTION_BLOCK_K, a->lk);
+    size_t d = (size_t)a->d, dv = (size_t)a->dv;
+    size_t block = mode == ATTENTION_MATERIALIZED ? 0 : bq * bk;
+    size_t product = bq * dv;
+    attention_layout layout;
+    size_t used = 0;
+
+    if (mode == ATTENTION_BACKWARD) {
+        size_t widest = (bq > bk ? bq : bk) * (d > dv ? d : dv);
+        product = widest > product ? widest : product;
+    }
+    layout.gemm = attention_reserve(&used, FN(attention_gemm_size)(a, mode),
+                                    sizeof(T));
+    layout.scores = attention_reserve(&used, block, sizeof(T));
+    layout.probs = attention_reserve(&used, block, sizeof(T));
+    layout.grads = attention_reserve(
+        &used, mode == ATTENTION_BACKWARD ? block : 0, sizeof(T));
+    layout.product = attention_reserve(&used, product, sizeof(T));
+    layout.output = attention_reserve(
+        &used, mode == ATTENTION_BACKWARD ? bq * dv : 0, sizeof(T));
+    layout.row = attention_reserve(
+        &used, mode == ATTENTION_MATERIALIZED ? (size_t)a->lk : 0, sizeof(T));
+    layout.row_max = attention_reserve(&used, bq, sizeof(T));
+    layout.exponent = attention_reserve(&used, bq, sizeof(T));
+    layout.alpha = attention_reserve(&used, bq, sizeof(T));
+    layout.row_sum = attention_reserve(&used, bq, sizeof(ACC));
+    layout.stride = used;
+    return layout;
+}
+
+static FN(attention_scratch)
+FN(attention_scratch_of)(const FN(attention_job) *job, int thread)
+{
+    const attention_layout *l = &job->layout;
+    unsigned char *base = job->scratch + (size_t)thread * l->stride;
+    FN(attention_scratch) s;
+    s.gemm = (T *)(base + l->gemm);
+    s.scores = (T *)(base + l->scores);
+    s.probs = (T *)(base + l->probs);
+    s.grads = (T *)(base + l->grads);
+    s.product = (T *)(base + l->product);
+    s.output = (T *)(base + l->output);
+    s.row = (T *)(base + l->row);
+    s.row_max = (T *)(base + l->row_max);
+    s.exponent = (T *)(base + l->exponent);
+    s.alpha = (T *)(base + l->alpha);
+    s.row_sum = (ACC *)(base + l->row_sum);
+    return s;
+}
+
+/* Run fn on items 0 .. items - 1, on up to nthreads threads. */
+static void
+FN(attention_run)(const FN(attention_job) *job, FN(attention_item_fn) fn,
+                  ptrdiff_t items, int nthreads)
+{
+    if ((ptrdiff_t)nthreads > items) {
+        nthreads = (int)items;
+    }
+    if (nthreads > 1) {
+        mla_note_parallel();
+        /* Items differ in cost under causal masking: hand them out one by one. */
+#pragma omp parallel num_threads(nthreads)
+        {
+            FN(attention_scratch) s = FN(attention_scratch_of)(job,
+                                                               MLA_THREAD_ID());
+#pragma omp for schedule(dynamic, 1)
+            for (ptrdiff_t item = 0; item < items; item++) {
+                fn(job, &s, item);
+            }
+        }
+    }
+    else {
+        FN(attention_scratch) s = FN(attention_scratch_of)(job, 0);
+        for (ptrdiff_t item = 0; item < items; item++) {
+            fn(job, &s, item);
+        }
+    }
+}
+
+/*
+ * Max of x[0..n) and init, skipping NaN: a NaN score still reaches the
+ * output through the sum of exponentials, which it makes NaN. Eight
+ * independent lanes let the compiler vectorize the loop.
+ */
+static T
+FN(attention_row_max)(const T *x, ptrdiff_t n, T init)
+{
+    T lane[ATTENTION_LANES];
+    ptrdiff_t i = 0;
+
+    for (int l = 0; l < ATTENTION_LANES; l++) {
+        lane[l] = init;
+    }
+    for (; i + ATTENTION_LANES <= n; i += ATTENTION_LANES) {
+        for (int l = 0; l < ATTENTION_LANES; l++) {
+            lane[l] = x[i + l] > lane[l] ? x[i + l] : lane[l];
+        }
+    }
+    for (; i < n; i++) {
+        lane[0] = x[i] > lane[0] ? x[i] : lane[0];
+    }
+    T max = lane[0];
+    for (int l = 1; l < ATTENTION_LANES; l++) {
+        max = lane[l] > max ? lane[l] : max;
+    }
+    return max;
+}
+
+/* Whether x[0..n) contains a NaN. */
+static int
+FN(attention_has_nan)(const T *x, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        if (x[i] != x[i]) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Sum of x[0..n) in ACC, over eight lanes added in a fixed order. */
+static ACC
+FN(attention_row_sum)(const T *x, ptrdiff_t n)
+{
+    ACC lane[ATTENTION_LANES] = {0};
+    ptrdiff_t i = 0;
+
+    for (; i + ATTENTION_LANES <= n; i += ATTENTION_LANES) {
+        for (int l = 0; l < ATTENTION_LANES; l++) {
+            lane[l] += x[i + l];
+        }
+    }
+    ACC sum = 0;
+    for (; i < n; i++) {
+        sum += x[i];
+    }
+    for (int l = 0; l < ATTENTION_LANES; l++) {
+        sum += lane[l];
+    }
+    return sum;
+}
+
+/*
+ * Set to -inf the scores that the mask or the causal rule forbid, in the
+ * m x n block s (row stride ld) of rows i0.. and keys j0.. of problem t.
+ */
+static void
+FN(attention_mask_block)(T *s, ptrdiff_t ld, const mla_attention_args *a,
+                         ptrdiff_t t, ptrdiff_t i0, ptrdiff_t m, ptrdiff_t j0,
+                         ptrdiff_t n)
+{
+    const unsigned char *mask =
+        a->mask == NULL ? NULL : a->mask + a->mask_offsets[t];
+    /* A causal block whose last key is at or before its first row is open. */
+    int causal = a->causal && j0 + n - 1 > i0;
+
+    if (mask == NULL && !causal) {
+        return;
+    }
+    for (ptrdiff_t r = 0; r < m; r++) {
+        T *row = s + r * ld;
+        ptrdiff_t i = i0 + r;
+        if (mask != NULL) {
+            const unsigned char *allowed =
+                mask + i * a->rs_mask + j0 * a->cs_mask;
+            for (ptrdiff_t c = 0; c < n; c++) {
+                if (!allowed[c * a->cs_mask]) {
+                    row[c] = (T)-INFINITY;
+                }
+            }
+        }
+        if (causal) {
+            /* Key j0 + c is allowed while j0 + c <= i. */
+            ptrdiff_t c = i - j0 + 1 > 0 ? i - j0 + 1 : 0;
+            for (; c < n; c++) {
+                row[c] = (T)-INFINITY;
+            }
+        }
+    }
+}
+
+/*
+ * Stream the keys of problem t through query rows i0 .. i0 + m - 1.
+ * o (m, dv), row stride ld_o, receives the output rows. lse, if not NULL,
+ * receives each row's log-sum-exp of the allowed scores, +inf for a row
+ * with no allowed key.
+ *
+ * For each key block: scores S (m, n) = scale Q_i K_j^T, masked; the new
+ * row max M' = max(M, rowmax S); P = exp(S - M'); alpha = exp(M - M');
+ * the running sum l = alpha l + rowsum P and the output o = alpha o + P V_j.
+ * At the end o / l is the softmax-weighted output.
+ */
+static void
+FN(attention_stream_rows)(T *o, ptrdiff_t ld_o, ACC *lse,
+                          const FN(attention_job) *job,
+                          FN(attention_scratch) *s, ptrdiff_t t, ptrdiff_t i0,
+                          ptrdiff_t m)
+{
+    const mla_attention_args *a = job->args;
+    const T *q = job->q + a->q_offsets[t] + i0 * a->rs_q;
+    const T *k = job->k + a->k_offsets[t];
+    const T *v = job->v + a->v_offsets[t];
+    FN(mla_epilogue) score_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
+    FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
+    ptrdiff_t dv = a->dv;
+    ptrdiff_t key_end = attention_key_end(a, i0 + m);
+
+    for (ptrdiff_t r = 0; r < m; r++) {
+        s->row_max[r] = (T)-INFINITY;
+        s->row_sum[r] = 0;
+        for (ptrdiff_t c = 0; c < dv; c++) {
+            o[r * ld_o + c] = 0;
+        }
+    }
+
+    for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_BLOCK_K) {
+        ptrdiff_t n = attention_min(ATTENTION_BLOCK_K, key_end - j0);
+
+        /* Scores of the block; K^T is K read with its strides swapped. */
+        FN(mla_gemm_run)(s->scores, n, 1, q, a->rs_q, a->cs_q,
+                         k + j0 * a->rs_k, a->cs_k, a->rs_k, m, n, a->d,
+                         &score_ep, s->gemm, 1);
+        FN(attention_mask_block)(s->scores, n, a, t, i0, m, j0, n);
+
+        /*
+         * Shift each row by its new max. A row with no allowed key so far
+         * is shifted by 0, so that its exponentials stay exp(-inf) = 0.
+         */
+        for (ptrdiff_t r = 0; r < m; r++) {
+            T *row = s->scores + r * n;
+            T old_max = s->row_max[r];
+            T new_max = FN(attention_row_max)(row, n, old_max);
+            T shift = new_max == (T)-INFINITY ? 0 : new_max;
+            s->exponent[r] = old_max == new_max ? 0 : old_max - new_max;
+            s->row_max[r] = new_max;
+            for (ptrdiff_t c = 0; c < n; c++) {
+                row[c] -= shift;
+            }
+        }
+        FN(attention_exp)(s->probs, s->scores, m * n);
+        FN(attention_exp)(s->alpha, s->exponent, m);
+
+        /* Rescale the running sums and outputs, then add this block. */
+        FN(mla_gemm_run)(s->product, dv, 1, s->probs, n, 1, v + j0 * a->rs_v,
+                         a->rs_v, a->cs_v, m, dv, n, &plain_ep, s->gemm, 1);
+        for (ptrdiff_t r = 0; r < m; r++) {
+            const T *p = s->probs + r * n;
+            const T *pv = s->product + r * dv;
+            T *orow = o + r * ld_o;
+            T alpha = s->alpha[r];
+            s->row_sum[r] = alpha * s->row_sum[r] +
+                            FN(attention_row_sum)(p, n);
+            for (ptrdiff_t c = 0; c < dv; c++) {
+                orow[c] = alpha * orow[c] + pv[c];
+            }
+        }
+    }
+
+    for (ptrdiff_t r = 0; r < m; r++) {
+        T *orow = o + r * ld_o;
+        /* A row with only NaN scores has max -inf too, but a NaN sum. */
+        if (s->row_max[r] == (T)-INFINITY && s->row_sum[r] == s->row_sum[r]) {
+            /* No allowed key: zero output, even where V holds NaN. */
+            for (ptrdiff_t c = 0; c < dv; c++) {
+                orow[c] = 0;
+            }
+            if (lse != NULL) {
+                lse[r] = INFINITY;
+            }
+            continue;
+        }
+        ACC inverse = 1 / s->row_sum[r];
+        for (ptrdiff_t c = 0; c < dv; c++) {
+            orow[c] = (T)(orow[c] * inverse);
+        }
+        if (lse != NULL) {
+            lse[r] = (ACC)s->row_max[r] + log(s->row_sum[r]);
+        }
+    }
+}
+
+/* Query block of an item; items run the costliest causal blocks first. */
+static void
+FN(attention_query_block)(const FN(attention_job) *job, ptrdiff_t item,
+                          ptrdiff_t *t, ptrdiff_t *i0, ptrdiff_t *m)
+{
+    ptrdiff_t block = job->q_blocks - 1 - item % job->q_blocks;
+    *t = item / job->q_blocks;
+    *i0 = block * ATTENTION_BLOCK_Q;
+    *m = attention_min(ATTENTION_BLOCK_Q, job->args->lq - *i0);
+}
+
+/* Streaming forward of one query block of one problem. */
+static void
+FN(attention_streaming_item)(const FN(attention_job) *job,
+                             FN(attention_scratch) *s, ptrdiff_t item)
+{
+    const mla_attention_args *a = job->args;
+    ptrdiff_t t, i0, m;
+    FN(attention_query_block)(job, item, &t, &i0, &m);
+    T *o = job->out + (t * a->lq + i0) * a->dv;
+    FN(attention_stream_rows)(o, a->dv, NULL, job, s, t, i0, m);
+}
+
+/*
+ * Materialized forward of one query block of one problem: the scores go
+ * straight into the block's rows of the weights (m, lk), which are then
+ * normalized in place and multiplied by V.
+ */
+static void
+FN(attention_materialized_item)(const FN(attention_job) *job,
+                                FN(attention_scratch) *s, ptrdiff_t item)
+{
+    const mla_attention_args *a = job->args;
+    ptrdiff_t t, i0, m;
+    FN(attention_query_block)(job, item, &t, &i0, &m);
+    ptrdiff_t lk = a->lk, dv = a->dv;
+    ptrdiff_t key_end = attention_key_end(a, i0 + m);
+    T *w = job->weights + (t * a->lq + i0) * lk;
+    T *o = job->out + (t * a->lq + i0) * dv;
+    FN(mla_epilogue) score_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
+    FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
+
+    /* Scores of the keys any row of the block may attend; zero past them. */
+    FN(mla_gemm_run)(w, lk, 1, job->q + a->q_offsets[t] + i0 * a->rs_q,
+                     a->rs_q, a->cs_q, job->k + a->k_offsets[t], a->cs_k,
+                     a->rs_k, m, key_end, a->d, &score_ep, s->gemm, 1);
+    for (ptrdiff_t r = 0; r < m; r++) {
+        for (ptrdiff_t c = key_end; c < lk; c++) {
+            w[r * lk + c] = 0;
+        }
+    }
+    FN(attention_mask_block)(w, lk, a, t, i0, m, 0, key_end);
+
+    for (ptrdiff_t r = 0; r < m; r++) {
+        T *row = w + r * lk;
+        T max = FN(attention_row_max)(row, key_end, (T)-INFINITY);
+        int no_key = max == (T)-INFINITY &&
+                     !FN(attention_has_nan)(row, key_end);
+        /* row_max marks the rows whose output is set to zero below. */
+        s->row_max[r] = no_key ? (T)-INFINITY : 0;
+        if (no_key) {
+            for (ptrdiff_t c = 0; c < key_end; c++) {
+                row[c] = 0;
+            }
+            continue;
+        }
+        /* Only NaN and -inf: shift by 0, and the NaN sum spreads. */
+        T shift = max == (T)-INFINITY ? 0 : max;
+        for (ptrdiff_t c = 0; c < key_end; c++) {
+            row[c] -= shift;
+        }
+        FN(attention_exp)(s->row, row, key_end);
+        ACC inverse = 1 / FN(attention_row_sum)(s->row, key_end);
+        for (ptrdiff_t c = 0; c < key_end; c++) {
+            row[c] = (T)(s->row[c] * inverse);
+        }
+    }
+
+    FN(mla_gemm_run)(o, dv, 1, w, lk, 1, job->v + a->v_offsets[t], a->rs_v,
+                     a->cs_v, m, dv, key_end, &plain_ep, s->gemm, 1);
+    for (ptrdiff_t r = 0; r < m; r++) {
+        if (s->row_max[r] == (T)-INFINITY) {
+            for (ptrdiff_t c = 0; c < dv; c++) {
+                o[r * dv + c] = 0;
+            }
+        }
+    }
+}
+
+/* Multiply-adds of one call, a rough cost for attention_threads. */
+static double
+FN(attention_work)(const mla_attention_args *a, double products)
+{
+    double keys = (double)a->lk;
+    if (a->causal && a->lq < 2 * a->lk) {
+        keys = (double)a->lq / 2;
+    }
+    /* One exponential costs about as much as eight multiply-adds. */
+    return (double)a->batch * (double)a->lq * keys *
+           (products * (double)(a->d + a->dv) / 2 + 8);
+}
+
+/* Allocate the scratch of nthreads threads for a mode; NULL on failure. */
+static unsigned char *
+FN(attention_alloc_scratch)(FN(attention_job) *job, int mode, int nthreads)
+{
+    job->layout = FN(attention_plan)(job->args, mode);
+    return mla_alloc((size_t)nthreads, job->layout.stride);
+}
+
+/*
+ * out (batch, lq, dv) and, if weights is not NULL, weights (batch, lq, lk),
+ * both C-contiguous, for the problems of args (see the file header).
+ * Without weights the streaming kernel runs and memory stays at one block
+ * of scores per thread.
+ */
+mla_status
+FN(mla_attention)(T *out, T *weights, const mla_attention_args *args)
+{
+    FN(attention_job) job = {0};
+    int mode = weights != NULL ? ATTENTION_MATERIALIZED : ATTENTION_STREAMING;
+
+    if (args->batch == 0 || args->lq == 0 ||
+        (weights == NULL && args->dv == 0)) {
+        return MLA_OK;
+    }
+    job.args = args;
+    job.q = args->q;
+    job.k = args->k;
+    job.v = args->v;
+    job.out = out;
+    job.weights = weights;
+    job.q_blocks = (args->lq + ATTENTION_BLOCK_Q - 1) / ATTENTION_BLOCK_Q;
+
+    ptrdiff_t items = args->batch * job.q_blocks;
+    int nthreads = attention_threads(items, FN(attention_work)(args, 2));
+    job.scratch = FN(attention_alloc_scratch)(&job, mode, nthreads);
+    if (job.scratch == NULL) {
+        return MLA_ERR_NOMEM;
+    }
+    FN(attention_run)(&job,
+                      weights != NULL ? FN(attention_materialized_item)
+                                      : FN(attention_streaming_item),
+                      items, nthreads);
+    mla_free(job.scratch);
+    return MLA_OK;
+}
+
+/*
+ * Backward, first pass: stream one query block to get its output, then
+ * store each row's log-sum-exp and D = rowsum(dO * out).
+ */
+static void
+FN(attention_lse_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
+                       ptrdiff_t item)
+{
+    const mla_attention_args *a = job->args;
+    ptrdiff_t t, i0, m;
+    FN(attention_query_block)(job, item, &t, &i0, &m);
+    ptrdiff_t dv = a->dv;
+    ACC *lse = job->lse + t * a->lq + i0;
+    ACC *delta = job->delta + t * a->lq + i0;
+
+    FN(attention_stream_rows)(s->output, dv, lse, job, s, t, i0, m);
+    for (ptrdiff_t r = 0; r < m; r++) {
+        const T *g = job->d_out + job->d_out_offsets[t] + (i0 + r) * job->rs_do;
+        const T *orow = s->output + r * dv;
+        ACC sum = 0;
+        for (ptrdiff_t c = 0; c < dv; c++) {
+            sum += (ACC)g[c * job->cs_do] * orow[c];
+        }
+        delta[r] = sum;
+    }
+}
+
+/*
+ * Recompute P (s->probs) and dS (s->grads), both m x n with row stride n,
+ * for query rows i0.. and keys j0.. of problem t:
+ *
+ *     P = exp(scale Q_i K_j^T - lse),  dP = dO_i V_j^T,  dS = P (dP - D).
+ *
+ * A row with no allowed key has lse = +inf, so P = 0; its dS is set to 0
+ * outright, since its output was zero whatever V holds.
+ */
+static void
+FN(attention_backward_block)(const FN(attention_job) *job,
+                             FN(attention_scratch) *s, ptrdiff_t t,
+                             ptrdiff_t i0, ptrdiff_t m, ptrdiff_t j0,
+                             ptrdiff_t n)
+{
+    const mla_attention_args *a = job->args;
+    const ACC *lse = job->lse + t * a->lq + i0;
+    const ACC *delta = job->delta + t * a->lq + i0;
+    FN(mla_epilogue) score_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
+    FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
+
+    FN(mla_gemm_run)(s->scores, n, 1, job->q + a->q_offsets[t] + i0 * a->rs_q,
+                     a->rs_q, a->cs_q,
+                     job->k + a->k_offsets[t] + j0 * a->rs_k, a->cs_k,
+                     a->rs_k, m, n, a->d, &score_ep, s->gemm, 1);
+    FN(attention_mask_block)(s->scores, n, a, t, i0, m, j0, n);
+    for (ptrdiff_t r = 0; r < m; r++) {
+        T *row = s->scores + r * n;
+        for (ptrdiff_t c = 0; c < n; c++) {
+            row[c] = (T)((ACC)row[c] - lse[r]);
+        }
+    }
+    FN(attention_exp)(s->probs, s->scores, m * n);
+
+    /* dP = dO_i V_j^T, with V^T read through swapped strides. */
+    FN(mla_gemm_run)(s->grads, n, 1,
+                     job->d_out + job->d_out_offsets[t] + i0 * job->rs_do,
+                     job->rs_do, job->cs_do,
+                     job->v + a->v_offsets[t] + j0 * a->rs_v, a->cs_v,
+                     a->rs_v, m, n, a->dv, &plain_ep, s->gemm, 1);
+    for (ptrdiff_t r = 0; r < m; r++) {
+        T *grow = s->grads + r * n;
+        const T *prow = s->probs + r * n;
+        if (lse[r] == INFINITY) {
+            for (ptrdiff_t c = 0; c < n; c++) {
+                grow[c] = 0;
+            }
+            continue;
+        }
+        for (ptrdiff_t c = 0; c < n; c++) {
+            grow[c] = prow[c] * (T)((ACC)grow[c] - delta[r]);
+        }
+    }
+}
+
+/* target[i] += x[i] for i < n. */
+static void
+FN(attention_accumulate)(T *target, const T *x, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        target[i] += x[i];
+    }
+}
+
+/*
+ * Backward, second pass: rows j0.. of dK and dV for one key block and one
+ * group of problems, summed over the group's problems and then the query
+ * blocks, in increasing order:
+ *
+ *     dV_j += P^T dO_i,  dK_j += scale dS^T Q_i.
+ */
+static void
+FN(attention_kv_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
+                      ptrdiff_t item)
+{
+    const mla_attention_args *a = job->args;
+    ptrdiff_t group = item / job->k_blocks;
+    ptrdiff_t j0 = item % job->k_blocks * ATTENTION_BLOCK_K;
+    ptrdiff_t n = attention_min(ATTENTION_BLOCK_K, a->lk - j0);
+    ptrdiff_t d = a->d, dv = a->dv;
+    /* Under the causal rule, key j0 is first attended by row j0. */
+    ptrdiff_t first_block = a->causal ? j0 / ATTENTION_BLOCK_Q : 0;
+    FN(mla_epilogue) scaled_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
+    FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
+
+    for (ptrdiff_t at = job->kv_starts[group]; at < job->kv_starts[group + 1];
+         at++) {
+        ptrdiff_t t = job->kv_order[at];
+        T *grad_k = job->grad_k + job->grad_k_offsets[t] + j0 * d;
+        T *grad_v = job->grad_v + job->grad_v_offsets[t] + j0 * dv;
+        const T *q = job->q + a->q_offsets[t];
+        const T *d_out = job->d_out + job->d_out_offsets[t];
+
+        for (ptrdiff_t block = first_block; block < job->q_blocks; block++) {
+            ptrdiff_t i0 = block * ATTENTION_BLOCK_Q;
+            ptrdiff_t m = attention_min(ATTENTION_BLOCK_Q, a->lq - i0);
+            FN(attention_backward_block)(job, s, t, i0, m, j0, n);
+
+            /* P^T and dS^T are the blocks read with swapped strides. */
+            FN(mla_gemm_run)(s->product, dv, 1, s->probs, 1, n,
+                             d_out + i0 * job->rs_do, job->rs_do, job->cs_do,
+                             n, dv, m, &plain_ep, s->gemm, 1);
+            FN(attention_accumulate)(grad_v, s->product, n * dv);
+            FN(mla_gemm_run)(s->product, d, 1, s->grads, 1, n,
+                             q + i0 * a->rs_q, a->rs_q, a->cs_q, n, d, m,
+                             &scaled_ep, s->gemm, 1);
+            FN(attention_accumulate)(grad_k, s->product, n * d);
+        }
+    }
+}
+
+/*
+ * Backward, third pass: rows i0.. of dQ for one query block and one group
+ * of problems, summed over the group's problems and then the key blocks,
+ * in increasing order: dQ_i += scale dS K_j.
+ */
+static void
+FN(attention_q_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
+                     ptrdiff_t item)
+{
+    const mla_attention_args *a = job->args;
+    ptrdiff_t group, i0, m;
+    FN(attention_query_block)(job, item, &group, &i0, &m);
+    ptrdiff_t d = a->d;
+    ptrdiff_t key_end = attention_key_end(a, i0 + m);
+    FN(mla_epilogue) scaled_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
+
+    for (ptrdiff_t at = job->q_starts[group]; at < job->q_starts[group + 1];
+         at++) {
+        ptrdiff_t t = job->q_order[at];
+        T *grad_q = job->grad_q + job->grad_q_offsets[t] + i0 * d;
+        const T *k = job->k + a->k_offsets[t];
+
+        for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_BLOCK_K) {
+            ptrdiff_t n = attention_min(ATTENTION_BLOCK_K, key_end - j0);
+            FN(attention_backward_block)(job, s, t, i0, m, j0, n);
+            FN(mla_gemm_run)(s->product, d, 1, s->grads, n, 1,
+                             k + j0 * a->rs_k, a->rs_k, a->cs_k, m, d, n,
+                             &scaled_ep, s->gemm, 1);
+            FN(attention_accumulate)(grad_q, s->product, m * d);
+        }
+    }
+}
+
+/*
+ * Gradients of sum(d_out * out) with respect to Q, K and V for the
+ * problems of args. grad_q, grad_k and grad_v are C-contiguous arrays of
+ * the shapes of Q, K and V, zero on entry; problem t adds to the matrices
+ * at grad_*_offsets[t], so problems that share a broadcast Q, K or V add
+ * into one matrix (in increasing t). dO of problem t is d_out at
+ * d_out_offsets[t] with strides rs_do and cs_do.
+ *
+ * Memory beyond the gradients: two doubles per query row of every problem
+ * (log-sum-exp and D), a few integers per problem and one block of scratch
+ * per thread.
+ */
+mla_status
+FN(mla_attention_backward)(T *grad_q, const ptrdiff_t *grad_q_offsets,
+                           T *grad_k, const ptrdiff_t *grad_k_offsets,
+                           T *grad_v, const ptrdiff_t *grad_v_offsets,
+                           const T *d_out, const ptrdiff_t *d_out_offsets,
+                           ptrdiff_t rs_do, ptrdiff_t cs_do,
+                           const mla_attention_args *args)
+{
+    FN(attention_job) job = {0};
+    ptrdiff_t batch = args->batch, lq = args->lq, lk = args->lk;
+    mla_status status = MLA_OK;
+
+    /* With no queries or no keys every gradient stays zero. */
+    if (batch == 0 || lq == 0 || lk == 0) {
+        return MLA_OK;
+    }
+    if ((double)batch * (double)lq > (double)PTRDIFF_MAX / 16) {
+        return MLA_ERR_NOMEM;
+    }
+    job.args = args;
+    job.q = args->q;
+    job.k = args->k;
+    job.v = args->v;
+    job.d_out = d_out;
+    job.d_out_offsets = d_out_offsets;
+    job.rs_do = rs_do;
+    job.cs_do = cs_do;
+    job.grad_q = grad_q;
+    job.grad_k = grad_k;
+    job.grad_v = grad_v;
+    job.grad_q_offsets = grad_q_offsets;
+    job.grad_k_offsets = grad_k_offsets;
+    job.grad_v_offsets = grad_v_offsets;
+    job.q_blocks = (lq + ATTENTION_BLOCK_Q - 1) / ATTENTION_BLOCK_Q;
+    job.k_blocks = (lk + ATTENTION_BLOCK_K - 1) / ATTENTION_BLOCK_K;
+
+    ACC *rows = mla_alloc(2 * (size_t)batch * (size_t)lq, sizeof(ACC));
+    ptrdiff_t *index = mla_alloc(6 * (size_t)batch + 2, sizeof(ptrdiff_t));
+    ptrdiff_t blocks = job.q_blocks > job.k_blocks ? job.q_blocks
+                                                   : job.k_blocks;
+    int nthreads = attention_threads(batch * blocks,
+                                     FN(attention_work)(args, 7));
+    job.scratch = FN(attention_alloc_scratch)(&job, ATTENTION_BACKWARD,
+                                              nthreads);
+    if (rows == NULL || index == NULL || job.scratch == NULL) {
+        status = MLA_ERR_NOMEM;
+        goto done;
+    }
+    job.lse = rows;
+    job.delta = rows + batch * lq;
+
+    /* Problems that write a common gradient matrix form one group. */
+    ptrdiff_t *q_order = index, *q_starts = index + batch;
+    ptrdiff_t *kv_order = index + 2 * batch + 1;
+    ptrdiff_t *kv_starts = index + 3 * batch + 1;
+    ptrdiff_t *parent = index + 4 * batch + 2, *first = index + 5 * batch + 2;
+    ptrdiff_t q_groups, kv_groups;
+    attention_groups(q_order, q_starts, &q_groups, grad_q_offsets,
+                     lq * args->d, NULL, 0, batch, parent, first);
+    attention_groups(kv_order, kv_starts, &kv_groups, grad_k_offsets,
+                     lk * args->d, grad_v_offsets, lk * args->dv, batch,
+                     parent, first);
+    job.q_order = q_order;
+    job.q_starts = q_starts;
+    job.kv_order = kv_order;
+    job.kv_starts = kv_starts;
+
+    FN(attention_run)(&job, FN(attention_lse_item), batch * job.q_blocks,
+                      nthreads);
+    FN(attention_run)(&job, FN(attention_kv_item), kv_groups * job.k_blocks,
+                      nthreads);
+    FN(attention_run)(&job, FN(attention_q_item), q_groups * job.q_blocks,
+                      nthreads);
+
+done:
+    mla_free(rows);
+    mla_free(index);
+    mla_free(job.scratch);
     return status;
 }

@@ -161,6 +161,7 @@ static PyMethodDef methods[] = {
     MLA_METHOD(softmax),
     MLA_METHOD(cross_entropy_loss),
     MLA_METHOD(scaled_dot_product_attention),
+    MLA_METHOD(scaled_dot_product_attention_backward),
     {"_solve_symmetric", (PyCFunction)(void (*)(void))py_solve_symmetric,
      METH_FASTCALL | METH_KEYWORDS, NULL},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, NULL},

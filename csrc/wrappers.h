@@ -29,5 +29,6 @@ MLA_WRAPPER(solve_symmetric);
 MLA_WRAPPER(softmax);
 MLA_WRAPPER(cross_entropy_loss);
 MLA_WRAPPER(scaled_dot_product_attention);
+MLA_WRAPPER(scaled_dot_product_attention_backward);
 
 #endif /* MLA_WRAPPERS_H */

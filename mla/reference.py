@@ -35,6 +35,7 @@ __all__ = [
     "softmax",
     "cross_entropy_loss",
     "scaled_dot_product_attention",
+    "scaled_dot_product_attention_backward",
 ]
 
 ACTIVATIONS = ("relu", "sigmoid", "linear", None)
@@ -190,9 +191,85 @@ def cross_entropy_loss(y_pred, y_true):
     return float(-np.sum(y_true * np.log(y_pred)))
 
 
-def scaled_dot_product_attention(Q, K, V):
-    """Return ``(softmax(Q @ K^T / sqrt(d)) @ V, weights)``."""
+def _allowed_keys(Lq, Lk, mask, causal):
+    """Return where query i may attend key j: the mask, and j <= i if causal."""
+    allowed = np.ones((Lq, Lk), dtype=bool)
+    if causal:
+        allowed = np.tril(allowed)
+    if mask is not None:
+        allowed = allowed & mask
+    return allowed
+
+
+def scaled_dot_product_attention(
+    Q, K, V, *, mask=None, causal=False, scale=None, return_weights=True
+):
+    """Return ``softmax(scale * Q @ K^T, masked) @ V`` and the weights.
+
+    ``mask`` is boolean, broadcastable to ``(..., Lq, Lk)``, True where a
+    query may attend a key; ``causal`` allows keys ``j <= i`` only, counted
+    from the first query and the first key. ``scale`` defaults to
+    ``1 / sqrt(d)``. A query row with no allowed key gets zero weights and
+    a zero output. Returns ``(output, weights)``, or the output alone when
+    ``return_weights`` is False (the weights are still computed here).
+    """
+    Lq, d = Q.shape[-2:]
+    Lk = K.shape[-2]
+    if scale is None:
+        scale = 1 / np.sqrt(d)
+    scores = (Q @ np.swapaxes(K, -1, -2)) * scale
+    scores = np.where(_allowed_keys(Lq, Lk, mask, causal), scores, -np.inf)
+
+    row_max = np.max(scores, axis=-1, keepdims=True, initial=-np.inf)
+    no_key = row_max == -np.inf
+    exp_scores = np.exp(scores - np.where(no_key, 0, row_max))
+    total = np.sum(exp_scores, axis=-1, keepdims=True)
+    weights = np.where(no_key, 0, exp_scores / np.where(no_key, 1, total))
+    # Zero rows stay zero even where V holds NaN or infinity.
+    output = np.where(no_key, 0, weights @ V)
+    if return_weights:
+        return output, weights
+    return output
+
+
+def _sum_to_shape(gradient, shape):
+    """Sum ``gradient`` over the dimensions that broadcasting added to ``shape``."""
+    extra = gradient.ndim - len(shape)
+    gradient = np.sum(gradient, axis=tuple(range(extra)))
+    axes = tuple(
+        axis
+        for axis, size in enumerate(shape)
+        if size == 1 and gradient.shape[axis] != 1
+    )
+    return np.sum(gradient, axis=axes, keepdims=True)
+
+
+def scaled_dot_product_attention_backward(
+    Q, K, V, d_output, *, mask=None, causal=False, scale=None
+):
+    """Return ``(dQ, dK, dV)``, the gradients of ``sum(d_output * output)``.
+
+    ``output`` is ``scaled_dot_product_attention(Q, K, V, ...)``; each
+    gradient has the shape of its input, summed over broadcast dimensions.
+    With ``dS = weights * (dW - rowsum(dW * weights))`` and
+    ``dW = d_output @ V^T``: ``dQ = scale * dS @ K``,
+    ``dK = scale * dS^T @ Q`` and ``dV = weights^T @ d_output``.
+    """
     d = Q.shape[-1]
-    scores = Q @ np.swapaxes(K, -1, -2) / np.sqrt(d)
-    weights = softmax(scores, axis=-1)
-    return weights @ V, weights
+    if scale is None:
+        scale = 1 / np.sqrt(d)
+    _, weights = scaled_dot_product_attention(
+        Q, K, V, mask=mask, causal=causal, scale=scale
+    )
+    d_weights = d_output @ np.swapaxes(V, -1, -2)
+    d_scores = weights * (
+        d_weights - np.sum(d_weights * weights, axis=-1, keepdims=True)
+    )
+    dQ = scale * (d_scores @ K)
+    dK = scale * (np.swapaxes(d_scores, -1, -2) @ Q)
+    dV = np.swapaxes(weights, -1, -2) @ d_output
+    return (
+        _sum_to_shape(dQ, Q.shape),
+        _sum_to_shape(dK, K.shape),
+        _sum_to_shape(dV, V.shape),
+    )
