@@ -50,8 +50,9 @@ parse_flag(const char *func, const char *name, PyObject *obj,
     }
     int value = PyObject_IsTrue(obj);
     if (value < 0) {
-        PyErr_Format(PyExc_TypeError, "%s: %s must be True or False; got %.100s",
-                     func, name, Py_TYPE(obj)->tp_name);
+        PyErr_Format(PyExc_TypeError,
+                     "%s: %s must be True or False; got %.100s", func, name,
+                     Py_TYPE(obj)->tp_name);
         return -1;
     }
     *flag = value;
@@ -319,7 +320,8 @@ MLA_WRAPPER(scaled_dot_product_attention)
         }
     }
 
-    if (PyArray_SIZE(out) > 0 || (weights != NULL && PyArray_SIZE(weights) > 0)) {
+    if (PyArray_SIZE(out) > 0 ||
+        (weights != NULL && PyArray_SIZE(weights) > 0)) {
         if (prepare_kernel(&call) < 0) {
             goto fail;
         }

@@ -27,6 +27,7 @@ memory columns show "-".
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import os
 import statistics
@@ -202,11 +203,11 @@ def run_suite(shapes, dtype, repeat, torch, with_reference=True):
         for causal in (False, True):
             seconds, peaks, outputs = {}, {}, {}
             for name, call in calls.items():
-                args = arguments[name]
-                output, peaks[name] = peak_memory(lambda: call(*args, causal))
+                run = functools.partial(call, *arguments[name], causal)
+                output, peaks[name] = peak_memory(run)
                 outputs[name] = np.asarray(output)
                 del output
-                seconds[name] = suite_median_time(lambda: call(*args, causal), repeat)
+                seconds[name] = suite_median_time(run, repeat)
 
             agree = all(
                 _results_agree(outputs["mla"], outputs[name], dtype) for name in others
@@ -222,4 +223,3 @@ def run_suite(shapes, dtype, repeat, torch, with_reference=True):
             print(row, flush=True)
             del outputs
     return all_agree
-

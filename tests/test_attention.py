@@ -341,9 +341,7 @@ def assert_attention_options_close(Q, K, V, dtype, **options):
         Q, K, V, return_weights=False, **options
     )
 
-    assert_close(
-        weights, expected_weights, dtype, "reduction", inner=d, layout=context
-    )
+    assert_close(weights, expected_weights, dtype, "reduction", inner=d, layout=context)
     assert_close(
         output,
         expected_output,
@@ -490,7 +488,9 @@ def test_attention_streamed_batched_broadcast(shapes, dtype, rng):
     expected = reference.scaled_dot_product_attention(*to_float64(Q, K, V))[0]
     assert isinstance(streamed, np.ndarray)
     assert streamed.dtype == dtype
-    assert_close(streamed, expected, dtype, "reduction", inner=Q.shape[-1] + K.shape[-2])
+    assert_close(
+        streamed, expected, dtype, "reduction", inner=Q.shape[-1] + K.shape[-2]
+    )
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
@@ -501,9 +501,7 @@ def test_attention_streamed_matches_materialized(dtype, rng):
     mask = rng.random((heads, 1, Lk)) < 0.9
 
     for causal in (False, True):
-        output, _ = mla.scaled_dot_product_attention(
-            Q, K, V, mask=mask, causal=causal
-        )
+        output, _ = mla.scaled_dot_product_attention(Q, K, V, mask=mask, causal=causal)
         streamed = mla.scaled_dot_product_attention(
             Q, K, V, mask=mask, causal=causal, return_weights=False
         )
@@ -530,7 +528,12 @@ def test_attention_options_memory_layouts(qk_layout, v_layout, return_weights, r
 
     output = result[0] if return_weights else result
     assert_close(
-        output, expected, np.float64, "reduction", inner=152, layout=f"{qk_layout} {v_layout}"
+        output,
+        expected,
+        np.float64,
+        "reduction",
+        inner=152,
+        layout=f"{qk_layout} {v_layout}",
     )
 
 
@@ -630,7 +633,9 @@ def test_attention_causal_skips_nan_value_rows_beyond_blocks(rng):
     Q, K, V = random_qkv(rng, (Lq, 8), (Lk, 8), (Lk, 2))
     V[-1] = np.nan
 
-    output = mla.scaled_dot_product_attention(Q, K, V, causal=True, return_weights=False)
+    output = mla.scaled_dot_product_attention(
+        Q, K, V, causal=True, return_weights=False
+    )
     weighted, _ = mla.scaled_dot_product_attention(Q, K, V, causal=True)
 
     assert np.all(np.isfinite(output[:300]))
@@ -751,7 +756,12 @@ def attention_loss(Q, K, V, d_output, **options):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"causal": True}, {"scale": 0.7, "mask": "random"}, {"causal": True, "mask": "random"}],
+    [
+        {},
+        {"causal": True},
+        {"scale": 0.7, "mask": "random"},
+        {"causal": True, "mask": "random"},
+    ],
     ids=["plain", "causal", "scale-mask", "causal-mask"],
 )
 def test_attention_backward_finite_differences(options, rng):
@@ -826,9 +836,7 @@ def test_attention_backward_masked_rows_zero(dtype, rng):
     mask[[3, 97]] = False
     mask[:, 10] = False
 
-    dQ, dK, dV = mla.scaled_dot_product_attention_backward(
-        Q, K, V, d_output, mask=mask
-    )
+    dQ, dK, dV = mla.scaled_dot_product_attention_backward(Q, K, V, d_output, mask=mask)
 
     assert np.all(dQ[[3, 97]] == 0)
     assert np.all(dK[10] == 0)
@@ -856,9 +864,7 @@ def test_attention_backward_empty(shapes, rng):
     )
     d_output = rng.standard_normal(output_shape)
 
-    dQ, dK, dV = mla.scaled_dot_product_attention_backward(
-        Q, K, V, d_output, scale=1.0
-    )
+    dQ, dK, dV = mla.scaled_dot_product_attention_backward(Q, K, V, d_output, scale=1.0)
 
     expected = reference.scaled_dot_product_attention_backward(
         Q, K, V, d_output, scale=1.0
@@ -868,7 +874,9 @@ def test_attention_backward_empty(shapes, rng):
         np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("layout", ["F", "transposed", "negative", "strided", "unaligned"])
+@pytest.mark.parametrize(
+    "layout", ["F", "transposed", "negative", "strided", "unaligned"]
+)
 def test_attention_backward_memory_layouts(layout, rng):
     Q, K, V = random_qkv(rng, (2, 100, 12), (2, 140, 12), (2, 140, 7))
     d_output = rng.standard_normal((2, 100, 7))
@@ -880,10 +888,17 @@ def test_attention_backward_memory_layouts(layout, rng):
 
     gradients = mla.scaled_dot_product_attention_backward(*arrays, causal=True)
 
-    for name, gradient, expected_gradient in zip(("dQ", "dK", "dV"), gradients, expected):
+    for name, gradient, expected_gradient in zip(
+        ("dQ", "dK", "dV"), gradients, expected
+    ):
         assert gradient.flags.c_contiguous, name
         assert_close(
-            gradient, expected_gradient, np.float64, "reduction", inner=260, layout=f"{layout} {name}"
+            gradient,
+            expected_gradient,
+            np.float64,
+            "reduction",
+            inner=260,
+            layout=f"{layout} {name}",
         )
     for name, old, new in zip(("Q", "K", "V", "d_output"), before, arrays):
         assert_unchanged(old, new, name)
@@ -1046,7 +1061,9 @@ def test_attention_mask_batch_not_broadcast():
 
 
 @pytest.mark.parametrize(
-    "d_output_shape", [(4, 5), (2, 4, 6), (2, 5, 5), (1, 4, 5), (1, 2, 4, 5)], ids=shape_id
+    "d_output_shape",
+    [(4, 5), (2, 4, 6), (2, 5, 5), (1, 4, 5), (1, 2, 4, 5)],
+    ids=shape_id,
 )
 def test_attention_backward_d_output_shape(d_output_shape):
     Q, K, V = np.ones((2, 4, 8)), np.ones((2, 6, 8)), np.ones((6, 5))
@@ -1110,7 +1127,9 @@ def test_attention_scale_accepts_numpy_scalars(rng):
 def test_attention_flag_without_truth_value(option):
     Q, K, V = np.ones((4, 8)), np.ones((6, 8)), np.ones((6, 5))
 
-    with pytest.raises(TypeError, match=rf"{option} must be True or False; got numpy.ndarray"):
+    with pytest.raises(
+        TypeError, match=rf"{option} must be True or False; got numpy.ndarray"
+    ):
         mla.scaled_dot_product_attention(Q, K, V, **{option: np.array([1, 0])})
 
 
@@ -1122,7 +1141,8 @@ def test_attention_options_keyword_only(backward):
     count = len(arrays)
 
     with pytest.raises(
-        TypeError, match=rf"{name}\(\) takes {count} positional arguments but {count + 1}"
+        TypeError,
+        match=rf"{name}\(\) takes {count} positional arguments but {count + 1}",
     ):
         getattr(mla, name)(*arrays, np.ones((4, 6), dtype=bool))
 
