@@ -176,8 +176,8 @@ mla_convert(const char *func, mla_array_arg *args, int n, int *typenum)
 /*
  * Convert arg->obj to a boolean array in arg->arr, in whatever memory
  * layout it has (one byte per element, so strides count elements). Raises
- * TypeError unless the dtype is bool; numbers are not cast, so that a
- * float or integer mask is not silently read as nonzero.
+ * TypeError unless the dtype is bool. Numbers are not cast, so that a
+ * float or integer mask is never read as "nonzero means True".
  */
 int
 mla_convert_bool(const char *func, mla_array_arg *arg)

@@ -1,9 +1,9 @@
 /*
  * py_attention.c: wrappers of scaled dot-product attention and its
- * gradient (attention.c). Both check their arguments in parse_attention:
- * Q (..., Lq, d), K (..., Lk, d), V (..., Lk, dv) and a boolean mask
- * broadcastable to (..., Lq, Lk), whose batch dimensions broadcast
- * together; the options after the arrays are keyword-only.
+ * gradient (attention.c). Both check their arguments in parse_attention.
+ * Q is (..., Lq, d), K (..., Lk, d), V (..., Lk, dv), and the boolean mask
+ * broadcasts to (..., Lq, Lk). The batch dimensions of all four broadcast
+ * together. The options after the arrays are keyword-only.
  */
 #include "wrappers.h"
 
@@ -144,7 +144,7 @@ check_d_output(const char *func, attention_call *call)
 /*
  * Convert and check the arrays (the first nfloat of Q, K, V, d_output by
  * the dtype rule, the mask as bool) and the options of a call. On return
- * call->dims holds the output's shape (..., Lq, dv). On failure the
+ * call->dims contains the output's shape (..., Lq, dv). On failure the
  * caller still releases call.
  */
 static int
@@ -196,7 +196,7 @@ parse_attention(const char *func, attention_call *call,
         return -1;
     }
 
-    /* Batch dimensions of Q, K, V and the mask broadcast; d_output's not. */
+    /* Q, K, V and the mask broadcast, but d_output must match the result. */
     mla_array_arg operands[4] = {*q, *k, *v};
     int core[4] = {2, 2, 2, call->mask_core};
     int noperands = 3;

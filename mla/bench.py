@@ -286,7 +286,7 @@ def _torch_attention(Q, K, V):
 
 
 def _torch_attention_backward(Q, K, V, d_output):
-    # NOTE: PyTorch's time includes its forward pass, which autograd needs;
+    # NOTE: PyTorch's time includes the forward pass that autograd needs.
     # mla's backward kernel runs a forward pass of its own too.
     torch = _torch()
     tensors = [x.detach().requires_grad_() for x in (Q, K, V)]

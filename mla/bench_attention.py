@@ -19,9 +19,9 @@ in /proc/self/status) during one call, after the peak is reset through
 call touched while not resident: NumPy's temporaries, mla's C scratch,
 PyTorch's buffers and the returned output, but not the inputs, which are
 resident before the call. Before each call glibc's malloc_trim returns
-freed heap pages to the system, so that reused memory counts too; without
+freed heap pages to the system, so that reused memory counts too. Without
 glibc, memory that the allocator kept from earlier calls is not counted,
-and small peaks are lower bounds. Where clear_refs is not writable, the
+so small peaks are lower bounds. Where clear_refs is not writable, the
 memory columns show "-".
 """
 

@@ -596,7 +596,7 @@ def test_attention_nan_query_stays_in_row(return_weights, rng):
 
 
 @pytest.mark.parametrize("return_weights", [True, False])
-def test_attention_nan_score_with_masked_rest(return_weights, rng):
+def test_attention_lone_nan_score(return_weights, rng):
     # The only allowed key has a NaN score: the row is NaN, as in NumPy,
     # not the zero of a row with no allowed key.
     Q, K, V = random_qkv(rng, (3, 4), (5, 4), (5, 2))
@@ -626,9 +626,10 @@ def test_attention_masked_nan_key_ignored(rng):
     assert np.all(np.isfinite(output))
 
 
-def test_attention_causal_skips_nan_value_rows_beyond_blocks(rng):
-    # Keys past a whole key block beyond the last query of a block are
-    # never read; within a diagonal block a NaN may leak (documented).
+def test_attention_causal_skips_distant_nan(rng):
+    # A causal query block reads no key past its last row, so a NaN in the
+    # last row of V cannot reach the first 300 queries. Queries that share
+    # a key block with it may see it as 0 * NaN, which the docstring allows.
     Lq = Lk = 600
     Q, K, V = random_qkv(rng, (Lq, 8), (Lk, 8), (Lk, 2))
     V[-1] = np.nan
@@ -1147,7 +1148,7 @@ def test_attention_options_keyword_only(backward):
         getattr(mla, name)(*arrays, np.ones((4, 6), dtype=bool))
 
 
-def test_attention_return_weights_false_returns_array(rng):
+def test_attention_streamed_returns_array(rng):
     Q, K, V = random_qkv(rng, (4, 8), (6, 8), (6, 5))
 
     output = mla.scaled_dot_product_attention(Q, K, V, return_weights=False)
