@@ -715,6 +715,10 @@ FN(mla_attention)(T *out, T *weights, const mla_attention_args *args)
     job.weights = weights;
     job.q_blocks = (args->lq + ATTENTION_BLOCK_Q - 1) / ATTENTION_BLOCK_Q;
 
+    /*
+     * NOTE: items are query blocks, so one problem with at most 96 queries
+     * (decoding, say) runs on one thread however many keys it has.
+     */
     ptrdiff_t items = args->batch * job.q_blocks;
     int nthreads = attention_threads(items, FN(attention_work)(args, 2));
     job.scratch = FN(attention_alloc_scratch)(&job, mode, nthreads);

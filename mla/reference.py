@@ -16,6 +16,8 @@ rearranged form that the kernels use too:
   cancel to zero.
 """
 
+import math
+
 import numpy as np
 
 __all__ = [
@@ -191,14 +193,23 @@ def cross_entropy_loss(y_pred, y_true):
     return float(-np.sum(y_true * np.log(y_pred)))
 
 
-def _allowed_keys(Lq, Lk, mask, causal):
-    """Return where query i may attend key j: the mask, and j <= i if causal."""
-    allowed = np.ones((Lq, Lk), dtype=bool)
+def _default_scale(d):
+    """Return ``1 / sqrt(d)`` as a Python float, infinite for ``d == 0``.
+
+    A Python float keeps float32 scores in float32, where a NumPy float64
+    scalar would promote them.
+    """
+    return 1 / math.sqrt(d) if d > 0 else math.inf
+
+
+def _forbidden_keys(Lq, Lk, mask, causal):
+    """Return where query i may not attend key j, or None if it may attend all."""
+    forbidden = None
     if causal:
-        allowed = np.tril(allowed)
+        forbidden = np.triu(np.ones((Lq, Lk), dtype=bool), k=1)
     if mask is not None:
-        allowed = allowed & mask
-    return allowed
+        forbidden = ~mask if forbidden is None else forbidden | ~mask
+    return forbidden
 
 
 def scaled_dot_product_attention(
@@ -212,21 +223,35 @@ def scaled_dot_product_attention(
     ``1 / sqrt(d)``. A query row with no allowed key gets zero weights and
     a zero output. Returns ``(output, weights)``, or the output alone when
     ``return_weights`` is False (the weights are still computed here).
+
+    The steps run in place on the scores, so that the only temporaries of
+    size ``(..., Lq, Lk)`` are the scores and, with a mask of that size,
+    its negation.
     """
     Lq, d = Q.shape[-2:]
     Lk = K.shape[-2]
     if scale is None:
-        scale = 1 / np.sqrt(d)
-    scores = (Q @ np.swapaxes(K, -1, -2)) * scale
-    scores = np.where(_allowed_keys(Lq, Lk, mask, causal), scores, -np.inf)
+        scale = _default_scale(d)
+    scores = Q @ np.swapaxes(K, -1, -2)
+    scores *= scale
+    forbidden = _forbidden_keys(Lq, Lk, mask, causal)
+    if forbidden is not None:
+        # A mask with more batch dimensions than Q and K widens the scores.
+        shape = np.broadcast_shapes(scores.shape, forbidden.shape)
+        if shape != scores.shape:
+            scores = np.broadcast_to(scores, shape).copy()
+        np.copyto(scores, -np.inf, where=forbidden)
 
     row_max = np.max(scores, axis=-1, keepdims=True, initial=-np.inf)
     no_key = row_max == -np.inf
-    exp_scores = np.exp(scores - np.where(no_key, 0, row_max))
-    total = np.sum(exp_scores, axis=-1, keepdims=True)
-    weights = np.where(no_key, 0, exp_scores / np.where(no_key, 1, total))
+    scores -= np.where(no_key, 0, row_max)
+    np.exp(scores, out=scores)
+    scores /= np.where(no_key, 1, np.sum(scores, axis=-1, keepdims=True))
+    weights = scores
+    np.copyto(weights, 0, where=no_key)
     # Zero rows stay zero even where V holds NaN or infinity.
-    output = np.where(no_key, 0, weights @ V)
+    output = weights @ V
+    np.copyto(output, 0, where=no_key)
     if return_weights:
         return output, weights
     return output
@@ -257,7 +282,7 @@ def scaled_dot_product_attention_backward(
     """
     d = Q.shape[-1]
     if scale is None:
-        scale = 1 / np.sqrt(d)
+        scale = _default_scale(d)
     _, weights = scaled_dot_product_attention(
         Q, K, V, mask=mask, causal=causal, scale=scale
     )
