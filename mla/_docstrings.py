@@ -612,7 +612,8 @@ mask=mask, causal=causal, scale=scale, return_weights=False)``. With
 
 The weights are recomputed block by block from each query row's
 log-sum-exp, as in FlashAttention-2, so memory beyond the gradients is two
-numbers per query row and a block of scores per thread. A gradient is
+numbers per query row, a few per batch entry and a block of scores per
+thread. A gradient is
 summed over the dimensions along which its input was broadcast, so dQ,
 dK and dV have the shapes of Q, K and V; the sums run in a fixed order,
 and results do not depend on the thread count. Rows with no key to attend
