@@ -8,7 +8,9 @@ the causal mask, against
 - the NumPy composite, ``mla.reference.scaled_dot_product_attention``,
   which stores the ``(8, L, L)`` scores and their exponentials;
 - ``torch.nn.functional.scaled_dot_product_attention`` with ``is_causal``,
-  when PyTorch can be imported.
+  when PyTorch can be imported, on the same data viewed as
+  ``(1, 8, L, d)``: PyTorch's fused CPU kernel takes 4-D input only, and
+  3-D input falls back to a composite that stores the scores.
 
 It prints the median time of each, the ratios NumPy / mla and torch / mla
 (above 1: mla is faster) and the peak memory of one call of each.
@@ -116,6 +118,10 @@ def _format_mib(size):
     return f"{size / 2**20:.1f}"
 
 
+def _format_time(seconds):
+    return "failed" if seconds is None else format_seconds(seconds)
+
+
 def _format_ratio(numerator, denominator):
     if numerator is None or denominator is None:
         return "-"
@@ -192,34 +198,47 @@ def run_suite(shapes, dtype, repeat, torch, with_reference=True):
     print(header)
 
     all_agree = True
+    failures = []
     for length, depth in shapes:
         rng = np.random.default_rng(0)
         shape = (ATTENTION_HEADS, length, depth)
         Q, K, V = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
         arguments = {"mla": (Q, K, V), "numpy": (Q, K, V)}
         if torch is not None:
-            arguments["torch"] = tuple(torch.from_numpy(a) for a in (Q, K, V))
+            arguments["torch"] = tuple(torch.from_numpy(a[None]) for a in (Q, K, V))
 
         for causal in (False, True):
             seconds, peaks, outputs = {}, {}, {}
             for name, call in calls.items():
                 run = functools.partial(call, *arguments[name], causal)
-                output, peaks[name] = peak_memory(run)
-                outputs[name] = np.asarray(output)
+                try:
+                    output, peaks[name] = peak_memory(run)
+                except (MemoryError, RuntimeError) as error:
+                    # PyTorch raises RuntimeError when an allocation fails.
+                    if name == "mla":
+                        raise
+                    failures.append(f"{name}, ({length}, {depth}), {causal=}: {error}")
+                    seconds[name] = peaks[name] = None
+                    continue
+                outputs[name] = np.asarray(output).reshape(shape)
                 del output
                 seconds[name] = suite_median_time(run, repeat)
 
             agree = all(
-                _results_agree(outputs["mla"], outputs[name], dtype) for name in others
+                _results_agree(outputs["mla"], outputs[name], dtype)
+                for name in others
+                if name in outputs
             )
             all_agree = all_agree and agree
             label = f"({length}, {depth})" + ("" if agree else " DIFFERS")
             row = f"{label:<12}{'yes' if causal else 'no':<8}"
-            row += "".join(f"{format_seconds(seconds[n]):>10}" for n in calls)
+            row += "".join(f"{_format_time(seconds[n]):>10}" for n in calls)
             row += "".join(
                 f"{_format_ratio(seconds[n], seconds['mla']):>11}" for n in others
             )
             row += "".join(f"{_format_mib(peaks[n]):>11}" for n in calls)
             print(row, flush=True)
             del outputs
+    for failure in failures:
+        print(f"failed: {failure}")
     return all_agree
