@@ -1,7 +1,8 @@
 /*
  * attention.c: scaled dot-product attention and its gradient for float32
- * and float64, instantiated from attention_impl.h. The products run on the
- * blocked GEMM (mla_gemm_run on one thread per work item).
+ * and float64, instantiated from attention_impl.h and
+ * attention_backward_impl.h. The products run on the blocked GEMM
+ * (mla_gemm_run on one thread per work item).
  */
 #include <float.h>
 #include <math.h>
@@ -19,9 +20,11 @@
 #define MLA_DTYPE 32
 #include "dtype.h"
 #include "attention_impl.h"
+#include "attention_backward_impl.h"
 #undef MLA_DTYPE
 
 #define MLA_DTYPE 64
 #include "dtype.h"
 #include "attention_impl.h"
+#include "attention_backward_impl.h"
 #undef MLA_DTYPE
