@@ -151,8 +151,8 @@ FN(attention_lse_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
  *
  *     P = exp(scale Q_i K_j^T - lse),  dP = dO_i V_j^T,  dS = P (dP - D).
  *
- * A row with no allowed key has lse = +inf, so P = 0; its dS is set to 0
- * outright, since its output was zero whatever V holds.
+ * A row with no allowed key has lse = +inf, so P = 0. Its dS is set to 0
+ * outright, because its output was zero whatever V holds.
  */
 static void
 FN(attention_backward_block)(const FN(attention_job) *job,
@@ -292,9 +292,9 @@ FN(attention_q_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
 /*
  * Gradients of sum(d_out * out) with respect to Q, K and V for the
  * problems of args. grad_q, grad_k and grad_v are C-contiguous arrays of
- * the shapes of Q, K and V, zero on entry; problem t adds to the matrices
+ * the shapes of Q, K and V, zero on entry. Problem t adds to the matrices
  * at grad_*_offsets[t], so problems that share a broadcast Q, K or V add
- * into one matrix (in increasing t). dO of problem t is d_out at
+ * into one matrix, in increasing t. dO of problem t is d_out at
  * d_out_offsets[t] with strides rs_do and cs_do.
  *
  * Memory beyond the gradients: two doubles per query row of every problem
