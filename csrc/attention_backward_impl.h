@@ -290,8 +290,8 @@ FN(attention_q_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
 }
 
 /*
- * Gradients of sum(d_out * out) with respect to Q, K and V for the
- * problems of args. grad_q, grad_k and grad_v are C-contiguous arrays of
+ * Compute the gradients of sum(d_out * out) with respect to Q, K and V
+ * for the problems of args. grad_q, grad_k and grad_v are C-contiguous arrays of
  * the shapes of Q, K and V, zero on entry. Problem t adds to the matrices
  * at grad_*_offsets[t], so problems that share a broadcast Q, K or V add
  * into one matrix, in increasing t. dO of problem t is d_out at

@@ -590,8 +590,8 @@ FN(attention_alloc_scratch)(FN(attention_job) *job, int mode, int nthreads)
 }
 
 /*
- * out (batch, lq, dv) and, if weights is not NULL, weights (batch, lq, lk),
- * both C-contiguous, for the problems of args (see the file header).
+ * Compute out (batch, lq, dv) and, if weights is not NULL, the weights
+ * (batch, lq, lk), both C-contiguous, for the problems of args.
  * Without weights the streaming kernel runs and memory stays at one block
  * of scores per thread.
  */
