@@ -173,6 +173,28 @@ mla_convert(const char *func, mla_array_arg *args, int n, int *typenum)
     return 0;
 }
 
+/*
+ * Convert arg->obj to a boolean array in arg->arr, in whatever memory
+ * layout it has (one byte per element, so strides count elements). Raises
+ * TypeError unless the dtype is bool. Numbers are not cast, so that a
+ * float or integer mask is never read as "nonzero means True".
+ */
+int
+mla_convert_bool(const char *func, mla_array_arg *arg)
+{
+    arg->arr = (PyArrayObject *)PyArray_FromAny(arg->obj, NULL, 0, 0, 0, NULL);
+    if (arg->arr == NULL) {
+        return raise_conversion_error(func, arg);
+    }
+    if (PyArray_TYPE(arg->arr) != NPY_BOOL) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s: %s must be a boolean array; got dtype %S", func,
+                     arg->name, (PyObject *)PyArray_DESCR(arg->arr));
+        return -1;
+    }
+    return 0;
+}
+
 void
 mla_release(mla_array_arg *args, int n)
 {

@@ -46,6 +46,7 @@ int mla_parse_args(const char *func, PyObject *const *args, Py_ssize_t nargs,
                    PyObject *kwnames, const char *const *names, int count,
                    int required, PyObject **values);
 int mla_convert(const char *func, mla_array_arg *args, int n, int *typenum);
+int mla_convert_bool(const char *func, mla_array_arg *arg);
 void mla_release(mla_array_arg *args, int n);
 
 void mla_format_shape(char *buf, int ndim, const npy_intp *dims);

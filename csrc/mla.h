@@ -36,6 +36,33 @@ typedef enum {
     MLA_LEVEL_AVX512
 } mla_level;
 
+/*
+ * One attention call (attention.c): for each problem t < batch, the output
+ * softmax(scale Q K^T, restricted to the allowed keys) V with Q (lq, d),
+ * K (lk, d) and V (lk, dv). Element (i, j) of Q for problem t is
+ * q[q_offsets[t] + i * rs_q + j * cs_q], and likewise for K and V; the
+ * pointers have the kernel's element type. Query i may attend to key j
+ * when mask is NULL or mask[mask_offsets[t] + i * rs_mask + j * cs_mask]
+ * is nonzero, and, with causal set, j <= i.
+ */
+typedef struct {
+    const void *q;
+    ptrdiff_t rs_q, cs_q;
+    const void *k;
+    ptrdiff_t rs_k, cs_k;
+    const void *v;
+    ptrdiff_t rs_v, cs_v;
+    const unsigned char *mask;
+    ptrdiff_t rs_mask, cs_mask;
+    const ptrdiff_t *q_offsets;
+    const ptrdiff_t *k_offsets;
+    const ptrdiff_t *v_offsets;
+    const ptrdiff_t *mask_offsets;
+    ptrdiff_t batch, lq, lk, d, dv;
+    double scale;
+    int causal;
+} mla_attention_args;
+
 /* regression.c: solve the symmetric system a x = b in double (see there). */
 mla_status mla_solve_spd(double *b, double *a, double *work,
                          ptrdiff_t *pivots, ptrdiff_t dim, ptrdiff_t t);
@@ -163,12 +190,14 @@ void mla_free(void *p);
     double mla_cross_entropy_##S(const T *y_pred, const T *y_true,            \
                                  ptrdiff_t n);                                \
                                                                               \
-    mla_status mla_attention_##S(                                             \
-        T *out, T *weights, const T *q, ptrdiff_t rs_q, ptrdiff_t cs_q,       \
-        const T *k, ptrdiff_t rs_k, ptrdiff_t cs_k, const T *v,               \
-        ptrdiff_t rs_v, ptrdiff_t cs_v, const ptrdiff_t *offsets,             \
-        ptrdiff_t batch, ptrdiff_t lq, ptrdiff_t lk, ptrdiff_t d,             \
-        ptrdiff_t dv);
+    mla_status mla_attention_##S(T *out, T *weights,                          \
+                                 const mla_attention_args *args);             \
+    mla_status mla_attention_backward_##S(                                    \
+        T *grad_q, const ptrdiff_t *grad_q_offsets, T *grad_k,                \
+        const ptrdiff_t *grad_k_offsets, T *grad_v,                           \
+        const ptrdiff_t *grad_v_offsets, const T *d_out,                      \
+        const ptrdiff_t *d_out_offsets, ptrdiff_t rs_do, ptrdiff_t cs_do,     \
+        const mla_attention_args *args);
 
 MLA_DECLARE_KERNELS(float, f32)
 MLA_DECLARE_KERNELS(double, f64)

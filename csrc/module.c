@@ -164,6 +164,7 @@ static PyMethodDef methods[] = {
     MLA_METHOD(softmax_cross_entropy),
     MLA_METHOD(cross_entropy_loss),
     MLA_METHOD(scaled_dot_product_attention),
+    MLA_METHOD(scaled_dot_product_attention_backward),
     {"_exp", (PyCFunction)(void (*)(void))py_exp,
      METH_FASTCALL | METH_KEYWORDS, NULL},
     {"_syrk", (PyCFunction)(void (*)(void))py_syrk,

@@ -36,6 +36,7 @@ MLA_WRAPPER(log_softmax);
 MLA_WRAPPER(softmax_cross_entropy);
 MLA_WRAPPER(cross_entropy_loss);
 MLA_WRAPPER(scaled_dot_product_attention);
+MLA_WRAPPER(scaled_dot_product_attention_backward);
 
 PyObject *py_set_gemm_avx512_on_avx2(PyObject *module, PyObject *arg);
 PyObject *py_gemm_peak_loop(PyObject *module, PyObject *args);

@@ -690,33 +690,70 @@ Examples
 >>> round(mla.cross_entropy_loss([0.7, 0.2, 0.1], [1.0, 0.0, 0.0]), 6)
 0.356675
 """,
-    "scaled_dot_product_attention": """scaled_dot_product_attention($module, Q, K, V)
+    "scaled_dot_product_attention": """scaled_dot_product_attention($module, Q, K, V, *, mask=None, causal=False, scale=None, return_weights=True)
 --
 
-Compute scaled dot-product attention and its weights.
+Compute scaled dot-product attention and, by default, its weights.
 
-``weights = softmax(Q @ K^T / sqrt(d))`` along the keys, and the output is
-``weights @ V``. Leading (batch or head) dimensions broadcast. With no keys
-(Lk = 0) the weights are empty and the output is zero.
+``weights = softmax(scale * Q @ K^T)`` along the keys, where the scores of
+the keys that a query may not attend are -inf, and the output is
+``weights @ V``. Leading (batch or head) dimensions of Q, K, V and mask
+broadcast together.
+
+A query row with no key to attend to (all masked, or Lk = 0) gets zero
+weights and a zero output, not the NaN that a softmax of -inf scores
+gives. Otherwise NaN and infinity propagate as in the NumPy formula
+(``mla.reference``), with one exception: a NaN or infinity in a row of V
+may reach the output of a query that may not attend that key, as zero
+times NaN does in NumPy, or may not, since causal attention skips whole
+blocks of keys beyond the diagonal.
+
+With ``return_weights=False`` only the output is returned and the
+Lq x Lk weights are never stored: the kernel visits the keys in blocks and
+keeps a running max and sum per query row (the online softmax of
+FlashAttention), so its memory beyond the output is a block of scores per
+thread. Work is split over batch entries, heads and blocks of queries;
+results do not depend on the thread count.
+
+{dtypes}
 
 Parameters
 ----------
 Q : array_like, shape (..., Lq, d)
 K : array_like, shape (..., Lk, d)
 V : array_like, shape (..., Lk, dv)
+mask : array_like of bool, optional
+    Broadcastable to (..., Lq, Lk): True where a query may attend a key.
+    It must have dtype bool; numbers are not converted.
+causal : bool, optional
+    If True, query i may attend keys 0 to i only, counted from the first
+    query and the first key also when Lq != Lk. Combined with mask, a
+    query may attend a key only where both allow it.
+scale : float, optional
+    Factor of the scores; default ``1 / sqrt(d)``, which is infinite for
+    d = 0 and then gives NaN scores, as in NumPy. It must be finite.
+return_weights : bool, optional
+    If False, return the output alone and never store the weights.
 
 Returns
 -------
 output : ndarray, shape (..., Lq, dv)
 weights : ndarray, shape (..., Lq, Lk)
+    Only when return_weights is True.
 
 Raises
 ------
 ValueError
-    If an input has fewer than 2 dimensions, d or Lk differ, or the batch
-    dimensions do not broadcast.
+    If an input has fewer than 2 dimensions, d or Lk differ, the batch
+    dimensions do not broadcast, the mask does not broadcast to
+    (..., Lq, Lk), or scale is not finite (in float32 for float32 input).
 TypeError
-    If an input has a non-real dtype.
+    If Q, K or V has a non-real dtype, mask is not boolean, or scale is
+    not a real number.
+
+See Also
+--------
+scaled_dot_product_attention_backward : the gradients of this function.
 
 Examples
 --------
@@ -727,6 +764,90 @@ Examples
 >>> weights.round(4)
 array([[0.6698, 0.3302],
        [0.3302, 0.6698]])
+>>> _, weights = mla.scaled_dot_product_attention(Q, K, np.eye(2), causal=True)
+>>> weights.round(4)
+array([[1.    , 0.    ],
+       [0.3302, 0.6698]])
+
+A row whose keys are all masked gets zeros:
+
+>>> mask = np.array([[True, False], [False, False]])
+>>> output, weights = mla.scaled_dot_product_attention(Q, K, np.eye(2), mask=mask)
+>>> output
+array([[1., 0.],
+       [0., 0.]])
+
+Eight heads of 1024 queries, without storing the weights:
+
+>>> rng = np.random.default_rng(0)
+>>> Q, K, V = rng.standard_normal((3, 8, 1024, 64), dtype=np.float32)
+>>> output = mla.scaled_dot_product_attention(
+...     Q, K, V, causal=True, return_weights=False
+... )
+>>> output.shape, output.dtype
+((8, 1024, 64), dtype('float32'))
+""",
+    "scaled_dot_product_attention_backward": """scaled_dot_product_attention_backward($module, Q, K, V, d_output, *, mask=None, causal=False, scale=None)
+--
+
+Compute the gradients of scaled dot-product attention.
+
+Returns the gradients of ``sum(d_output * output)`` with respect to Q, K
+and V, where ``output`` is ``scaled_dot_product_attention(Q, K, V,
+mask=mask, causal=causal, scale=scale, return_weights=False)``. With
+``dS = weights * (d_output @ V^T - D)`` and
+``D = rowsum(d_output * output)``::
+
+    dQ = scale * dS @ K,   dK = scale * dS^T @ Q,   dV = weights^T @ d_output
+
+The weights are recomputed block by block from each query row's
+log-sum-exp, as in FlashAttention-2, so memory beyond the gradients is two
+numbers per query row, a few per batch entry and a block of scores per
+thread. A gradient is
+summed over the dimensions along which its input was broadcast, so dQ,
+dK and dV have the shapes of Q, K and V; the sums run in a fixed order,
+and results do not depend on the thread count. Rows with no key to attend
+to contribute nothing. The mask and scale are constants: they get no
+gradient.
+
+{dtypes}
+
+Parameters
+----------
+Q : array_like, shape (..., Lq, d)
+K : array_like, shape (..., Lk, d)
+V : array_like, shape (..., Lk, dv)
+d_output : array_like, shape of the output (..., Lq, dv)
+    Gradient of the loss with respect to the output; its batch dimensions
+    are those of the broadcast of Q, K, V and mask.
+mask, causal, scale
+    As in ``scaled_dot_product_attention``.
+
+Returns
+-------
+dQ : ndarray, shape of Q
+dK : ndarray, shape of K
+dV : ndarray, shape of V
+
+Raises
+------
+ValueError
+    As in ``scaled_dot_product_attention``, or if d_output does not have
+    the output's shape.
+TypeError
+    As in ``scaled_dot_product_attention``, or if d_output has a non-real
+    dtype.
+
+Examples
+--------
+>>> import numpy as np
+>>> import mla
+>>> Q = K = V = np.eye(2)
+>>> d_output = np.array([[1.0, 0.0], [0.0, 0.0]])
+>>> dQ, dK, dV = mla.scaled_dot_product_attention_backward(Q, K, V, d_output)
+>>> dV.round(4)  # weights[0] routed back to the rows of V
+array([[0.6698, 0.    ],
+       [0.3302, 0.    ]])
 """,
     "get_num_threads": """get_num_threads($module, /)
 --

@@ -21,6 +21,11 @@ parity contract, which the test suite checks.
 against ``np.matmul`` instead, with GFLOP/s and the fraction of the CPU's
 peak (see :mod:`mla.bench_matmul`).
 
+``python -m mla.bench attention`` runs the attention suite instead
+(:mod:`mla.bench_attention`): 8 heads of float32 sequences of length 4 to
+8192, causal and not, with the median time and the peak memory of mla's
+streaming kernel, the NumPy composite and PyTorch.
+
 When threadpoolctl is installed, the header names the BLAS library that NumPy
 uses, its CPU kernel and its thread count, and ``--threads N`` limits BLAS and
 OpenMP thread pools to N for the whole run. ``--threads`` also sets mla's and
@@ -350,6 +355,15 @@ def _torch_attention(Q, K, V):
     return torch.nn.functional.scaled_dot_product_attention(Q, K, V)
 
 
+def _torch_attention_backward(Q, K, V, d_output):
+    # NOTE: PyTorch's time includes the forward pass that autograd needs.
+    # mla's backward kernel runs a forward pass of its own too.
+    torch = _torch()
+    tensors = [x.detach().requires_grad_() for x in (Q, K, V)]
+    output = torch.nn.functional.scaled_dot_product_attention(*tensors)
+    return torch.autograd.grad(output, tensors, d_output)
+
+
 def _torch_function(name):
     """Return a caller of ``torch.<name>`` resolved at call time."""
 
@@ -511,11 +525,20 @@ CASES = (
         _pair_args((16, 256, 64), (16, 256, 64), (16, 256, 64)),
         _torch_attention,
     ),
+    Case(
+        "scaled_dot_product_attention_backward",
+        "(8, 512, 64)",
+        _pair_args((8, 512, 64), (8, 512, 64), (8, 512, 64), (8, 512, 64)),
+        _torch_attention_backward,
+    ),
 )
 
 FUNCTION_NAMES = tuple(
     dict.fromkeys(case.function for case in (*CASES, *TRAINING_CASES))
 )
+
+# Suites with their own table, run only when named (mla/bench_attention.py).
+SUITES = ("attention",)
 
 
 @dataclass
@@ -737,8 +760,10 @@ def _parse_args(argv):
         metavar="NAME",
         help=(
             f"functions to time (default: all): {', '.join(FUNCTION_NAMES)}; "
-            "a first NAME of matmul runs the matrix product sweep instead, "
-            "whose options python -m mla.bench matmul --help lists"
+            "'attention' runs the attention suite (8 heads, causal and not, "
+            "median time and peak memory); a first NAME of matmul runs the "
+            "matrix product sweep instead, whose options python -m mla.bench "
+            "matmul --help lists"
         ),
     )
     parser.add_argument(
@@ -757,8 +782,30 @@ def _parse_args(argv):
     parser.add_argument(
         "--dtype",
         choices=("float64", "float32"),
-        default="float64",
-        help="element type of the inputs (default: float64)",
+        help=(
+            "element type of the inputs (default: float64, and float32 in "
+            "the attention suite)"
+        ),
+    )
+    parser.add_argument(
+        "--attention-shape",
+        type=int,
+        nargs=2,
+        action="append",
+        metavar=("L", "D"),
+        help=(
+            "attention suite: sequence length L and head dimension D of one "
+            "case; repeat the option for several (default: 4 8, 512 64, "
+            "2048 64 and 8192 64)"
+        ),
+    )
+    parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help=(
+            "attention suite: skip the NumPy composite, which stores the "
+            "8 x L x L scores"
+        ),
     )
     parser.add_argument(
         "--no-torch",
@@ -772,16 +819,23 @@ def _parse_args(argv):
     )
     args = parser.parse_args(argv)
 
-    unknown = [name for name in args.names if name not in FUNCTION_NAMES]
+    unknown = [name for name in args.names if name not in FUNCTION_NAMES + SUITES]
     if unknown:
         parser.error(
             f"unknown function {', '.join(unknown)}; "
-            f"expected one of {', '.join(FUNCTION_NAMES)}"
+            f"expected one of {', '.join(FUNCTION_NAMES + SUITES)}"
         )
+    for length, depth in args.attention_shape or []:
+        if length < 1 or depth < 1:
+            parser.error(
+                f"--attention-shape needs L and D of at least 1, got {length} {depth}"
+            )
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
+    if args.plot is not None and args.names and set(args.names) <= set(SUITES):
+        parser.error("--plot draws the function table, which no named function runs")
     if args.plot is not None:
         # Fail before the timings, not after them.
         folder = os.path.dirname(os.path.abspath(args.plot))
@@ -816,12 +870,16 @@ def main(argv=None):
 
         return bench_matmul.main(argv[1:])
     args = _parse_args(argv)
-    dtype = np.dtype(args.dtype)
-    cases = [case for case in CASES if not args.names or case.function in args.names]
+    dtype = np.dtype(args.dtype or "float64")
+    functions = [name for name in args.names if name in FUNCTION_NAMES]
+    run_table = bool(functions) or not args.names
+    cases = [case for case in CASES if not functions or case.function in functions]
     training_cases = [
-        case for case in TRAINING_CASES if not args.names or case.function in args.names
+        case for case in TRAINING_CASES if not functions or case.function in functions
     ]
     torch = None if args.no_torch else _torch()
+    timings = []
+    suite_agrees = True
 
     # Thread counts set here are restored on return, so that calling main()
     # from Python leaves mla and PyTorch as they were.
@@ -839,21 +897,32 @@ def main(argv=None):
             if torch is not None:
                 print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
             samples = "sample" if args.repeat == 1 else "samples"
-            print(f"dtype {dtype}, median of {args.repeat} {samples}")
-            print()
-            timings = []
-            for case in cases:
-                timings.append(run_case(case, dtype, args.repeat, torch))
-            skipped = []
-            for case in training_cases:
-                timing = run_training_case(case, dtype, args.repeat, torch)
-                if timing is None:
-                    skipped.append(case)
-                else:
-                    timings.append(timing)
-            print_table(timings, show_torch=torch is not None)
-            for case in skipped:
-                print(f"skipped {case.function} {case.shape}: {case.skip_reason}")
+            print(f"median of {args.repeat} {samples}")
+            if run_table:
+                print(f"\ndtype {dtype}")
+                for case in cases:
+                    timings.append(run_case(case, dtype, args.repeat, torch))
+                skipped = []
+                for case in training_cases:
+                    timing = run_training_case(case, dtype, args.repeat, torch)
+                    if timing is None:
+                        skipped.append(case)
+                    else:
+                        timings.append(timing)
+                print_table(timings, show_torch=torch is not None)
+                for case in skipped:
+                    print(f"skipped {case.function} {case.shape}: {case.skip_reason}")
+            if "attention" in args.names:
+                from mla import bench_attention
+
+                print()
+                suite_agrees = bench_attention.run_suite(
+                    args.attention_shape or bench_attention.ATTENTION_SHAPES,
+                    np.dtype(args.dtype or "float32"),
+                    args.repeat,
+                    torch,
+                    with_reference=not args.no_reference,
+                )
     finally:
         mla.set_num_threads(mla_threads)
         if torch is not None:
@@ -866,8 +935,9 @@ def main(argv=None):
     differing = [timing for timing in timings if not timing.agree]
     if differing:
         print(f"\n{len(differing)} cases differ from the reference (marked DIFFERS)")
-        return 1
-    return 0
+    if not suite_agrees:
+        print("\nattention: mla differs from another implementation (marked DIFFERS)")
+    return 1 if differing or not suite_agrees else 0
 
 
 if __name__ == "__main__":

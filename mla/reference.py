@@ -16,6 +16,8 @@ rearranged form that the kernels use too:
   cancel to zero.
 """
 
+import math
+
 import numpy as np
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "softmax_cross_entropy",
     "cross_entropy_loss",
     "scaled_dot_product_attention",
+    "scaled_dot_product_attention_backward",
 ]
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", None)
@@ -290,9 +293,108 @@ def cross_entropy_loss(y_pred, y_true):
     return float(-np.sum(y_true * np.log(y_pred)))
 
 
-def scaled_dot_product_attention(Q, K, V):
-    """Return ``(softmax(Q @ K^T / sqrt(d)) @ V, weights)``."""
+def _default_scale(d):
+    """Return ``1 / sqrt(d)`` as a Python float, infinite for ``d == 0``.
+
+    A Python float keeps float32 scores in float32, where a NumPy float64
+    scalar would promote them.
+    """
+    return 1 / math.sqrt(d) if d > 0 else math.inf
+
+
+def _forbidden_keys(Lq, Lk, mask, causal):
+    """Return where query i may not attend key j, or None if it may attend all."""
+    forbidden = None
+    if causal:
+        forbidden = np.triu(np.ones((Lq, Lk), dtype=bool), k=1)
+    if mask is not None:
+        forbidden = ~mask if forbidden is None else forbidden | ~mask
+    return forbidden
+
+
+def scaled_dot_product_attention(
+    Q, K, V, *, mask=None, causal=False, scale=None, return_weights=True
+):
+    """Return ``softmax(scale * Q @ K^T, masked) @ V`` and the weights.
+
+    ``mask`` is boolean, broadcastable to ``(..., Lq, Lk)``, True where a
+    query may attend a key; ``causal`` allows keys ``j <= i`` only, counted
+    from the first query and the first key. ``scale`` defaults to
+    ``1 / sqrt(d)``. A query row with no allowed key gets zero weights and
+    a zero output. Returns ``(output, weights)``, or the output alone when
+    ``return_weights`` is False (the weights are still computed here).
+
+    The steps run in place on the scores, so that the only temporaries of
+    size ``(..., Lq, Lk)`` are the scores and, with a mask of that size,
+    its negation.
+    """
+    Lq, d = Q.shape[-2:]
+    Lk = K.shape[-2]
+    if scale is None:
+        scale = _default_scale(d)
+    scores = Q @ np.swapaxes(K, -1, -2)
+    scores *= scale
+    forbidden = _forbidden_keys(Lq, Lk, mask, causal)
+    if forbidden is not None:
+        # A mask with more batch dimensions than Q and K widens the scores.
+        shape = np.broadcast_shapes(scores.shape, forbidden.shape)
+        if shape != scores.shape:
+            scores = np.broadcast_to(scores, shape).copy()
+        np.copyto(scores, -np.inf, where=forbidden)
+
+    row_max = np.max(scores, axis=-1, keepdims=True, initial=-np.inf)
+    no_key = row_max == -np.inf
+    scores -= np.where(no_key, 0, row_max)
+    np.exp(scores, out=scores)
+    scores /= np.where(no_key, 1, np.sum(scores, axis=-1, keepdims=True))
+    weights = scores
+    np.copyto(weights, 0, where=no_key)
+    # Zero rows stay zero even where V holds NaN or infinity.
+    output = weights @ V
+    np.copyto(output, 0, where=no_key)
+    if return_weights:
+        return output, weights
+    return output
+
+
+def _sum_to_shape(gradient, shape):
+    """Sum ``gradient`` over the dimensions that broadcasting added to ``shape``."""
+    extra = gradient.ndim - len(shape)
+    gradient = np.sum(gradient, axis=tuple(range(extra)))
+    axes = tuple(
+        axis
+        for axis, size in enumerate(shape)
+        if size == 1 and gradient.shape[axis] != 1
+    )
+    return np.sum(gradient, axis=axes, keepdims=True)
+
+
+def scaled_dot_product_attention_backward(
+    Q, K, V, d_output, *, mask=None, causal=False, scale=None
+):
+    """Return ``(dQ, dK, dV)``, the gradients of ``sum(d_output * output)``.
+
+    ``output`` is ``scaled_dot_product_attention(Q, K, V, ...)``; each
+    gradient has the shape of its input, summed over broadcast dimensions.
+    With ``dS = weights * (dW - rowsum(dW * weights))`` and
+    ``dW = d_output @ V^T``: ``dQ = scale * dS @ K``,
+    ``dK = scale * dS^T @ Q`` and ``dV = weights^T @ d_output``.
+    """
     d = Q.shape[-1]
-    scores = Q @ np.swapaxes(K, -1, -2) / np.sqrt(d)
-    weights = softmax(scores, axis=-1)
-    return weights @ V, weights
+    if scale is None:
+        scale = _default_scale(d)
+    _, weights = scaled_dot_product_attention(
+        Q, K, V, mask=mask, causal=causal, scale=scale
+    )
+    d_weights = d_output @ np.swapaxes(V, -1, -2)
+    d_scores = weights * (
+        d_weights - np.sum(d_weights * weights, axis=-1, keepdims=True)
+    )
+    dQ = scale * (d_scores @ K)
+    dK = scale * (np.swapaxes(d_scores, -1, -2) @ Q)
+    dV = np.swapaxes(weights, -1, -2) @ d_output
+    return (
+        _sum_to_shape(dQ, Q.shape),
+        _sum_to_shape(dK, K.shape),
+        _sum_to_shape(dV, V.shape),
+    )

@@ -49,6 +49,12 @@ ARRAY_SHAPES = {
     "log_softmax": {"z": (3, 5)},
     "cross_entropy_loss": {"y_pred": (3, 4), "y_true": (3, 4)},
     "scaled_dot_product_attention": {"Q": (3, 4), "K": (5, 4), "V": (5, 2)},
+    "scaled_dot_product_attention_backward": {
+        "Q": (3, 4),
+        "K": (5, 4),
+        "V": (5, 2),
+        "d_output": (3, 2),
+    },
 }
 
 FUNCTION_NAMES = list(ARRAY_SHAPES)
@@ -112,6 +118,10 @@ WRONG_NDIM_CASES = [
     ("scaled_dot_product_attention", "Q", (4,)),
     ("scaled_dot_product_attention", "K", (4,)),
     ("scaled_dot_product_attention", "V", (2,)),
+    ("scaled_dot_product_attention_backward", "Q", (4,)),
+    ("scaled_dot_product_attention_backward", "K", (4,)),
+    ("scaled_dot_product_attention_backward", "V", (2,)),
+    ("scaled_dot_product_attention_backward", "d_output", (2,)),
 ]
 
 # Input dtypes per case: the first array gets the first dtype and every other

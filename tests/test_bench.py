@@ -237,3 +237,64 @@ def test_paired_medians_alternate_samples():
     assert second > 0
     assert "a" in calls
     assert "b" in calls
+
+
+def test_bench_attention_suite_small_shapes(capsys):
+    status = bench.main(
+        [
+            "attention",
+            "--attention-shape", "4", "8",
+            "--attention-shape", "130", "16",
+            "--repeat", "1",
+            "--no-torch",
+        ]
+    )
+    output = capsys.readouterr().out
+    assert status == 0
+    assert "attention: 8 heads, float32" in output
+    rows = [line for line in output.splitlines() if line.startswith(("(4", "(130"))]
+    assert [row.split()[:3] for row in rows] == [
+        ["(4,", "8)", "no"],
+        ["(4,", "8)", "yes"],
+        ["(130,", "16)", "no"],
+        ["(130,", "16)", "yes"],
+    ]
+    assert "DIFFERS" not in output
+    # The suite alone does not run the function table.
+    assert "function / shape" not in output
+
+
+def test_bench_attention_suite_without_reference(capsys):
+    status = bench.main(
+        [
+            "attention",
+            "--attention-shape", "64", "8",
+            "--repeat", "1",
+            "--no-torch",
+            "--no-reference",
+            "--dtype", "float64",
+        ]
+    )
+    output = capsys.readouterr().out
+    assert status == 0
+    assert "float64" in output
+    assert "numpy" not in output.split("attention:")[1]
+
+
+def test_bench_peak_memory_counts_allocation():
+    import numpy as np
+
+    from mla import bench_attention
+
+    result, peak = bench_attention.peak_memory(lambda: np.ones(32 * 2**20 // 8))
+    assert result.nbytes == 32 * 2**20
+    if peak is None:
+        pytest.skip("no writable /proc/self/clear_refs")
+    assert 30 * 2**20 < peak < 64 * 2**20
+
+
+def test_bench_rejects_empty_attention_shape(capsys):
+    with pytest.raises(SystemExit) as raised:
+        bench.main(["attention", "--attention-shape", "0", "64"])
+    assert raised.value.code == 2
+    assert "--attention-shape needs L and D of at least 1" in capsys.readouterr().err

@@ -58,6 +58,10 @@ def kernel_calls(rng):
         ),
         "cross_entropy_loss": (mla.cross_entropy_loss, (probabilities, labels)),
         "scaled_dot_product_attention": (mla.scaled_dot_product_attention, (Q, K, V)),
+        "scaled_dot_product_attention_backward": (
+            mla.scaled_dot_product_attention_backward,
+            (Q, K, V, Q[..., :8]),
+        ),
     }
 
 
@@ -267,6 +271,20 @@ PARITY_SCRIPT = textwrap.dedent(
             )
             check("attention weights", weights, expected_weights, dtype, n)
             check("attention output", output, expected_output, dtype, n * n)
+            streamed = mla.scaled_dot_product_attention(
+                A, A, B.T[:n + 2], causal=True, return_weights=False
+            )
+            expected_streamed = reference.scaled_dot_product_attention(
+                A64, A64, B64.T[:n + 2], causal=True, return_weights=False
+            )
+            check("attention streamed", streamed, expected_streamed, dtype, n * n)
+            gradients = mla.scaled_dot_product_attention_backward(
+                A, A, B.T[:n + 2], B.T[:n + 2], causal=True
+            )
+            expected_gradients = reference.scaled_dot_product_attention_backward(
+                A64, A64, B64.T[:n + 2], B64.T[:n + 2], causal=True
+            )
+            check("attention dK", gradients[1], expected_gradients[1], dtype, n * n)
 
     print("checks", checks)
     mla.show_config()
@@ -294,7 +312,7 @@ def test_forced_kernel_level_matches_reference(level):
     )
 
     assert completed.returncode == 0, completed.stderr + completed.stdout
-    assert "checks 390" in completed.stdout
+    assert "checks 450" in completed.stdout
     # show_config names the chosen level first, before any list of supported ones.
     chosen = re.search(
         r"level[^:\n]*:\s*(generic|avx2|avx512)\b", completed.stdout.lower()

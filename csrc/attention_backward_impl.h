@@ -1,0 +1,383 @@
+/*
+ * attention_backward_impl.h: the gradients of scaled dot-product
+ * attention, instantiated per element type by attention.c after
+ * attention_impl.h, whose blocks, scratch and streaming pass it reuses.
+ *
+ * The scheme is FlashAttention-2's. A streaming pass stores each query
+ * row's log-sum-exp and D = rowsum(dO * out). Then one pass over key
+ * blocks sums dK and dV, and one pass over query blocks sums dQ, both
+ * recomputing P block by block from the log-sum-exp. Where Q, K or V is
+ * broadcast, the problems that add into one gradient matrix form a group
+ * that one thread sums in increasing order.
+ */
+
+#ifndef MLA_ATTENTION_BACKWARD_COMMON
+#define MLA_ATTENTION_BACKWARD_COMMON
+
+static ptrdiff_t
+attention_root(ptrdiff_t *parent, ptrdiff_t t)
+{
+    while (parent[t] != t) {
+        parent[t] = parent[parent[t]];
+        t = parent[t];
+    }
+    return t;
+}
+
+/* Join the sets of a and b, whose root becomes the smaller of the two. */
+static void
+attention_unite(ptrdiff_t *parent, ptrdiff_t a, ptrdiff_t b)
+{
+    a = attention_root(parent, a);
+    b = attention_root(parent, b);
+    if (a < b) {
+        parent[b] = a;
+    }
+    else if (b < a) {
+        parent[a] = b;
+    }
+}
+
+/*
+ * Join every two problems whose gradient matrices share a target: the
+ * target of t is offsets[t] / size (offsets into a C-contiguous gradient
+ * whose matrices have size elements). first has room for batch entries.
+ */
+static void
+attention_join_targets(ptrdiff_t *parent, ptrdiff_t *first,
+                       const ptrdiff_t *offsets, ptrdiff_t size,
+                       ptrdiff_t batch)
+{
+    for (ptrdiff_t key = 0; key < batch; key++) {
+        first[key] = -1;
+    }
+    for (ptrdiff_t t = 0; t < batch; t++) {
+        ptrdiff_t key = size > 0 ? offsets[t] / size : 0;
+        if (first[key] < 0) {
+            first[key] = t;
+        }
+        else {
+            attention_unite(parent, t, first[key]);
+        }
+    }
+}
+
+/*
+ * Group the problems that write a common gradient matrix, so that one
+ * thread sums their contributions in a fixed order. A target is shared
+ * where a batch dimension of Q, K or V broadcasts. Problems t join when
+ * they share a target in offsets_a (matrices of size_a elements) or, if
+ * offsets_b is not NULL, in offsets_b.
+ *
+ * On return group g contains order[starts[g]] .. order[starts[g + 1] - 1], in
+ * increasing t, and *ngroups is the number of groups. order and the two
+ * work arrays have batch entries, starts batch + 1.
+ */
+static void
+attention_groups(ptrdiff_t *order, ptrdiff_t *starts, ptrdiff_t *ngroups,
+                 const ptrdiff_t *offsets_a, ptrdiff_t size_a,
+                 const ptrdiff_t *offsets_b, ptrdiff_t size_b,
+                 ptrdiff_t batch, ptrdiff_t *parent, ptrdiff_t *first)
+{
+    for (ptrdiff_t t = 0; t < batch; t++) {
+        parent[t] = t;
+    }
+    attention_join_targets(parent, first, offsets_a, size_a, batch);
+    if (offsets_b != NULL) {
+        attention_join_targets(parent, first, offsets_b, size_b, batch);
+    }
+
+    /* Number the groups by their smallest member, the root. */
+    ptrdiff_t count = 0;
+    for (ptrdiff_t t = 0; t < batch; t++) {
+        parent[t] = attention_root(parent, t);
+        if (parent[t] == t) {
+            first[t] = count++;
+        }
+    }
+    /* From here parent[t] is the group of t. */
+    for (ptrdiff_t t = 0; t < batch; t++) {
+        parent[t] = first[parent[t]];
+    }
+
+    for (ptrdiff_t g = 0; g <= count; g++) {
+        starts[g] = 0;
+    }
+    for (ptrdiff_t t = 0; t < batch; t++) {
+        starts[parent[t] + 1]++;
+    }
+    for (ptrdiff_t g = 0; g < count; g++) {
+        starts[g + 1] += starts[g];
+        first[g] = starts[g];
+    }
+    for (ptrdiff_t t = 0; t < batch; t++) {
+        order[first[parent[t]]++] = t;
+    }
+    *ngroups = count;
+}
+
+#endif /* MLA_ATTENTION_BACKWARD_COMMON */
+
+/*
+ * Backward, first pass: stream one query block to get its output, then
+ * store each row's log-sum-exp and D = rowsum(dO * out).
+ */
+static void
+FN(attention_lse_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
+                       ptrdiff_t item)
+{
+    const mla_attention_args *a = job->args;
+    ptrdiff_t t, i0, m;
+    FN(attention_query_block)(job, item, &t, &i0, &m);
+    ptrdiff_t dv = a->dv;
+    ACC *lse = job->lse + t * a->lq + i0;
+    ACC *delta = job->delta + t * a->lq + i0;
+
+    FN(attention_stream_rows)(s->output, dv, lse, job, s, t, i0, m);
+    for (ptrdiff_t r = 0; r < m; r++) {
+        const T *g = job->d_out + job->d_out_offsets[t] + (i0 + r) * job->rs_do;
+        const T *orow = s->output + r * dv;
+        ACC sum = 0;
+        for (ptrdiff_t c = 0; c < dv; c++) {
+            sum += (ACC)g[c * job->cs_do] * orow[c];
+        }
+        delta[r] = sum;
+    }
+}
+
+/*
+ * Recompute P (s->probs) and dS (s->grads), both m x n with row stride n,
+ * for query rows i0.. and keys j0.. of problem t:
+ *
+ *     P = exp(scale Q_i K_j^T - lse),  dP = dO_i V_j^T,  dS = P (dP - D).
+ *
+ * A row with no allowed key has lse = +inf, so P = 0. Its dS is set to 0
+ * outright, because its output was zero whatever V holds.
+ */
+static void
+FN(attention_backward_block)(const FN(attention_job) *job,
+                             FN(attention_scratch) *s, ptrdiff_t t,
+                             ptrdiff_t i0, ptrdiff_t m, ptrdiff_t j0,
+                             ptrdiff_t n)
+{
+    const mla_attention_args *a = job->args;
+    const ACC *lse = job->lse + t * a->lq + i0;
+    const ACC *delta = job->delta + t * a->lq + i0;
+    FN(mla_epilogue) score_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
+    FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
+
+    FN(mla_gemm_run)(s->scores, n, 1, job->q + a->q_offsets[t] + i0 * a->rs_q,
+                     a->rs_q, a->cs_q,
+                     job->k + a->k_offsets[t] + j0 * a->rs_k, a->cs_k,
+                     a->rs_k, m, n, a->d, &score_ep, s->gemm, 1);
+    FN(attention_mask_block)(s->scores, n, a, t, i0, m, j0, n);
+    for (ptrdiff_t r = 0; r < m; r++) {
+        T *row = s->scores + r * n;
+        for (ptrdiff_t c = 0; c < n; c++) {
+            row[c] = (T)((ACC)row[c] - lse[r]);
+        }
+    }
+    FN(attention_exp)(s->probs, s->scores, m * n);
+
+    /* dP = dO_i V_j^T, with V^T read through swapped strides. */
+    FN(mla_gemm_run)(s->grads, n, 1,
+                     job->d_out + job->d_out_offsets[t] + i0 * job->rs_do,
+                     job->rs_do, job->cs_do,
+                     job->v + a->v_offsets[t] + j0 * a->rs_v, a->cs_v,
+                     a->rs_v, m, n, a->dv, &plain_ep, s->gemm, 1);
+    for (ptrdiff_t r = 0; r < m; r++) {
+        T *grow = s->grads + r * n;
+        const T *prow = s->probs + r * n;
+        if (lse[r] == INFINITY) {
+            for (ptrdiff_t c = 0; c < n; c++) {
+                grow[c] = 0;
+            }
+            continue;
+        }
+        for (ptrdiff_t c = 0; c < n; c++) {
+            grow[c] = prow[c] * (T)((ACC)grow[c] - delta[r]);
+        }
+    }
+}
+
+/* target[i] += x[i] for i < n. */
+static void
+FN(attention_accumulate)(T *target, const T *x, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        target[i] += x[i];
+    }
+}
+
+/*
+ * Backward, second pass: rows j0.. of dK and dV for one key block and one
+ * group of problems, summed over the group's problems and then the query
+ * blocks, in increasing order:
+ *
+ *     dV_j += P^T dO_i,  dK_j += scale dS^T Q_i.
+ */
+static void
+FN(attention_kv_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
+                      ptrdiff_t item)
+{
+    const mla_attention_args *a = job->args;
+    ptrdiff_t group = item / job->k_blocks;
+    ptrdiff_t j0 = item % job->k_blocks * ATTENTION_BLOCK_K;
+    ptrdiff_t n = attention_min(ATTENTION_BLOCK_K, a->lk - j0);
+    ptrdiff_t d = a->d, dv = a->dv;
+    /* Under the causal rule, key j0 is first attended by row j0. */
+    ptrdiff_t first_block = a->causal ? j0 / ATTENTION_BLOCK_Q : 0;
+    FN(mla_epilogue) scaled_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
+    FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
+
+    for (ptrdiff_t at = job->kv_starts[group]; at < job->kv_starts[group + 1];
+         at++) {
+        ptrdiff_t t = job->kv_order[at];
+        T *grad_k = job->grad_k + job->grad_k_offsets[t] + j0 * d;
+        T *grad_v = job->grad_v + job->grad_v_offsets[t] + j0 * dv;
+        const T *q = job->q + a->q_offsets[t];
+        const T *d_out = job->d_out + job->d_out_offsets[t];
+
+        for (ptrdiff_t block = first_block; block < job->q_blocks; block++) {
+            ptrdiff_t i0 = block * ATTENTION_BLOCK_Q;
+            ptrdiff_t m = attention_min(ATTENTION_BLOCK_Q, a->lq - i0);
+            FN(attention_backward_block)(job, s, t, i0, m, j0, n);
+
+            /* P^T and dS^T are the blocks read with swapped strides. */
+            FN(mla_gemm_run)(s->product, dv, 1, s->probs, 1, n,
+                             d_out + i0 * job->rs_do, job->rs_do, job->cs_do,
+                             n, dv, m, &plain_ep, s->gemm, 1);
+            FN(attention_accumulate)(grad_v, s->product, n * dv);
+            FN(mla_gemm_run)(s->product, d, 1, s->grads, 1, n,
+                             q + i0 * a->rs_q, a->rs_q, a->cs_q, n, d, m,
+                             &scaled_ep, s->gemm, 1);
+            FN(attention_accumulate)(grad_k, s->product, n * d);
+        }
+    }
+}
+
+/*
+ * Backward, third pass: rows i0.. of dQ for one query block and one group
+ * of problems, summed over the group's problems and then the key blocks,
+ * in increasing order: dQ_i += scale dS K_j.
+ */
+static void
+FN(attention_q_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
+                     ptrdiff_t item)
+{
+    const mla_attention_args *a = job->args;
+    ptrdiff_t group, i0, m;
+    FN(attention_query_block)(job, item, &group, &i0, &m);
+    ptrdiff_t d = a->d;
+    ptrdiff_t key_end = attention_key_end(a, i0 + m);
+    FN(mla_epilogue) scaled_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
+
+    for (ptrdiff_t at = job->q_starts[group]; at < job->q_starts[group + 1];
+         at++) {
+        ptrdiff_t t = job->q_order[at];
+        T *grad_q = job->grad_q + job->grad_q_offsets[t] + i0 * d;
+        const T *k = job->k + a->k_offsets[t];
+
+        for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_BLOCK_K) {
+            ptrdiff_t n = attention_min(ATTENTION_BLOCK_K, key_end - j0);
+            FN(attention_backward_block)(job, s, t, i0, m, j0, n);
+            FN(mla_gemm_run)(s->product, d, 1, s->grads, n, 1,
+                             k + j0 * a->rs_k, a->rs_k, a->cs_k, m, d, n,
+                             &scaled_ep, s->gemm, 1);
+            FN(attention_accumulate)(grad_q, s->product, m * d);
+        }
+    }
+}
+
+/*
+ * Compute the gradients of sum(d_out * out) with respect to Q, K and V
+ * for the problems of args. grad_q, grad_k and grad_v are C-contiguous arrays of
+ * the shapes of Q, K and V, zero on entry. Problem t adds to the matrices
+ * at grad_*_offsets[t], so problems that share a broadcast Q, K or V add
+ * into one matrix, in increasing t. dO of problem t is d_out at
+ * d_out_offsets[t] with strides rs_do and cs_do.
+ *
+ * Memory beyond the gradients: two doubles per query row of every problem
+ * (log-sum-exp and D), a few integers per problem and one block of scratch
+ * per thread.
+ */
+mla_status
+FN(mla_attention_backward)(T *grad_q, const ptrdiff_t *grad_q_offsets,
+                           T *grad_k, const ptrdiff_t *grad_k_offsets,
+                           T *grad_v, const ptrdiff_t *grad_v_offsets,
+                           const T *d_out, const ptrdiff_t *d_out_offsets,
+                           ptrdiff_t rs_do, ptrdiff_t cs_do,
+                           const mla_attention_args *args)
+{
+    FN(attention_job) job = {0};
+    ptrdiff_t batch = args->batch, lq = args->lq, lk = args->lk;
+    mla_status status = MLA_OK;
+
+    /* With no queries or no keys every gradient stays zero. */
+    if (batch == 0 || lq == 0 || lk == 0) {
+        return MLA_OK;
+    }
+    if ((double)batch * (double)lq > (double)PTRDIFF_MAX / 16) {
+        return MLA_ERR_NOMEM;
+    }
+    job.args = args;
+    job.q = args->q;
+    job.k = args->k;
+    job.v = args->v;
+    job.d_out = d_out;
+    job.d_out_offsets = d_out_offsets;
+    job.rs_do = rs_do;
+    job.cs_do = cs_do;
+    job.grad_q = grad_q;
+    job.grad_k = grad_k;
+    job.grad_v = grad_v;
+    job.grad_q_offsets = grad_q_offsets;
+    job.grad_k_offsets = grad_k_offsets;
+    job.grad_v_offsets = grad_v_offsets;
+    job.q_blocks = (lq + ATTENTION_BLOCK_Q - 1) / ATTENTION_BLOCK_Q;
+    job.k_blocks = (lk + ATTENTION_BLOCK_K - 1) / ATTENTION_BLOCK_K;
+
+    ACC *rows = mla_alloc(2 * (size_t)batch * (size_t)lq, sizeof(ACC));
+    ptrdiff_t *index = mla_alloc(6 * (size_t)batch + 2, sizeof(ptrdiff_t));
+    ptrdiff_t blocks = job.q_blocks > job.k_blocks ? job.q_blocks
+                                                   : job.k_blocks;
+    int nthreads = attention_threads(batch * blocks,
+                                     FN(attention_work)(args, 7));
+    job.scratch = FN(attention_alloc_scratch)(&job, ATTENTION_BACKWARD,
+                                              nthreads);
+    if (rows == NULL || index == NULL || job.scratch == NULL) {
+        status = MLA_ERR_NOMEM;
+        goto done;
+    }
+    job.lse = rows;
+    job.delta = rows + batch * lq;
+
+    /* Problems that write a common gradient matrix form one group. */
+    ptrdiff_t *q_order = index, *q_starts = index + batch;
+    ptrdiff_t *kv_order = index + 2 * batch + 1;
+    ptrdiff_t *kv_starts = index + 3 * batch + 1;
+    ptrdiff_t *parent = index + 4 * batch + 2, *first = index + 5 * batch + 2;
+    ptrdiff_t q_groups, kv_groups;
+    attention_groups(q_order, q_starts, &q_groups, grad_q_offsets,
+                     lq * args->d, NULL, 0, batch, parent, first);
+    attention_groups(kv_order, kv_starts, &kv_groups, grad_k_offsets,
+                     lk * args->d, grad_v_offsets, lk * args->dv, batch,
+                     parent, first);
+    job.q_order = q_order;
+    job.q_starts = q_starts;
+    job.kv_order = kv_order;
+    job.kv_starts = kv_starts;
+
+    FN(attention_run)(&job, FN(attention_lse_item), batch * job.q_blocks,
+                      nthreads);
+    FN(attention_run)(&job, FN(attention_kv_item), kv_groups * job.k_blocks,
+                      nthreads);
+    FN(attention_run)(&job, FN(attention_q_item), q_groups * job.q_blocks,
+                      nthreads);
+
+done:
+    mla_free(rows);
+    mla_free(index);
+    mla_free(job.scratch);
+    return status;
+}
