@@ -52,6 +52,7 @@ typedef struct {
     T *apack;
     size_t apack_size; /* elements of apack owned by each thread */
     int nthreads;
+    int whole_k; /* bpack holds every K slice of a column block */
 } FN(gemm_plan);
 
 /*
@@ -659,8 +660,22 @@ FN(make_grid)(const FN(gemm_plan) *plan, ptrdiff_t nc)
 }
 
 /*
- * Pack unit u of the kc x nc block of B at (pc, jc) into bpack: the
- * GEMM_PACK_PANELS panels starting at panel u * GEMM_PACK_PANELS.
+ * Return where the packed kc x nc block of B of the K slice at pc starts:
+ * at the start of bpack, or after the earlier slices when it holds them
+ * all.
+ */
+static inline T *
+FN(bpack_slice)(const FN(gemm_plan) *plan, ptrdiff_t nc, ptrdiff_t pc)
+{
+    if (!plan->whole_k) {
+        return plan->bpack;
+    }
+    return plan->bpack + pc * FN(round_up)(nc, plan->kd->nr);
+}
+
+/*
+ * Pack unit u of the kc x nc block of B at (pc, jc): the GEMM_PACK_PANELS
+ * panels starting at panel u * GEMM_PACK_PANELS.
  */
 static void
 FN(pack_b_unit)(const FN(gemm_plan) *plan, ptrdiff_t u, ptrdiff_t jc,
@@ -669,7 +684,7 @@ FN(pack_b_unit)(const FN(gemm_plan) *plan, ptrdiff_t u, ptrdiff_t jc,
     ptrdiff_t nr = plan->kd->nr;
     ptrdiff_t start = u * GEMM_PACK_PANELS * nr;
     ptrdiff_t cols = FN(min_diff)(nc - start, GEMM_PACK_PANELS * nr);
-    FN(pack_b)(plan->bpack + start * kc,
+    FN(pack_b)(FN(bpack_slice)(plan, nc, pc) + start * kc,
                plan->b + pc * plan->rs_b + (jc + start) * plan->cs_b,
                plan->rs_b, plan->cs_b, kc, cols, nr);
 }
@@ -682,8 +697,11 @@ FN(pack_b_unit)(const FN(gemm_plan) *plan, ptrdiff_t u, ptrdiff_t jc,
 static void
 FN(gemm_unit)(const FN(gemm_plan) *plan, const FN(gemm_grid) *grid,
               T *apack, ptrdiff_t u, ptrdiff_t jc, ptrdiff_t nc,
-              ptrdiff_t pc, ptrdiff_t kc, T beta, int last)
+              ptrdiff_t pc)
 {
+    ptrdiff_t kc = FN(min_diff)(plan->k - pc, plan->kd->kc);
+    T beta = pc == 0 ? plan->beta : 1;
+    int last = pc + kc == plan->k;
     ptrdiff_t ic = (u / grid->col_units) * grid->unit_rows;
     ptrdiff_t col_start = (u % grid->col_units) * grid->unit_cols;
     ptrdiff_t mc = FN(min_diff)(plan->m - ic, grid->unit_rows);
@@ -699,8 +717,34 @@ FN(gemm_unit)(const FN(gemm_plan) *plan, const FN(gemm_grid) *grid,
     FN(pack_a)(apack, plan->a + ic * plan->rs_a + pc * plan->cs_a, plan->rs_a,
                plan->cs_a, mc, kc, plan->kd->mr);
     FN(macro_kernel)(plan, plan->c + ic * plan->rs_c + (jc + col_start) * plan->cs_c,
-                     apack, plan->bpack + col_start * kc, mc,
+                     apack, FN(bpack_slice)(plan, nc, pc) + col_start * kc, mc,
                      col_end - col_start, kc, ic, jc + col_start, beta, last);
+}
+
+/*
+ * Compute unit u of the grid for every K slice in turn, from a bpack that
+ * holds them all (whole_k).
+ */
+static void
+FN(gemm_unit_whole_k)(const FN(gemm_plan) *plan, const FN(gemm_grid) *grid,
+                      T *apack, ptrdiff_t u, ptrdiff_t jc, ptrdiff_t nc)
+{
+    for (ptrdiff_t pc = 0; pc < plan->k; pc += plan->kd->kc) {
+        FN(gemm_unit)(plan, grid, apack, u, jc, nc, pc);
+    }
+}
+
+/*
+ * Pack unit u of all the K slices of B of the column block at jc (whole_k):
+ * slice u / pack_units, panel group u % pack_units.
+ */
+static void
+FN(pack_b_unit_whole_k)(const FN(gemm_plan) *plan, ptrdiff_t u,
+                        ptrdiff_t pack_units, ptrdiff_t jc, ptrdiff_t nc)
+{
+    ptrdiff_t pc = (u / pack_units) * plan->kd->kc;
+    ptrdiff_t kc = FN(min_diff)(plan->k - pc, plan->kd->kc);
+    FN(pack_b_unit)(plan, u % pack_units, jc, nc, pc, kc);
 }
 
 /*
@@ -708,8 +752,14 @@ FN(gemm_unit)(const FN(gemm_plan) *plan, const FN(gemm_grid) *grid,
  * thread, with nthreads == 1). For each column block and K slice, the
  * threads first pack B together, then compute the units of C. Both loops
  * hand out one unit at a time and end with a barrier, because the next
- * slice overwrites the packed B block. Which thread computes a unit never
- * changes the unit's arithmetic.
+ * slice overwrites the packed B block. With whole_k, the threads pack all
+ * the K slices first, and each unit then runs through every slice: one
+ * barrier per column block instead of two per slice. Which thread
+ * computes a unit never changes the unit's arithmetic.
+ *
+ * Worksharing loops appear only in a team of this product's own: a
+ * single-thread call may run inside someone else's parallel region, which
+ * an orphaned omp for would bind to.
  */
 static void
 FN(gemm_thread)(const FN(gemm_plan) *plan)
@@ -718,6 +768,7 @@ FN(gemm_thread)(const FN(gemm_plan) *plan)
     int parallel = plan->nthreads > 1;
     int tid = parallel ? MLA_THREAD_ID() : 0;
     T *apack = plan->apack + (size_t)tid * plan->apack_size;
+    ptrdiff_t slices = (plan->k + kd->kc - 1) / kd->kc;
 
     for (ptrdiff_t jc = 0; jc < plan->n; jc += kd->nc) {
         ptrdiff_t nc = FN(min_diff)(plan->n - jc, kd->nc);
@@ -727,16 +778,19 @@ FN(gemm_thread)(const FN(gemm_plan) *plan)
         FN(gemm_grid) grid = FN(make_grid)(plan, nc);
         ptrdiff_t units = grid.row_units * grid.col_units;
 
+        if (parallel && plan->whole_k) {
+#pragma omp for schedule(dynamic)
+            for (ptrdiff_t u = 0; u < slices * pack_units; u++) {
+                FN(pack_b_unit_whole_k)(plan, u, pack_units, jc, nc);
+            }
+#pragma omp for schedule(dynamic)
+            for (ptrdiff_t u = 0; u < units; u++) {
+                FN(gemm_unit_whole_k)(plan, &grid, apack, u, jc, nc);
+            }
+            continue;
+        }
         for (ptrdiff_t pc = 0; pc < plan->k; pc += kd->kc) {
             ptrdiff_t kc = FN(min_diff)(plan->k - pc, kd->kc);
-            T beta = pc == 0 ? plan->beta : 1;
-            int last = pc + kc == plan->k;
-
-            /*
-             * Worksharing loops only in a team of this product's own: a
-             * single-thread call may run inside someone else's parallel
-             * region, which an orphaned omp for would bind to.
-             */
             if (parallel) {
 #pragma omp for schedule(dynamic)
                 for (ptrdiff_t u = 0; u < pack_units; u++) {
@@ -744,8 +798,7 @@ FN(gemm_thread)(const FN(gemm_plan) *plan)
                 }
 #pragma omp for schedule(dynamic)
                 for (ptrdiff_t u = 0; u < units; u++) {
-                    FN(gemm_unit)(plan, &grid, apack, u, jc, nc, pc, kc, beta,
-                                  last);
+                    FN(gemm_unit)(plan, &grid, apack, u, jc, nc, pc);
                 }
             }
             else {
@@ -753,8 +806,7 @@ FN(gemm_thread)(const FN(gemm_plan) *plan)
                     FN(pack_b_unit)(plan, u, jc, nc, pc, kc);
                 }
                 for (ptrdiff_t u = 0; u < units; u++) {
-                    FN(gemm_unit)(plan, &grid, apack, u, jc, nc, pc, kc, beta,
-                                  last);
+                    FN(gemm_unit)(plan, &grid, apack, u, jc, nc, pc);
                 }
             }
         }
@@ -770,12 +822,32 @@ FN(gemm_apack_size)(const FN(ukernel_desc) *kd, ptrdiff_t m, ptrdiff_t k)
     return (size_t)mc * (size_t)kc;
 }
 
+/*
+ * Multithreaded products whose packed B, all K slices of one column block,
+ * takes at most this many bytes pack it whole (whole_k in gemm_thread).
+ */
+#define GEMM_WHOLE_K_BYTES (4 << 20)
+
+/* Whether a product on nthreads threads packs all K slices of B at once. */
+static int
+FN(gemm_whole_k)(const FN(ukernel_desc) *kd, ptrdiff_t n, ptrdiff_t k,
+                 int nthreads)
+{
+    ptrdiff_t nc = FN(round_up)(FN(min_diff)(n, kd->nc), kd->nr);
+    return nthreads > 1 && k > kd->kc &&
+           (double)k * (double)nc * sizeof(T) <= GEMM_WHOLE_K_BYTES;
+}
+
 /* Elements of packed B that the threads share. */
 static size_t
-FN(gemm_bpack_size)(const FN(ukernel_desc) *kd, ptrdiff_t n, ptrdiff_t k)
+FN(gemm_bpack_size)(const FN(ukernel_desc) *kd, ptrdiff_t n, ptrdiff_t k,
+                    int nthreads)
 {
     ptrdiff_t kc = FN(min_diff)(k, kd->kc);
     ptrdiff_t nc = FN(round_up)(FN(min_diff)(n, kd->nc), kd->nr);
+    if (FN(gemm_whole_k)(kd, n, k, nthreads)) {
+        kc = k;
+    }
     return (size_t)kc * (size_t)nc;
 }
 
@@ -787,7 +859,7 @@ FN(gemm_workspace)(const FN(ukernel_desc) *kd, ptrdiff_t m, ptrdiff_t n,
     if (m == 0 || n == 0 || k == 0) {
         return 0;
     }
-    return FN(gemm_bpack_size)(kd, n, k) +
+    return FN(gemm_bpack_size)(kd, n, k, nthreads) +
            (size_t)nthreads * FN(gemm_apack_size)(kd, m, k);
 }
 
@@ -960,7 +1032,7 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
     FN(gemm_plan) plan = {
         c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k,
         1, beta, NULL, 0, 0, MLA_ACT_LINEAR, lower, kd,
-        NULL, NULL, 0, nthreads < 1 ? 1 : nthreads,
+        NULL, NULL, 0, nthreads < 1 ? 1 : nthreads, 0,
     };
     if (ep != NULL) {
         plan.alpha = ep->alpha;
@@ -985,7 +1057,8 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
         return;
     }
     plan.bpack = work;
-    plan.apack = work + FN(gemm_bpack_size)(kd, n, k);
+    plan.apack = work + FN(gemm_bpack_size)(kd, n, k, plan.nthreads);
+    plan.whole_k = FN(gemm_whole_k)(kd, n, k, plan.nthreads);
     plan.apack_size = FN(gemm_apack_size)(kd, m, k);
 
     /*
