@@ -46,6 +46,15 @@ py_set_num_threads(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* Number of mla_alloc blocks not yet freed, for the leak tests. */
+static PyObject *
+py_live_allocations(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyLong_FromLong(mla_live_allocations());
+}
+
 /* Clear the thread override: OpenMP's default applies again. */
 static PyObject *
 py_reset_num_threads(PyObject *module, PyObject *unused)
@@ -166,6 +175,7 @@ static PyMethodDef methods[] = {
     {"get_num_threads", py_get_num_threads, METH_NOARGS, NULL},
     {"set_num_threads", py_set_num_threads, METH_O, NULL},
     {"_reset_num_threads", py_reset_num_threads, METH_NOARGS, NULL},
+    {"_live_allocations", py_live_allocations, METH_NOARGS, NULL},
     {"_set_kernel_level", py_set_kernel_level, METH_O, NULL},
     {"_config", py_config, METH_NOARGS, NULL},
     {"_add_docstring", py_add_docstring, METH_VARARGS, NULL},
