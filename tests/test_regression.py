@@ -243,7 +243,9 @@ def test_linear_regression_invalid_regularization(regularization, rng):
 
 
 @pytest.mark.parametrize(
-    "value", ["1.0", None, [1.0], 1j, np.array([0.5])], ids=repr
+    "value",
+    ["1.0", None, [1.0], 1j, np.array([0.5]), np.complex64(1j), np.array(1 + 0j)],
+    ids=repr,
 )
 def test_linear_regression_regularization_not_real(value, rng):
     X = rng.standard_normal((10, 2))
