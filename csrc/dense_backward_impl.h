@@ -62,6 +62,17 @@ FN(mla_dense_backward)(T *dx, T *dw, T *db, const T *d_out, const T *x,
     FN(mla_epilogue) plain = {1, NULL, 0, 0, MLA_ACT_LINEAR};
     int linear = activation == MLA_ACT_LINEAR;
 
+    /*
+     * No outputs: dW and db are empty and dX is a sum over nothing. Return
+     * before the row loop, which would otherwise visit every empty row.
+     */
+    if (n_out == 0) {
+        if (dx != NULL && n_in > 0) {
+            memset(dx, 0, (size_t)batch * (size_t)n_in * sizeof(T));
+        }
+        return MLA_OK;
+    }
+
     /* dW (n_out, n_in) = dZ^T (n_out, batch) X (batch, n_in). */
     int threads_w = FN(mla_gemm_threads)(n_out, n_in, batch);
     size_t work_w = FN(mla_gemm_workspace)(n_out, n_in, batch, threads_w);

@@ -79,6 +79,7 @@ void mla_note_parallel(void); /* call before a region of 2+ threads */
 int mla_have_openmp(void);
 void *mla_alloc(size_t count, size_t size);
 void mla_free(void *p);
+long mla_live_allocations(void); /* blocks of mla_alloc not yet freed */
 
 /*
  * Declarations for one element type: T is the element, S the name suffix.

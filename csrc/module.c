@@ -46,6 +46,15 @@ py_set_num_threads(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* Number of mla_alloc blocks not yet freed, for the leak tests. */
+static PyObject *
+py_live_allocations(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyLong_FromLong(mla_live_allocations());
+}
+
 /* Clear the thread override: OpenMP's default applies again. */
 static PyObject *
 py_reset_num_threads(PyObject *module, PyObject *unused)
@@ -178,6 +187,7 @@ static PyMethodDef methods[] = {
     {"get_num_threads", py_get_num_threads, METH_NOARGS, NULL},
     {"set_num_threads", py_set_num_threads, METH_O, NULL},
     {"_reset_num_threads", py_reset_num_threads, METH_NOARGS, NULL},
+    {"_live_allocations", py_live_allocations, METH_NOARGS, NULL},
     {"_set_kernel_level", py_set_kernel_level, METH_O, NULL},
     {"_set_gemm_avx512_on_avx2", py_set_gemm_avx512_on_avx2, METH_O, NULL},
     {"_gemm_peak_loop", py_gemm_peak_loop, METH_VARARGS, NULL},

@@ -283,6 +283,65 @@ release_call(attention_call *call)
     mla_release(call->arrays, call->narrays);
 }
 
+/*
+ * Return 1 when V adds batch dimensions that Q, K and the mask lack. The
+ * weights do not depend on V, so they do not extend along those.
+ */
+static int
+v_adds_batch(const char *func, attention_call *call)
+{
+    mla_array_arg operands[3] = {call->arrays[0], call->arrays[1]};
+    int core[3] = {2, 2, call->mask_core};
+    int noperands = 2, ndim;
+    npy_intp dims[MLA_MAXDIMS + 2];
+    if (call->mask != NULL) {
+        operands[noperands++] = *call->mask;
+    }
+    if (mla_broadcast_batch(func, operands, noperands, core, &ndim, dims) < 0) {
+        return -1;
+    }
+    return ndim != call->batch_ndim ||
+           !PyArray_CompareLists(dims, call->dims, ndim);
+}
+
+/*
+ * Compute the weights alone, over the batch of Q, K and the mask: the
+ * same call with V replaced by an empty (Lk, 0) array, whose output is
+ * empty.
+ */
+static PyObject *
+weights_without_v(PyObject *module, attention_call *call,
+                  PyObject *const *values)
+{
+    npy_intp dims[2] = {call->args.lk, 0};
+    PyObject *v = PyArray_SimpleNew(2, dims, call->typenum);
+    if (v == NULL) {
+        return NULL;
+    }
+    PyObject *kwnames = Py_BuildValue("(sss)", "mask", "causal", "scale");
+    if (kwnames == NULL) {
+        Py_DECREF(v);
+        return NULL;
+    }
+    PyObject *stack[6] = {
+        (PyObject *)call->arrays[0].arr, (PyObject *)call->arrays[1].arr, v,
+        values[3] != NULL ? values[3] : Py_None,
+        values[4] != NULL ? values[4] : Py_False,
+        values[5] != NULL ? values[5] : Py_None,
+    };
+    PyObject *result =
+        py_scaled_dot_product_attention(module, stack, 3, kwnames);
+    Py_DECREF(kwnames);
+    Py_DECREF(v);
+    if (result == NULL) {
+        return NULL;
+    }
+    PyObject *weights = PyTuple_GET_ITEM(result, 1);
+    Py_INCREF(weights);
+    Py_DECREF(result);
+    return weights;
+}
+
 MLA_WRAPPER(scaled_dot_product_attention)
 {
     static const char *func = "scaled_dot_product_attention";
@@ -294,7 +353,6 @@ MLA_WRAPPER(scaled_dot_product_attention)
     PyArrayObject *out = NULL, *weights = NULL;
     int return_weights;
     mla_status status = MLA_OK;
-    (void)module;
 
     memset(&call, 0, sizeof(call));
     if (check_positional(func, nargs, 3) < 0 ||
@@ -311,7 +369,15 @@ MLA_WRAPPER(scaled_dot_product_attention)
     if (out == NULL) {
         goto fail;
     }
-    if (return_weights) {
+    /*
+     * When V adds batch dimensions, the main call streams and the weights
+     * come from a second call over the smaller batch of Q, K and the mask.
+     */
+    int v_batch = return_weights ? v_adds_batch(func, &call) : 0;
+    if (v_batch < 0) {
+        goto fail;
+    }
+    if (return_weights && !v_batch) {
         call.dims[ndim - 1] = call.args.lk;
         weights = (PyArrayObject *)PyArray_SimpleNew(ndim, call.dims,
                                                      call.typenum);
@@ -332,6 +398,13 @@ MLA_WRAPPER(scaled_dot_product_attention)
         Py_END_ALLOW_THREADS
         if (status != MLA_OK) {
             mla_raise_status(func, status);
+            goto fail;
+        }
+    }
+
+    if (v_batch) {
+        weights = (PyArrayObject *)weights_without_v(module, &call, values);
+        if (weights == NULL) {
             goto fail;
         }
     }

@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -141,6 +142,13 @@ mla_set_num_threads(int n)
 }
 
 /*
+ * Blocks returned by mla_alloc and not yet freed, for the leak tests. The
+ * counter is atomic because kernels allocate from several Python threads
+ * at once.
+ */
+static atomic_long live_allocations = 0;
+
+/*
  * Return 64-byte aligned memory for count elements of size bytes, or NULL
  * when the byte count overflows size_t or the allocation fails. An empty
  * request still returns a valid block. Free it with mla_free.
@@ -156,11 +164,24 @@ mla_alloc(size_t count, size_t size)
     if (bytes == 0) {
         bytes = MLA_ALIGNMENT;
     }
-    return aligned_alloc(MLA_ALIGNMENT, bytes);
+    void *p = aligned_alloc(MLA_ALIGNMENT, bytes);
+    if (p != NULL) {
+        atomic_fetch_add(&live_allocations, 1);
+    }
+    return p;
 }
 
 void
 mla_free(void *p)
 {
+    if (p != NULL) {
+        atomic_fetch_sub(&live_allocations, 1);
+    }
     free(p);
+}
+
+long
+mla_live_allocations(void)
+{
+    return atomic_load(&live_allocations);
 }

@@ -38,8 +38,9 @@ FN(clamp_cosine)(double c)
 
 /*
  * u (n,) with stride su and v (n,) with stride sv. Returns
- * u.v / (|u| |v|), or 0.0 when either vector is zero or n == 0. An inf or
- * NaN entry gives NaN, as the plain formula does.
+ * u.v / (|u| |v|). An inf or NaN entry in either vector gives NaN, as the
+ * plain formula does, even when the other vector is zero; otherwise a zero
+ * vector or n == 0 gives 0.0.
  */
 double
 FN(mla_cosine_similarity)(const T *u, ptrdiff_t su, const T *v, ptrdiff_t sv,
@@ -47,11 +48,11 @@ FN(mla_cosine_similarity)(const T *u, ptrdiff_t su, const T *v, ptrdiff_t sv,
 {
     double scale_u = FN(max_abs)(u, su, n);
     double scale_v = FN(max_abs)(v, sv, n);
-    if (scale_u == 0 || scale_v == 0) {
-        return 0.0;
-    }
     if (!isfinite(scale_u) || !isfinite(scale_v)) {
         return NAN;
+    }
+    if (scale_u == 0 || scale_v == 0) {
+        return 0.0;
     }
 
     double dot = 0, uu = 0, vv = 0;

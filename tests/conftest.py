@@ -14,8 +14,22 @@ wrapper that emits a ``RuntimeWarning`` fails its test.
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 SEED = 20240607
+
+# Hypothesis profiles of the property tests in tests/hardening: a plain
+# `pytest` runs mla-dev, .ci/run runs mla-ci, and mla-long is for a longer
+# run by hand. Select one with --hypothesis-profile=NAME. There is no
+# deadline because the shared CI machine makes timings noisy.
+for _name, _examples in (("mla-dev", 15), ("mla-ci", 150), ("mla-long", 2000)):
+    settings.register_profile(
+        _name,
+        max_examples=_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+settings.load_profile("mla-dev")
 
 # Relative tolerance and absolute tolerance per unit of inner dimension, keyed
 # by the compute dtype and the kind of operation.
@@ -34,6 +48,14 @@ FLOAT_DTYPES = (np.float32, np.float64)
 
 def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "error")
+    # Hypothesis writes a patch for each failing example with libcst, whose
+    # import warns that mypy_extensions.TypedDict is deprecated (libcst 1.0
+    # with mypy_extensions 1.1). As an error, that warning would replace the
+    # failure report.
+    config.addinivalue_line(
+        "filterwarnings",
+        "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning",
+    )
 
 
 @pytest.fixture
@@ -105,10 +127,12 @@ def to_layout(a, layout):
     byte order.
     """
     a = np.asarray(a)
+    # np.ascontiguousarray and np.asfortranarray would turn a 0-d array into
+    # shape (1,).
     if layout == "C":
-        return np.ascontiguousarray(a).copy()
+        return np.array(a, order="C", copy=True)
     if layout == "F":
-        return np.asfortranarray(a).copy()
+        return np.array(a, order="F", copy=True)
     if a.ndim == 0 and layout in ("transposed", "negative", "strided"):
         return a.copy()
     if layout == "transposed":

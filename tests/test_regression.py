@@ -242,7 +242,11 @@ def test_linear_regression_invalid_regularization(regularization, rng):
         mla.linear_regression(X, y, regularization=regularization)
 
 
-@pytest.mark.parametrize("value", ["1.0", None, [1.0], 1j, np.array([0.5])], ids=repr)
+@pytest.mark.parametrize(
+    "value",
+    ["1.0", None, [1.0], 1j, np.array([0.5]), np.complex64(1j), np.array(1 + 0j)],
+    ids=repr,
+)
 def test_linear_regression_regularization_not_real(value, rng):
     X = rng.standard_normal((10, 2))
     y = rng.standard_normal(10)

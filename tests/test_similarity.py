@@ -166,8 +166,13 @@ def test_cosine_similarity_different_magnitudes(rng):
         ([np.nan, 1.0], [1.0, 1.0]),
         ([1.0, 1.0], [1.0, np.nan]),
         ([np.inf, 1.0], [1.0, 1.0]),
+        # A non-finite entry wins over the zero-vector convention, as in
+        # the reference formula.
+        ([0.0, 0.0], [np.nan, 1.0]),
+        ([np.nan, 0.0], [0.0, 0.0]),
+        ([0.0, 0.0], [-np.inf, 1.0]),
     ],
-    ids=["nan-first", "nan-second", "inf-first"],
+    ids=["nan-first", "nan-second", "inf-first", "zero-nan", "nan-zero", "zero-inf"],
 )
 def test_cosine_similarity_nan_propagates(u, v):
     result = mla.cosine_similarity(np.array(u), np.array(v))
