@@ -27,7 +27,7 @@ qk_weights(const char *func, PyArrayObject *q, PyArrayObject *k,
         return weights;
     }
 
-    /* Q stands in for V, whose dv = 0 columns are never read. */
+    /* Q is passed as V, whose dv = 0 columns are never read. */
     PyArrayObject *operands[3] = {q, k, q};
     int core[3] = {2, 2, 2};
     ptrdiff_t *offsets =
