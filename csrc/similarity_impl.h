@@ -39,7 +39,7 @@ FN(clamp_cosine)(double c)
 /*
  * u (n,) with stride su and v (n,) with stride sv. Returns
  * u.v / (|u| |v|). An inf or NaN entry in either vector gives NaN, as the
- * plain formula does, even when the other vector is zero; otherwise a zero
+ * plain formula does, even when the other vector is zero. Otherwise a zero
  * vector or n == 0 gives 0.0.
  */
 double

@@ -41,6 +41,13 @@ import mla
 CALLS = env_number("MLA_LEAK_CALLS", 1000)
 WARMUP_CALLS = 100
 
+# Under .ci/sanitize the interpreter allocates through malloc, and the
+# traced memory keeps growing for about a thousand calls before it settles
+# (by up to 35 KB, measured), with or without a leak. There the calls run
+# for their error paths under ASan, and only the exact counts (C scratch
+# blocks, reference counts) are checked; the normal build checks the rest.
+SANITIZED = bool(os.environ.get("MLA_SANITIZED"))
+
 # Resident memory that a run of large calls may add, and what a leak of one
 # result or input copy per call must add at least.
 RSS_TOLERANCE = 4 * 2**20
@@ -104,12 +111,11 @@ def test_leak_free_repeated_calls(name, label):
     function = CASES_BY_NAME[name].function
     args, kwargs, error = find_call(name, label)
     arguments = list(args) + list(kwargs.values())
-    tolerance = {
-        "allocated blocks": CALLS // 10,
-        "gc objects": CALLS // 10,
-        "traced bytes": 4 * CALLS,
-        "C scratch blocks": 0,
-    }
+    tolerance = {"C scratch blocks": 0}
+    if not SANITIZED:
+        tolerance["allocated blocks"] = CALLS // 10
+        tolerance["gc objects"] = CALLS // 10
+        tolerance["traced bytes"] = 4 * CALLS
     for index, argument in enumerate(arguments):
         if isinstance(argument, np.ndarray):
             tolerance[f"references to argument {index}"] = 0
@@ -151,8 +157,7 @@ def large_arguments(case):
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc")
 @pytest.mark.skipif(
-    bool(os.environ.get("MLA_SANITIZED")),
-    reason="AddressSanitizer holds freed memory in quarantine, so RSS grows",
+    SANITIZED, reason="AddressSanitizer holds freed memory in quarantine"
 )
 @pytest.mark.parametrize("name", [case.name for case in CASES])
 def test_resident_memory_flat_large_inputs(name):
