@@ -30,6 +30,19 @@ typedef struct {
     FN(mla_gemv_axpy) gemv_axpy;
 } FN(ukernel_desc);
 
+/* Pack units of B that a barrier-free product can track (gemm_claims). */
+#define GEMM_CLAIM_UNITS 256
+
+/*
+ * Shared state of a product whose threads meet no barrier before the end
+ * of their parallel region. Each pack unit of B is packed by the first
+ * thread that claims it, and the units of C are handed out by a counter.
+ */
+struct FN(gemm_claims) {
+    atomic_int state[GEMM_CLAIM_UNITS]; /* 0 to pack, 1 packing, 2 packed */
+    atomic_long next_unit;              /* next unit of C to hand out */
+};
+
 /*
  * One product and its scratch, shared by the threads that compute it. With
  * lower set, only the elements with row >= column are written (SYRK).
@@ -53,6 +66,7 @@ typedef struct {
     size_t apack_size; /* elements of apack owned by each thread */
     int nthreads;
     int whole_k; /* bpack holds every K slice of a column block */
+    struct FN(gemm_claims) *claims; /* barrier-free work sharing, or NULL */
 } FN(gemm_plan);
 
 /*
@@ -747,6 +761,71 @@ FN(pack_b_unit_whole_k)(const FN(gemm_plan) *plan, ptrdiff_t u,
     FN(pack_b_unit)(plan, u % pack_units, jc, nc, pc, kc);
 }
 
+/* Wait politely in a spin loop: the thread waited for runs on another CPU. */
+static inline void
+FN(spin_pause)(void)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_ia32_pause();
+#endif
+}
+
+/*
+ * Make sure that every pack unit of B (all K slices of the only column
+ * block) is packed: pack each unit that no thread has claimed yet, then
+ * wait for the units that other threads are packing.
+ */
+static void
+FN(pack_b_claimed)(const FN(gemm_plan) *plan, ptrdiff_t pack_units,
+                   ptrdiff_t count, ptrdiff_t nc)
+{
+    atomic_int *state = plan->claims->state;
+    for (ptrdiff_t i = 0; i < count; i++) {
+        int unclaimed = 0;
+        if (atomic_load_explicit(&state[i], memory_order_acquire) == 0 &&
+            atomic_compare_exchange_strong(&state[i], &unclaimed, 1)) {
+            FN(pack_b_unit_whole_k)(plan, i, pack_units, 0, nc);
+            atomic_store_explicit(&state[i], 2, memory_order_release);
+        }
+    }
+    for (ptrdiff_t i = 0; i < count; i++) {
+        while (atomic_load_explicit(&state[i], memory_order_acquire) != 2) {
+            FN(spin_pause)();
+        }
+    }
+}
+
+/*
+ * Run this thread's share of a product with claims: take units of C from
+ * the shared counter until none is left, packing B on the way. The only
+ * wait for other threads is for pack units that they are packing, and the
+ * end of the parallel region. A thread that the system keeps off its CPU
+ * thus delays the others only if it holds a pack unit.
+ */
+static void
+FN(gemm_thread_claims)(const FN(gemm_plan) *plan, T *apack, ptrdiff_t nc)
+{
+    const FN(ukernel_desc) *kd = plan->kd;
+    ptrdiff_t col_panels = (nc + kd->nr - 1) / kd->nr;
+    ptrdiff_t pack_units = (col_panels + GEMM_PACK_PANELS - 1) / GEMM_PACK_PANELS;
+    ptrdiff_t slices = (plan->k + kd->kc - 1) / kd->kc;
+    FN(gemm_grid) grid = FN(make_grid)(plan, nc);
+    ptrdiff_t units = grid.row_units * grid.col_units;
+    int packed = 0;
+
+    for (;;) {
+        ptrdiff_t u = (ptrdiff_t)atomic_fetch_add(&plan->claims->next_unit, 1);
+        if (u >= units) {
+            break;
+        }
+        if (!packed) {
+            FN(pack_b_claimed)(plan, pack_units, slices * pack_units, nc);
+            packed = 1;
+        }
+        FN(gemm_unit_whole_k)(plan, &grid, apack, u, 0, nc);
+    }
+}
+
 /*
  * Run the blocked product on each thread of the team (or on the only
  * thread, with nthreads == 1). For each column block and K slice, the
@@ -769,6 +848,11 @@ FN(gemm_thread)(const FN(gemm_plan) *plan)
     int tid = parallel ? MLA_THREAD_ID() : 0;
     T *apack = plan->apack + (size_t)tid * plan->apack_size;
     ptrdiff_t slices = (plan->k + kd->kc - 1) / kd->kc;
+
+    if (plan->claims != NULL) {
+        FN(gemm_thread_claims)(plan, apack, plan->n);
+        return;
+    }
 
     for (ptrdiff_t jc = 0; jc < plan->n; jc += kd->nc) {
         ptrdiff_t nc = FN(min_diff)(plan->n - jc, kd->nc);
@@ -834,7 +918,7 @@ FN(gemm_whole_k)(const FN(ukernel_desc) *kd, ptrdiff_t n, ptrdiff_t k,
                  int nthreads)
 {
     ptrdiff_t nc = FN(round_up)(FN(min_diff)(n, kd->nc), kd->nr);
-    return nthreads > 1 && k > kd->kc &&
+    return nthreads > 1 &&
            (double)k * (double)nc * sizeof(T) <= GEMM_WHOLE_K_BYTES;
 }
 
@@ -1032,7 +1116,7 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
     FN(gemm_plan) plan = {
         c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k,
         1, beta, NULL, 0, 0, MLA_ACT_LINEAR, lower, kd,
-        NULL, NULL, 0, nthreads < 1 ? 1 : nthreads, 0,
+        NULL, NULL, 0, nthreads < 1 ? 1 : nthreads, 0, NULL,
     };
     if (ep != NULL) {
         plan.alpha = ep->alpha;
@@ -1070,6 +1154,25 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
         FN(gemm_thread)(&plan);
         return;
     }
+    /*
+     * A product with one column block whose packed B is small enough to
+     * track shares its work by claims instead of barriers.
+     */
+    struct FN(gemm_claims) claims;
+    if (plan.whole_k && n <= kd->nc) {
+        ptrdiff_t col_panels = (n + kd->nr - 1) / kd->nr;
+        ptrdiff_t pack_units =
+            (col_panels + GEMM_PACK_PANELS - 1) / GEMM_PACK_PANELS;
+        ptrdiff_t count = (k + kd->kc - 1) / kd->kc * pack_units;
+        if (count <= GEMM_CLAIM_UNITS) {
+            for (ptrdiff_t i = 0; i < count; i++) {
+                atomic_init(&claims.state[i], 0);
+            }
+            atomic_init(&claims.next_unit, 0);
+            plan.claims = &claims;
+        }
+    }
+
     /* A team smaller than requested (nested regions) shares the units. */
     mla_note_parallel();
 #pragma omp parallel num_threads(plan.nthreads)

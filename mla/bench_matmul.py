@@ -13,9 +13,9 @@ Both libraries run on the same thread count: mla through
 :func:`mla.set_num_threads`, NumPy's BLAS through threadpoolctl. The
 samples of mla and NumPy alternate, so that a change in the machine's load
 or clock speed affects both alike. On more than one thread, each sample
-starts after a pause (``--settle``) in which the idle worker threads of the
-library timed before stop spinning. Without the pause, they take a core
-from the sample.
+follows a pause (``--settle``) filled with untimed calls of the same
+library, in which the idle worker threads of the library timed before stop
+spinning. Without the pause, they take a core from the sample.
 
 The peak is measured, not looked up: the best of many short runs of a loop
 of 12 independent fused multiply-add chains on full SIMD vectors of the
@@ -146,17 +146,26 @@ def _calls_per_sample(func, min_seconds):
     return number
 
 
+def _run_for(func, seconds):
+    """Call ``func`` back to back, untimed, for about ``seconds``."""
+    end = time.perf_counter() + seconds
+    func()
+    while time.perf_counter() < end:
+        func()
+
+
 def paired_medians(first, second, repeat=7, min_seconds=2e-3, settle_seconds=0.0):
     """Return the median seconds per call of two functions timed in turns.
 
     Both are called once untimed. Each sample then times enough calls to
     last ``min_seconds``, and the samples of the two functions alternate,
-    ``repeat`` of each. With ``settle_seconds``, the caller sleeps that
-    long before each sample, so that the worker threads of the function
-    timed before it have gone idle. OpenBLAS's idle workers keep a core busy
-    for about 2^28 clock cycles (0.1 s at 2.5 GHz) after each call, and
-    OpenMP's for a shorter time. A sample taken meanwhile shares its cores
-    with them.
+    ``repeat`` of each. With ``settle_seconds``, each sample follows that
+    long of untimed calls to the same function. By then the worker threads
+    of the function timed before have gone idle: OpenBLAS's idle workers
+    keep a core busy for about 2^28 clock cycles (0.1 s at 2.5 GHz) after
+    each call, and OpenMP's for a shorter time, and a sample taken meanwhile
+    would share its cores with them. Calls, not a sleep, fill the pause,
+    because a virtual machine's idle CPU can take milliseconds to wake up.
 
     Returns
     -------
@@ -172,13 +181,12 @@ def paired_medians(first, second, repeat=7, min_seconds=2e-3, settle_seconds=0.0
     functions = (first, second)
     numbers = []
     for func in functions:
-        time.sleep(settle_seconds)
-        func()
+        _run_for(func, settle_seconds)
         numbers.append(_calls_per_sample(func, min_seconds))
     samples = ([], [])
     for _ in range(repeat):
         for func, number, timings in zip(functions, numbers, samples):
-            time.sleep(settle_seconds)
+            _run_for(func, settle_seconds)
             timings.append(_time_calls(func, number))
     return (
         statistics.median(samples[0]),
@@ -407,8 +415,9 @@ def _parse_args(argv):
         default=SETTLE_SECONDS,
         metavar="SECONDS",
         help=(
-            "pause before each sample on more than one thread, so that the "
-            "other library's idle threads stop spinning (default: %(default)s)"
+            "seconds of untimed calls before each sample on more than one "
+            "thread, so that the other library's idle threads stop spinning "
+            "(default: %(default)s)"
         ),
     )
     parser.add_argument(
@@ -478,8 +487,8 @@ def main(argv=None):
         "and numpy alternating; range: lowest and highest numpy/mla of a pair"
     )
     print(
-        f"on several threads each sample follows a {args.settle} s pause, so "
-        "that the other library's idle threads have stopped spinning"
+        f"on several threads each sample follows {args.settle} s of untimed "
+        "calls, so that the other library's idle threads have stopped spinning"
     )
     print()
 
