@@ -115,11 +115,36 @@ DOMAINS = {
 
 @dataclass(frozen=True)
 class Array:
-    """An array argument: its name, shape template and value domain."""
+    """An array argument: its name, shape template and values.
+
+    ``values`` is a key of ``DOMAINS``, or None for the entry's default.
+    ``classes`` makes the argument an array of integer class labels in
+    ``[0, dims[classes])`` instead, which keeps its integer dtype and is
+    passed to the reference as it is.
+    """
 
     name: str
     shape: tuple
-    values: str | None = None  # a key of DOMAINS, or None for the entry's
+    values: str | None = None
+    classes: str | None = None
+
+
+def real_arrays(signature, arrays):
+    """Return the arrays of a call that hold real values, not labels."""
+    return [a for spec, a in zip(signature, arrays) if spec.classes is None]
+
+
+def reference_arrays(signature, arrays, dtype=np.float64):
+    """Return the arrays as the reference takes them: real ones in ``dtype``."""
+    return [
+        np.asarray(a) if spec.classes is not None else np.asarray(a, dtype=dtype)
+        for spec, a in zip(signature, arrays)
+    ]
+
+
+def class_labels(array, shape, dims, rng):
+    """Return seeded class labels for an ``Array`` with ``classes``."""
+    return rng.integers(0, max(dims[array.classes], 1), size=shape)
 
 
 @dataclass(frozen=True)
@@ -792,6 +817,9 @@ def fixed_call(
     shapes = draw_shapes(signature, dims, draw, sizes)
     args = []
     for array, shape in zip(signature, shapes):
+        if array.classes is not None:
+            args.append(class_labels(array, shape, dims, rng))
+            continue
         if (array.values or case.values) == "integers":
             values = rng.integers(-3, 4, size=shape).astype(np.float64)
         else:

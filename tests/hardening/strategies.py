@@ -7,6 +7,7 @@ from cases import (
     DOMAINS,
     NOTABLE_SIZES,
     RandomDraw,
+    class_labels,
     draw_dims,
     draw_shapes,
 )
@@ -93,6 +94,14 @@ def elements(dtype, domain):
     return st.floats(-domain.bound, domain.bound, width=width)
 
 
+def draw_labels(data, classes, shape):
+    """Draw integer class labels in [0, classes) in any memory layout."""
+    dtype = data.draw(st.sampled_from((np.dtype("int64"), np.dtype("int32"))))
+    labels = hnp.arrays(dtype, shape, elements=st.integers(0, max(classes - 1, 0)))
+    layout = data.draw(st.sampled_from(LAYOUTS), label="layout")
+    return to_layout(data.draw(labels), layout)
+
+
 def draw_array(data, domain_name, shape):
     """Draw an array of any supported dtype, layout and domain value."""
     domain = DOMAINS[domain_name]
@@ -112,17 +121,19 @@ def draw_array(data, domain_name, shape):
 
 
 def draw_call(data, case, max_size=MAX_SIZE, budget=MAX_PRODUCT):
-    """Draw a valid call of ``case``: ``(dims, arrays, options)``."""
+    """Draw a valid call of ``case``: ``(signature, dims, arrays, options)``."""
     draw = HypothesisDraw(data)
     signature = draw.choice(case.signatures)
     dims = draw_dims(case, signature, draw, max_size, budget=budget)
     shapes = draw_shapes(signature, dims, draw)
     arrays = [
-        draw_array(data, array.values or case.values, shape)
+        draw_labels(data, dims[array.classes], shape)
+        if array.classes is not None
+        else draw_array(data, array.values or case.values, shape)
         for array, shape in zip(signature, shapes)
     ]
     options = case.options(draw, dims, arrays) if case.options else {}
-    return dims, arrays, options
+    return signature, dims, arrays, options
 
 
 def random_call(case, rng, max_size, budget):
@@ -137,7 +148,10 @@ def random_call(case, rng, max_size, budget):
     dims = draw_dims(case, signature, draw, max_size, budget=budget)
     shapes = draw_shapes(signature, dims, draw)
     args = []
-    for shape in shapes:
+    for array, shape in zip(signature, shapes):
+        if array.classes is not None:
+            args.append(class_labels(array, shape, dims, rng))
+            continue
         dtype = draw.choice(DTYPES)
         values = rng.standard_normal(shape) * 4
         if dtype.kind in "iub":

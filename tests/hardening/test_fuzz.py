@@ -41,7 +41,7 @@ except ImportError:  # the module exists on Unix only
     resource = None
 
 import numpy as np
-from cases import CASES_BY_NAME, compute_dtype, env_number
+from cases import CASES_BY_NAME, compute_dtype, env_number, real_arrays, reference_arrays
 from conftest import to_layout
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
@@ -386,11 +386,12 @@ def reference_result(case, args, kwargs):
     None when the system is singular or the reference runs out of the
     memory that ``address_space_limit`` leaves.
     """
-    names = [array.name for array in case.signatures[0]] + list(case.defaults)
+    signature = case.signatures[0]
+    names = [array.name for array in signature] + list(case.defaults)
     values = dict(zip(names, args))
     values.update(kwargs)
-    arrays = [np.asarray(values[array.name]) for array in case.signatures[0]]
-    dtype = compute_dtype(*(array.dtype for array in arrays))
+    arrays = [np.asarray(values[array.name]) for array in signature]
+    dtype = compute_dtype(*(a.dtype for a in real_arrays(signature, arrays)))
     options = {
         name: values[name]
         for name in case.defaults
@@ -399,7 +400,7 @@ def reference_result(case, args, kwargs):
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            arrays = [array.astype(dtype) for array in arrays]
+            arrays = reference_arrays(signature, arrays, dtype)
             if case.expect is not None:
                 return case.expect(arrays, options)
             return case.reference(*arrays, **options)

@@ -15,7 +15,7 @@ import inspect
 
 import numpy as np
 import pytest
-from cases import CASES, CASES_BY_NAME, compute_dtype
+from cases import CASES, CASES_BY_NAME, compute_dtype, real_arrays, reference_arrays
 from conftest import assert_close, assert_unchanged
 from hypothesis import given
 from hypothesis import strategies as st
@@ -79,10 +79,10 @@ def test_registry_covers_public_api():
 @given(data=st.data())
 def test_property_matches_reference(name, data):
     case = CASES_BY_NAME[name]
-    dims, arrays, options = draw_call(data, case)
+    signature, dims, arrays, options = draw_call(data, case)
     before = [array.copy() for array in arrays]
-    dtype = compute_dtype(*(array.dtype for array in arrays))
-    arrays64 = [np.asarray(array, dtype=np.float64) for array in arrays]
+    dtype = compute_dtype(*(array.dtype for array in real_arrays(signature, arrays)))
+    arrays64 = reference_arrays(signature, arrays)
     reference_options = {
         key: value for key, value in options.items() if key not in case.reference_skips
     }
@@ -109,7 +109,10 @@ def test_property_matches_reference(name, data):
             expected = case.expect(arrays64, reference_options)
         else:
             expected = case.reference(*arrays64, **reference_options)
-    scale = case.scale(arrays64) if case.scale else product_scale(arrays64)
+    if case.scale is not None:
+        scale = case.scale(arrays64)
+    else:
+        scale = product_scale(real_arrays(signature, arrays64))
     for actual, wanted, label in result_parts(result, expected):
         if type(wanted) is float:
             assert type(actual) is float, f"{label}: {type(actual)}"

@@ -42,7 +42,7 @@ CALL_TIMEOUT = 60
 ACCEPTED_ERRORS = (ValueError, MemoryError, np.linalg.LinAlgError)
 
 
-def build_array(shape):
+def build_array(shape, dtype=np.float64):
     """Return an empty array of ``shape``, or a zero-stride view if it has no 0.
 
     Returns None when NumPy cannot represent the shape at all (its byte
@@ -50,8 +50,8 @@ def build_array(shape):
     """
     try:
         if 0 in shape:
-            return np.empty(shape)
-        base = np.zeros(1)
+            return np.empty(shape, dtype=dtype)
+        base = np.zeros(1, dtype=dtype)
         return np.lib.stride_tricks.as_strided(base, shape=shape, strides=(0,) * len(shape))
     except ValueError:
         return None
@@ -100,14 +100,22 @@ def size_scenarios(case):
         yield "empty 2**28x0x2**30", shapes_for(signature, dims, shared=(2**28, 0, 2**30))
 
 
-def runnable(shapes):
+def build_arrays(case, shapes):
+    """Return the arrays of an oversized call: class labels as int64."""
+    return [
+        build_array(shape, np.int64 if spec.classes is not None else np.float64)
+        for spec, shape in zip(case.signatures[0], shapes)
+    ]
+
+
+def runnable(case, shapes):
     """Return True if NumPy can build every array and one of them is empty.
 
     A call of zero-stride views alone is left out. Its arguments fit, so
     the kernel would run over all of their elements, which is slow but
     correct.
     """
-    arrays = [build_array(shape) for shape in shapes]
+    arrays = build_arrays(case, shapes)
     if any(array is None for array in arrays):
         return False
     return any(array.size == 0 for array in arrays)
@@ -117,7 +125,7 @@ SCENARIOS = [
     pytest.param(case, shapes, id=f"{case.name}-{label}")
     for case in CASES
     for label, shapes in size_scenarios(case)
-    if runnable(shapes)
+    if runnable(case, shapes)
 ]
 
 
@@ -131,7 +139,7 @@ def result_shapes(result):
 
 @pytest.mark.parametrize("case, shapes", SCENARIOS)
 def test_oversized_call_raises_or_fits(case, shapes):
-    arrays = [build_array(shape) for shape in shapes]
+    arrays = build_arrays(case, shapes)
     kwargs = dict(case.defaults)
     kwargs.pop("out", None)
 
