@@ -253,6 +253,8 @@ class Row:
     mla: float
     numpy: float
     ratios: list = field(default_factory=list)
+    mla_best: float = 0.0
+    numpy_best: float = 0.0
     agree: bool = True
 
 
@@ -277,16 +279,26 @@ def _run_product(product, dtype, threads, repeat, settle, rng):
         settle_seconds=settle,
     )
     ratios = [n / m for m, n in zip(mla_samples, numpy_samples)]
-    return Row(product, dtype, threads, mla_seconds, numpy_seconds, ratios, agree)
+    return Row(
+        product,
+        dtype,
+        threads,
+        mla_seconds,
+        numpy_seconds,
+        ratios,
+        min(mla_samples),
+        min(numpy_samples),
+        agree,
+    )
 
 
 def print_table(rows, peaks):
-    """Print one line per row: times, GFLOP/s, % of peak and the ratio."""
+    """Print one line per row: times, GFLOP/s, % of peak and the ratios."""
     header = (
         f"{'product':<40}{'dtype':<9}{'thr':>3}"
         f"{'mla':>11}{'GFLOP/s':>9}{'%peak':>7}"
         f"{'numpy':>11}{'GFLOP/s':>9}{'%peak':>7}"
-        f"{'numpy/mla':>11}{'range':>12}"
+        f"{'numpy/mla':>11}{'range':>12}{'best':>7}"
     )
     print(header)
     group = None
@@ -300,13 +312,14 @@ def print_table(rows, peaks):
         label = row.product.label + ("" if row.agree else " (DIFFERS)")
         ratio = row.numpy / row.mla
         spread = f"{min(row.ratios):.2f}-{max(row.ratios):.2f}"
+        best = row.numpy_best / row.mla_best
         print(
             f"{label:<40}{row.dtype:<9}{row.threads:>3}"
             f"{format_seconds(row.mla):>11}{mla_rate / 1e9:>9.1f}"
             f"{100 * mla_rate / peak:>6.0f}%"
             f"{format_seconds(row.numpy):>11}{numpy_rate / 1e9:>9.1f}"
             f"{100 * numpy_rate / peak:>6.0f}%"
-            f"{ratio:>10.2f}x{spread:>12}"
+            f"{ratio:>10.2f}x{spread:>12}{best:>6.2f}x"
         )
 
 
@@ -484,7 +497,8 @@ def main(argv=None):
         )
     print(
         f"times: median of {args.repeat} samples per library, the samples of mla "
-        "and numpy alternating; range: lowest and highest numpy/mla of a pair"
+        "and numpy alternating; range: lowest and highest numpy/mla of a pair; "
+        "best: fastest numpy sample over fastest mla sample"
     )
     print(
         f"on several threads each sample follows {args.settle} s of untimed "
