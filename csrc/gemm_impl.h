@@ -904,8 +904,10 @@ FN(gemm_apack_size)(const FN(ukernel_desc) *kd, ptrdiff_t m, ptrdiff_t k)
 /*
  * Multithreaded products whose packed B, all K slices of one column block,
  * takes at most this many bytes pack it whole (whole_k in gemm_thread).
+ * It then stays in a last-level cache of 16 MiB or more while the units of
+ * C go through it.
  */
-#define GEMM_WHOLE_K_BYTES (4 << 20)
+#define GEMM_WHOLE_K_BYTES (8 << 20)
 
 /* Whether a product on nthreads threads packs all K slices of B at once. */
 static int
