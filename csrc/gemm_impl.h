@@ -828,8 +828,9 @@ FN(gemm_thread_claims)(const FN(gemm_plan) *plan, T *apack, ptrdiff_t nc)
  * hand out one unit at a time and end with a barrier, because the next
  * slice overwrites the packed B block. With whole_k, the threads pack all
  * the K slices first, and each unit then runs through every slice: one
- * barrier per column block instead of two per slice. Which thread
- * computes a unit never changes the unit's arithmetic.
+ * barrier per column block instead of two per slice, and none with claims
+ * (gemm_thread_claims). Which thread computes a unit never changes the
+ * unit's arithmetic.
  *
  * Worksharing loops appear only in a team of this product's own: a
  * single-thread call may run inside someone else's parallel region, which
