@@ -65,6 +65,7 @@ typedef struct {
     T *apack;
     size_t apack_size; /* elements of apack owned by each thread */
     int nthreads;
+    ptrdiff_t kc;  /* depth of the K slices: at most KC, all but the last equal */
     int whole_k; /* bpack holds every K slice of a column block */
     struct FN(gemm_claims) *claims; /* barrier-free work sharing, or NULL */
 } FN(gemm_plan);
@@ -582,6 +583,20 @@ FN(macro_kernel)(const FN(gemm_plan) *plan, T *c, const T *apack,
 }
 
 /*
+ * Return the depth of the K slices of an inner dimension k: the fewest
+ * slices of at most KC, made as equal as possible, so that no thin last
+ * slice pays a kernel call per tile for a few terms (784 = 196 * 4, not
+ * 256 * 3 + 16). It depends on k alone, so every path and every thread
+ * count slices alike.
+ */
+static ptrdiff_t
+FN(slice_depth)(const FN(ukernel_desc) *kd, ptrdiff_t k)
+{
+    ptrdiff_t slices = (k + kd->kc - 1) / kd->kc;
+    return (k + slices - 1) / slices;
+}
+
+/*
  * Compute a small product on one thread without packing: the strided
  * kernel reads A and B where they are. Only what a full tile cannot read
  * in place is packed into work (mr x kc for the last rows of A, kc x nr for
@@ -596,10 +611,10 @@ FN(gemm_direct)(const FN(gemm_plan) *plan, T *work)
     ptrdiff_t m = plan->m, n = plan->n, k = plan->k;
     ptrdiff_t m_full = m / mr * mr;
     T *bpanel = work;
-    T *apanel = work + FN(min_diff)(k, kd->kc) * nr;
+    T *apanel = work + plan->kc * nr;
 
-    for (ptrdiff_t pc = 0; pc < k; pc += kd->kc) {
-        ptrdiff_t kc = FN(min_diff)(k - pc, kd->kc);
+    for (ptrdiff_t pc = 0; pc < k; pc += plan->kc) {
+        ptrdiff_t kc = FN(min_diff)(k - pc, plan->kc);
         T beta = pc == 0 ? plan->beta : 1;
         int last = pc + kc == k;
         const T *a = plan->a + pc * plan->cs_a;
@@ -708,7 +723,7 @@ FN(gemm_unit)(const FN(gemm_plan) *plan, const FN(gemm_grid) *grid,
               T *apack, ptrdiff_t u, ptrdiff_t jc, ptrdiff_t nc,
               ptrdiff_t pc)
 {
-    ptrdiff_t kc = FN(min_diff)(plan->k - pc, plan->kd->kc);
+    ptrdiff_t kc = FN(min_diff)(plan->k - pc, plan->kc);
     T beta = pc == 0 ? plan->beta : 1;
     int last = pc + kc == plan->k;
     ptrdiff_t ic = (u / grid->col_units) * grid->unit_rows;
@@ -738,7 +753,7 @@ static void
 FN(gemm_unit_whole_k)(const FN(gemm_plan) *plan, const FN(gemm_grid) *grid,
                       T *apack, ptrdiff_t u, ptrdiff_t jc, ptrdiff_t nc)
 {
-    for (ptrdiff_t pc = 0; pc < plan->k; pc += plan->kd->kc) {
+    for (ptrdiff_t pc = 0; pc < plan->k; pc += plan->kc) {
         FN(gemm_unit)(plan, grid, apack, u, jc, nc, pc);
     }
 }
@@ -751,8 +766,8 @@ static void
 FN(pack_b_unit_whole_k)(const FN(gemm_plan) *plan, ptrdiff_t u,
                         ptrdiff_t pack_units, ptrdiff_t jc, ptrdiff_t nc)
 {
-    ptrdiff_t pc = (u / pack_units) * plan->kd->kc;
-    ptrdiff_t kc = FN(min_diff)(plan->k - pc, plan->kd->kc);
+    ptrdiff_t pc = (u / pack_units) * plan->kc;
+    ptrdiff_t kc = FN(min_diff)(plan->k - pc, plan->kc);
     FN(pack_b_unit)(plan, u % pack_units, jc, nc, pc, kc);
 }
 
@@ -803,7 +818,7 @@ FN(gemm_thread_claims)(const FN(gemm_plan) *plan, T *apack, ptrdiff_t nc)
     const FN(ukernel_desc) *kd = plan->kd;
     ptrdiff_t col_panels = (nc + kd->nr - 1) / kd->nr;
     ptrdiff_t pack_units = (col_panels + GEMM_PACK_PANELS - 1) / GEMM_PACK_PANELS;
-    ptrdiff_t slices = (plan->k + kd->kc - 1) / kd->kc;
+    ptrdiff_t slices = (plan->k + plan->kc - 1) / plan->kc;
     FN(gemm_grid) grid = FN(make_grid)(plan, nc);
     ptrdiff_t units = grid.row_units * grid.col_units;
     int packed = 0;
@@ -843,7 +858,7 @@ FN(gemm_thread)(const FN(gemm_plan) *plan)
     int parallel = plan->nthreads > 1;
     int tid = parallel ? MLA_THREAD_ID() : 0;
     T *apack = plan->apack + (size_t)tid * plan->apack_size;
-    ptrdiff_t slices = (plan->k + kd->kc - 1) / kd->kc;
+    ptrdiff_t slices = (plan->k + plan->kc - 1) / plan->kc;
 
     if (plan->claims != NULL) {
         FN(gemm_thread_claims)(plan, apack, plan->n);
@@ -869,8 +884,8 @@ FN(gemm_thread)(const FN(gemm_plan) *plan)
             }
             continue;
         }
-        for (ptrdiff_t pc = 0; pc < plan->k; pc += kd->kc) {
-            ptrdiff_t kc = FN(min_diff)(plan->k - pc, kd->kc);
+        for (ptrdiff_t pc = 0; pc < plan->k; pc += plan->kc) {
+            ptrdiff_t kc = FN(min_diff)(plan->k - pc, plan->kc);
             if (parallel) {
 #pragma omp for schedule(dynamic)
                 for (ptrdiff_t u = 0; u < pack_units; u++) {
@@ -1114,7 +1129,7 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
     FN(gemm_plan) plan = {
         c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k,
         1, beta, NULL, 0, 0, MLA_ACT_LINEAR, lower, kd,
-        NULL, NULL, 0, nthreads < 1 ? 1 : nthreads, 0, NULL,
+        NULL, NULL, 0, nthreads < 1 ? 1 : nthreads, 0, 0, NULL,
     };
     if (ep != NULL) {
         plan.alpha = ep->alpha;
@@ -1130,6 +1145,7 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
         FN(gemm_empty_inner)(&plan);
         return;
     }
+    plan.kc = FN(slice_depth)(kd, k);
 
     if (FN(gemv_run)(&plan)) {
         return;
@@ -1161,7 +1177,7 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
         ptrdiff_t col_panels = (n + kd->nr - 1) / kd->nr;
         ptrdiff_t pack_units =
             (col_panels + GEMM_PACK_PANELS - 1) / GEMM_PACK_PANELS;
-        ptrdiff_t count = (k + kd->kc - 1) / kd->kc * pack_units;
+        ptrdiff_t count = (k + plan.kc - 1) / plan.kc * pack_units;
         if (count <= GEMM_CLAIM_UNITS) {
             for (ptrdiff_t i = 0; i < count; i++) {
                 atomic_init(&claims.state[i], 0);
