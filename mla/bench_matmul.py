@@ -19,10 +19,11 @@ spinning. Without the pause, they take a core from the sample.
 
 The peak is measured, not looked up: the best of many short runs of a loop
 of 12 independent fused multiply-add chains on full SIMD vectors of the
-selected kernel level, on one thread. That is the most floating-point work
-one core can issue at the clock speed it runs at during the benchmark. The
-peak of t threads is taken as t times that, which assumes that every core
-reaches the same rate.
+selected kernel level, on one thread, right before each product is timed.
+That is the most floating-point work one core can issue at the clock speed
+it runs at then; on a shared or virtual machine that speed changes during
+a run. The peak of t threads is taken as t times that, which assumes that
+every core reaches the same rate.
 """
 
 import argparse
@@ -255,6 +256,7 @@ class Row:
     ratios: list = field(default_factory=list)
     mla_best: float = 0.0
     numpy_best: float = 0.0
+    peak: float = 0.0
     agree: bool = True
 
 
@@ -269,6 +271,7 @@ def _run_product(product, dtype, threads, repeat, settle, rng):
     rtol = 1e-10 if dtype == "float64" else 1e-4
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     agree = bool(np.allclose(got, expected, rtol=rtol, atol=rtol * scale))
+    peak = measure_peak(dtype) * threads
     # Idle worker threads exist only with more than one thread.
     if threads == 1:
         settle = 0.0
@@ -288,11 +291,12 @@ def _run_product(product, dtype, threads, repeat, settle, rng):
         ratios,
         min(mla_samples),
         min(numpy_samples),
+        peak,
         agree,
     )
 
 
-def print_table(rows, peaks):
+def print_table(rows):
     """Print one line per row: times, GFLOP/s, % of peak and the ratios."""
     header = (
         f"{'product':<40}{'dtype':<9}{'thr':>3}"
@@ -306,7 +310,7 @@ def print_table(rows, peaks):
         if group is not None and group != (row.dtype, row.threads):
             print()
         group = (row.dtype, row.threads)
-        peak = peaks[row.dtype] * row.threads
+        peak = row.peak
         mla_rate = row.product.flops / row.mla
         numpy_rate = row.product.flops / row.numpy
         label = row.product.label + ("" if row.agree else " (DIFFERS)")
@@ -323,11 +327,11 @@ def print_table(rows, peaks):
         )
 
 
-def save_plot(rows, peaks, path):
+def save_plot(rows, path):
     """Save GFLOP/s against n of the square products, one panel per dtype.
 
     Solid lines are mla, dashed lines NumPy, one color per thread count;
-    the dotted lines mark the measured peak of each thread count.
+    the dotted lines mark the highest peak measured for each thread count.
     """
     from matplotlib.figure import Figure
 
@@ -365,7 +369,10 @@ def save_plot(rows, peaks, path):
                 label=f"np.matmul, threads: {threads}",
             )
             axes.axhline(
-                peaks[dtype] * threads / 1e9, color=color, linestyle=":", linewidth=1
+                max(row.peak for row in square) / 1e9,
+                color=color,
+                linestyle=":",
+                linewidth=1,
             )
         axes.set_xscale("log", base=2)
         axes.set_xlabel("n (square n x n products)")
@@ -488,13 +495,11 @@ def main(argv=None):
     if blas is None:
         print("threadpoolctl is not installed: NumPy's BLAS threads are not limited")
 
-    peaks = {dtype: measure_peak(dtype) for dtype in dtypes}
-    for dtype in dtypes:
-        print(
-            f"peak {dtype}: {peaks[dtype] / 1e9:.1f} GFLOP/s per core, the best of "
-            f"30 runs of 12 independent FMA chains on {config['kernel_level']} "
-            "vectors; t threads: t times that"
-        )
+    print(
+        "%peak: of the best of 30 runs of 12 independent FMA chains on "
+        f"{config['kernel_level']} vectors on one core, run before each "
+        "product; t threads: t times that"
+    )
     print(
         f"times: median of {args.repeat} samples per library, the samples of mla "
         "and numpy alternating; range: lowest and highest numpy/mla of a pair; "
@@ -524,9 +529,16 @@ def main(argv=None):
         mla.set_num_threads(saved_threads)
 
     rows.sort(key=lambda row: (row.dtype, row.threads))
-    print_table(rows, peaks)
+    print_table(rows)
+    print()
+    for dtype in dtypes:
+        core_peaks = [row.peak / row.threads for row in rows if row.dtype == dtype]
+        print(
+            f"peak {dtype}: {min(core_peaks) / 1e9:.1f} to "
+            f"{max(core_peaks) / 1e9:.1f} GFLOP/s per core over the run"
+        )
     if args.plot:
-        save_plot(rows, peaks, args.plot)
+        save_plot(rows, args.plot)
         print(f"\nsaved the GFLOP/s chart to {args.plot}")
 
     differing = [row for row in rows if not row.agree]
