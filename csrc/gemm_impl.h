@@ -72,12 +72,13 @@ typedef struct {
 
 /*
  * How one column block of C is cut into units of work for the threads:
- * row_units x col_units rectangles of unit_rows x unit_cols elements (the
- * last ones smaller). Each unit packs its rows of A and sweeps them
- * against its columns of the packed B block.
+ * row_units x col_units rectangles. The row_panels MR-row panels of C are
+ * shared out as evenly as possible among the row units, and the
+ * col_panels NR-column panels among the column units. Each unit packs its
+ * rows of A and sweeps them against its columns of the packed B block.
  */
 typedef struct {
-    ptrdiff_t unit_rows, unit_cols;
+    ptrdiff_t row_panels, col_panels;
     ptrdiff_t row_units, col_units;
 } FN(gemm_grid);
 
@@ -655,32 +656,35 @@ FN(gemm_direct)(const FN(gemm_plan) *plan, T *work)
  * Cut the m x nc column block into units: at least four per thread when
  * the product allows it, so that a thread slowed down by another process
  * leaves its share to the others. Units keep whole MR panels, at most MC
- * rows, and at least 4 MR rows: the packed B block is read once per row
- * unit, so taller units read it less often.
+ * rows, and at least 4 MR rows where there are that many: the packed B
+ * block is read once per row unit, so taller units read it less often.
  */
 static FN(gemm_grid)
 FN(make_grid)(const FN(gemm_plan) *plan, ptrdiff_t nc)
 {
     const FN(ukernel_desc) *kd = plan->kd;
-    ptrdiff_t row_panels = (plan->m + kd->mr - 1) / kd->mr;
-    ptrdiff_t col_panels = (nc + kd->nr - 1) / kd->nr;
     ptrdiff_t max_panels = kd->mc / kd->mr;
     ptrdiff_t target = plan->nthreads > 1 ? 4 * (ptrdiff_t)plan->nthreads : 1;
     FN(gemm_grid) grid;
 
-    ptrdiff_t panels = (row_panels + target - 1) / target;
+    grid.row_panels = (plan->m + kd->mr - 1) / kd->mr;
+    grid.col_panels = (nc + kd->nr - 1) / kd->nr;
+    ptrdiff_t panels = (grid.row_panels + target - 1) / target;
     panels = panels < 4 ? 4 : panels;
     panels = panels > max_panels ? max_panels : panels;
-    grid.unit_rows = panels * kd->mr;
-    grid.row_units = (row_panels + panels - 1) / panels;
+    grid.row_units = (grid.row_panels + panels - 1) / panels;
 
     /* Too few row units: cut the columns too. */
     ptrdiff_t col_units = (target + grid.row_units - 1) / grid.row_units;
-    col_units = col_units > col_panels ? col_panels : col_units;
-    panels = (col_panels + col_units - 1) / col_units;
-    grid.unit_cols = panels * kd->nr;
-    grid.col_units = (col_panels + panels - 1) / panels;
+    grid.col_units = col_units > grid.col_panels ? grid.col_panels : col_units;
     return grid;
+}
+
+/* Return the first panel of part `part` of `total` panels cut in `parts`. */
+static inline ptrdiff_t
+FN(part_start)(ptrdiff_t total, ptrdiff_t parts, ptrdiff_t part)
+{
+    return total * part / parts;
 }
 
 /*
@@ -726,10 +730,17 @@ FN(gemm_unit)(const FN(gemm_plan) *plan, const FN(gemm_grid) *grid,
     ptrdiff_t kc = FN(min_diff)(plan->k - pc, plan->kc);
     T beta = pc == 0 ? plan->beta : 1;
     int last = pc + kc == plan->k;
-    ptrdiff_t ic = (u / grid->col_units) * grid->unit_rows;
-    ptrdiff_t col_start = (u % grid->col_units) * grid->unit_cols;
-    ptrdiff_t mc = FN(min_diff)(plan->m - ic, grid->unit_rows);
-    ptrdiff_t col_end = FN(min_diff)(nc, col_start + grid->unit_cols);
+    ptrdiff_t mr = plan->kd->mr, nr = plan->kd->nr;
+    ptrdiff_t row_unit = u / grid->col_units, col_unit = u % grid->col_units;
+    ptrdiff_t ic = mr * FN(part_start)(grid->row_panels, grid->row_units,
+                                       row_unit);
+    ptrdiff_t row_end = mr * FN(part_start)(grid->row_panels, grid->row_units,
+                                            row_unit + 1);
+    ptrdiff_t mc = FN(min_diff)(plan->m, row_end) - ic;
+    ptrdiff_t col_start = nr * FN(part_start)(grid->col_panels, grid->col_units,
+                                              col_unit);
+    ptrdiff_t col_end = FN(min_diff)(
+        nc, nr * FN(part_start)(grid->col_panels, grid->col_units, col_unit + 1));
 
     if (plan->lower) {
         /* Columns right of the unit's last row stay untouched. */
@@ -739,7 +750,7 @@ FN(gemm_unit)(const FN(gemm_plan) *plan, const FN(gemm_grid) *grid,
         return;
     }
     FN(pack_a)(apack, plan->a + ic * plan->rs_a + pc * plan->cs_a, plan->rs_a,
-               plan->cs_a, mc, kc, plan->kd->mr);
+               plan->cs_a, mc, kc, mr);
     FN(macro_kernel)(plan, plan->c + ic * plan->rs_c + (jc + col_start) * plan->cs_c,
                      apack, FN(bpack_slice)(plan, nc, pc) + col_start * kc, mc,
                      col_end - col_start, kc, ic, jc + col_start, beta, last);
