@@ -65,18 +65,20 @@ typedef struct {
     T *apack;
     size_t apack_size; /* elements of apack owned by each thread */
     int nthreads;
+    ptrdiff_t kc;  /* depth of the K slices: at most KC, all but the last equal */
     int whole_k; /* bpack holds every K slice of a column block */
     struct FN(gemm_claims) *claims; /* barrier-free work sharing, or NULL */
 } FN(gemm_plan);
 
 /*
  * How one column block of C is cut into units of work for the threads:
- * row_units x col_units rectangles of unit_rows x unit_cols elements (the
- * last ones smaller). Each unit packs its rows of A and sweeps them
- * against its columns of the packed B block.
+ * row_units x col_units rectangles. The row_panels MR-row panels of C are
+ * shared out as evenly as possible among the row units, and the
+ * col_panels NR-column panels among the column units. Each unit packs its
+ * rows of A and sweeps them against its columns of the packed B block.
  */
 typedef struct {
-    ptrdiff_t unit_rows, unit_cols;
+    ptrdiff_t row_panels, col_panels;
     ptrdiff_t row_units, col_units;
 } FN(gemm_grid);
 
@@ -587,6 +589,20 @@ FN(macro_kernel)(const FN(gemm_plan) *plan, T *c, const T *apack,
 }
 
 /*
+ * Return the depth of the K slices of an inner dimension k: the fewest
+ * slices of at most KC, made as equal as possible, so that no thin last
+ * slice pays a kernel call per tile for a few terms (784 = 196 * 4, not
+ * 256 * 3 + 16). It depends on k alone, so every path and every thread
+ * count slices alike.
+ */
+static ptrdiff_t
+FN(slice_depth)(const FN(ukernel_desc) *kd, ptrdiff_t k)
+{
+    ptrdiff_t slices = (k + kd->kc - 1) / kd->kc;
+    return (k + slices - 1) / slices;
+}
+
+/*
  * Compute a small product on one thread without packing: the strided
  * kernel reads A and B where they are. Only what a full tile cannot read
  * in place is packed into work (mr x kc for the last rows of A, kc x nr for
@@ -601,10 +617,10 @@ FN(gemm_direct)(const FN(gemm_plan) *plan, T *work)
     ptrdiff_t m = plan->m, n = plan->n, k = plan->k;
     ptrdiff_t m_full = m / mr * mr;
     T *bpanel = work;
-    T *apanel = work + FN(min_diff)(k, kd->kc) * nr;
+    T *apanel = work + plan->kc * nr;
 
-    for (ptrdiff_t pc = 0; pc < k; pc += kd->kc) {
-        ptrdiff_t kc = FN(min_diff)(k - pc, kd->kc);
+    for (ptrdiff_t pc = 0; pc < k; pc += plan->kc) {
+        ptrdiff_t kc = FN(min_diff)(k - pc, plan->kc);
         T beta = pc == 0 ? plan->beta : 1;
         int last = pc + kc == k;
         const T *a = plan->a + pc * plan->cs_a;
@@ -645,32 +661,35 @@ FN(gemm_direct)(const FN(gemm_plan) *plan, T *work)
  * Cut the m x nc column block into units: at least four per thread when
  * the product allows it, so that a thread slowed down by another process
  * leaves its share to the others. Units keep whole MR panels, at most MC
- * rows, and at least 4 MR rows: the packed B block is read once per row
- * unit, so taller units read it less often.
+ * rows, and at least 4 MR rows where there are that many: the packed B
+ * block is read once per row unit, so taller units read it less often.
  */
 static FN(gemm_grid)
 FN(make_grid)(const FN(gemm_plan) *plan, ptrdiff_t nc)
 {
     const FN(ukernel_desc) *kd = plan->kd;
-    ptrdiff_t row_panels = (plan->m + kd->mr - 1) / kd->mr;
-    ptrdiff_t col_panels = (nc + kd->nr - 1) / kd->nr;
     ptrdiff_t max_panels = kd->mc / kd->mr;
     ptrdiff_t target = plan->nthreads > 1 ? 4 * (ptrdiff_t)plan->nthreads : 1;
     FN(gemm_grid) grid;
 
-    ptrdiff_t panels = (row_panels + target - 1) / target;
+    grid.row_panels = (plan->m + kd->mr - 1) / kd->mr;
+    grid.col_panels = (nc + kd->nr - 1) / kd->nr;
+    ptrdiff_t panels = (grid.row_panels + target - 1) / target;
     panels = panels < 4 ? 4 : panels;
     panels = panels > max_panels ? max_panels : panels;
-    grid.unit_rows = panels * kd->mr;
-    grid.row_units = (row_panels + panels - 1) / panels;
+    grid.row_units = (grid.row_panels + panels - 1) / panels;
 
     /* Too few row units: cut the columns too. */
     ptrdiff_t col_units = (target + grid.row_units - 1) / grid.row_units;
-    col_units = col_units > col_panels ? col_panels : col_units;
-    panels = (col_panels + col_units - 1) / col_units;
-    grid.unit_cols = panels * kd->nr;
-    grid.col_units = (col_panels + panels - 1) / panels;
+    grid.col_units = col_units > grid.col_panels ? grid.col_panels : col_units;
     return grid;
+}
+
+/* Return the first panel of part `part` of `total` panels cut in `parts`. */
+static inline ptrdiff_t
+FN(part_start)(ptrdiff_t total, ptrdiff_t parts, ptrdiff_t part)
+{
+    return total * part / parts;
 }
 
 /*
@@ -713,13 +732,20 @@ FN(gemm_unit)(const FN(gemm_plan) *plan, const FN(gemm_grid) *grid,
               T *apack, ptrdiff_t u, ptrdiff_t jc, ptrdiff_t nc,
               ptrdiff_t pc)
 {
-    ptrdiff_t kc = FN(min_diff)(plan->k - pc, plan->kd->kc);
+    ptrdiff_t kc = FN(min_diff)(plan->k - pc, plan->kc);
     T beta = pc == 0 ? plan->beta : 1;
     int last = pc + kc == plan->k;
-    ptrdiff_t ic = (u / grid->col_units) * grid->unit_rows;
-    ptrdiff_t col_start = (u % grid->col_units) * grid->unit_cols;
-    ptrdiff_t mc = FN(min_diff)(plan->m - ic, grid->unit_rows);
-    ptrdiff_t col_end = FN(min_diff)(nc, col_start + grid->unit_cols);
+    ptrdiff_t mr = plan->kd->mr, nr = plan->kd->nr;
+    ptrdiff_t row_unit = u / grid->col_units, col_unit = u % grid->col_units;
+    ptrdiff_t ic = mr * FN(part_start)(grid->row_panels, grid->row_units,
+                                       row_unit);
+    ptrdiff_t row_end = mr * FN(part_start)(grid->row_panels, grid->row_units,
+                                            row_unit + 1);
+    ptrdiff_t mc = FN(min_diff)(plan->m, row_end) - ic;
+    ptrdiff_t col_start = nr * FN(part_start)(grid->col_panels, grid->col_units,
+                                              col_unit);
+    ptrdiff_t col_end = FN(min_diff)(
+        nc, nr * FN(part_start)(grid->col_panels, grid->col_units, col_unit + 1));
 
     if (plan->lower) {
         /* Columns right of the unit's last row stay untouched. */
@@ -729,7 +755,7 @@ FN(gemm_unit)(const FN(gemm_plan) *plan, const FN(gemm_grid) *grid,
         return;
     }
     FN(pack_a)(apack, plan->a + ic * plan->rs_a + pc * plan->cs_a, plan->rs_a,
-               plan->cs_a, mc, kc, plan->kd->mr);
+               plan->cs_a, mc, kc, mr);
     FN(macro_kernel)(plan, plan->c + ic * plan->rs_c + (jc + col_start) * plan->cs_c,
                      apack, FN(bpack_slice)(plan, nc, pc) + col_start * kc, mc,
                      col_end - col_start, kc, ic, jc + col_start, beta, last);
@@ -743,7 +769,7 @@ static void
 FN(gemm_unit_whole_k)(const FN(gemm_plan) *plan, const FN(gemm_grid) *grid,
                       T *apack, ptrdiff_t u, ptrdiff_t jc, ptrdiff_t nc)
 {
-    for (ptrdiff_t pc = 0; pc < plan->k; pc += plan->kd->kc) {
+    for (ptrdiff_t pc = 0; pc < plan->k; pc += plan->kc) {
         FN(gemm_unit)(plan, grid, apack, u, jc, nc, pc);
     }
 }
@@ -756,8 +782,8 @@ static void
 FN(pack_b_unit_whole_k)(const FN(gemm_plan) *plan, ptrdiff_t u,
                         ptrdiff_t pack_units, ptrdiff_t jc, ptrdiff_t nc)
 {
-    ptrdiff_t pc = (u / pack_units) * plan->kd->kc;
-    ptrdiff_t kc = FN(min_diff)(plan->k - pc, plan->kd->kc);
+    ptrdiff_t pc = (u / pack_units) * plan->kc;
+    ptrdiff_t kc = FN(min_diff)(plan->k - pc, plan->kc);
     FN(pack_b_unit)(plan, u % pack_units, jc, nc, pc, kc);
 }
 
@@ -808,7 +834,7 @@ FN(gemm_thread_claims)(const FN(gemm_plan) *plan, T *apack, ptrdiff_t nc)
     const FN(ukernel_desc) *kd = plan->kd;
     ptrdiff_t col_panels = (nc + kd->nr - 1) / kd->nr;
     ptrdiff_t pack_units = (col_panels + GEMM_PACK_PANELS - 1) / GEMM_PACK_PANELS;
-    ptrdiff_t slices = (plan->k + kd->kc - 1) / kd->kc;
+    ptrdiff_t slices = (plan->k + plan->kc - 1) / plan->kc;
     FN(gemm_grid) grid = FN(make_grid)(plan, nc);
     ptrdiff_t units = grid.row_units * grid.col_units;
     int packed = 0;
@@ -833,8 +859,9 @@ FN(gemm_thread_claims)(const FN(gemm_plan) *plan, T *apack, ptrdiff_t nc)
  * hand out one unit at a time and end with a barrier, because the next
  * slice overwrites the packed B block. With whole_k, the threads pack all
  * the K slices first, and each unit then runs through every slice: one
- * barrier per column block instead of two per slice. Which thread
- * computes a unit never changes the unit's arithmetic.
+ * barrier per column block instead of two per slice, and none with claims
+ * (gemm_thread_claims). Which thread computes a unit never changes the
+ * unit's arithmetic.
  *
  * Worksharing loops appear only in a team of this product's own: a
  * single-thread call may run inside someone else's parallel region, which
@@ -847,7 +874,7 @@ FN(gemm_thread)(const FN(gemm_plan) *plan)
     int parallel = plan->nthreads > 1;
     int tid = parallel ? MLA_THREAD_ID() : 0;
     T *apack = plan->apack + (size_t)tid * plan->apack_size;
-    ptrdiff_t slices = (plan->k + kd->kc - 1) / kd->kc;
+    ptrdiff_t slices = (plan->k + plan->kc - 1) / plan->kc;
 
     if (plan->claims != NULL) {
         FN(gemm_thread_claims)(plan, apack, plan->n);
@@ -873,8 +900,8 @@ FN(gemm_thread)(const FN(gemm_plan) *plan)
             }
             continue;
         }
-        for (ptrdiff_t pc = 0; pc < plan->k; pc += kd->kc) {
-            ptrdiff_t kc = FN(min_diff)(plan->k - pc, kd->kc);
+        for (ptrdiff_t pc = 0; pc < plan->k; pc += plan->kc) {
+            ptrdiff_t kc = FN(min_diff)(plan->k - pc, plan->kc);
             if (parallel) {
 #pragma omp for schedule(dynamic)
                 for (ptrdiff_t u = 0; u < pack_units; u++) {
@@ -909,8 +936,10 @@ FN(gemm_apack_size)(const FN(ukernel_desc) *kd, ptrdiff_t m, ptrdiff_t k)
 /*
  * Multithreaded products whose packed B, all K slices of one column block,
  * takes at most this many bytes pack it whole (whole_k in gemm_thread).
+ * It then stays in a last-level cache of 16 MiB or more while the units of
+ * C go through it.
  */
-#define GEMM_WHOLE_K_BYTES (4 << 20)
+#define GEMM_WHOLE_K_BYTES (8 << 20)
 
 /* Whether a product on nthreads threads packs all K slices of B at once. */
 static int
@@ -1116,7 +1145,7 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
     FN(gemm_plan) plan = {
         c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k,
         1, beta, NULL, 0, 0, MLA_ACT_LINEAR, lower, kd,
-        NULL, NULL, 0, nthreads < 1 ? 1 : nthreads, 0, NULL,
+        NULL, NULL, 0, nthreads < 1 ? 1 : nthreads, 0, 0, NULL,
     };
     if (ep != NULL) {
         plan.alpha = ep->alpha;
@@ -1132,6 +1161,7 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
         FN(gemm_empty_inner)(&plan);
         return;
     }
+    plan.kc = FN(slice_depth)(kd, k);
 
     if (FN(gemv_run)(&plan)) {
         return;
@@ -1163,7 +1193,7 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
         ptrdiff_t col_panels = (n + kd->nr - 1) / kd->nr;
         ptrdiff_t pack_units =
             (col_panels + GEMM_PACK_PANELS - 1) / GEMM_PACK_PANELS;
-        ptrdiff_t count = (k + kd->kc - 1) / kd->kc * pack_units;
+        ptrdiff_t count = (k + plan.kc - 1) / plan.kc * pack_units;
         if (count <= GEMM_CLAIM_UNITS) {
             for (ptrdiff_t i = 0; i < count; i++) {
                 atomic_init(&claims.state[i], 0);

@@ -19,10 +19,11 @@ spinning. Without the pause, they take a core from the sample.
 
 The peak is measured, not looked up: the best of many short runs of a loop
 of 12 independent fused multiply-add chains on full SIMD vectors of the
-selected kernel level, on one thread. That is the most floating-point work
-one core can issue at the clock speed it runs at during the benchmark. The
-peak of t threads is taken as t times that, which assumes that every core
-reaches the same rate.
+selected kernel level, on one thread, right before and right after each
+product is timed. That is the most floating-point work one core can issue
+at the clock speed it runs at then; on a shared or virtual machine that
+speed changes during a run. The peak of t threads is taken as t times that, which assumes that
+every core reaches the same rate.
 """
 
 import argparse
@@ -253,6 +254,9 @@ class Row:
     mla: float
     numpy: float
     ratios: list = field(default_factory=list)
+    mla_best: float = 0.0
+    numpy_best: float = 0.0
+    peak: float = 0.0
     agree: bool = True
 
 
@@ -267,6 +271,7 @@ def _run_product(product, dtype, threads, repeat, settle, rng):
     rtol = 1e-10 if dtype == "float64" else 1e-4
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     agree = bool(np.allclose(got, expected, rtol=rtol, atol=rtol * scale))
+    peak_before = measure_peak(dtype)
     # Idle worker threads exist only with more than one thread.
     if threads == 1:
         settle = 0.0
@@ -276,17 +281,30 @@ def _run_product(product, dtype, threads, repeat, settle, rng):
         repeat,
         settle_seconds=settle,
     )
+    # Another process can hold the core through one series of runs.
+    peak = max(peak_before, measure_peak(dtype)) * threads
     ratios = [n / m for m, n in zip(mla_samples, numpy_samples)]
-    return Row(product, dtype, threads, mla_seconds, numpy_seconds, ratios, agree)
+    return Row(
+        product,
+        dtype,
+        threads,
+        mla_seconds,
+        numpy_seconds,
+        ratios,
+        min(mla_samples),
+        min(numpy_samples),
+        peak,
+        agree,
+    )
 
 
-def print_table(rows, peaks):
-    """Print one line per row: times, GFLOP/s, % of peak and the ratio."""
+def print_table(rows):
+    """Print one line per row: times, GFLOP/s, % of peak and the ratios."""
     header = (
         f"{'product':<40}{'dtype':<9}{'thr':>3}"
         f"{'mla':>11}{'GFLOP/s':>9}{'%peak':>7}"
         f"{'numpy':>11}{'GFLOP/s':>9}{'%peak':>7}"
-        f"{'numpy/mla':>11}{'range':>12}"
+        f"{'numpy/mla':>11}{'range':>12}{'best':>7}"
     )
     print(header)
     group = None
@@ -294,27 +312,28 @@ def print_table(rows, peaks):
         if group is not None and group != (row.dtype, row.threads):
             print()
         group = (row.dtype, row.threads)
-        peak = peaks[row.dtype] * row.threads
+        peak = row.peak
         mla_rate = row.product.flops / row.mla
         numpy_rate = row.product.flops / row.numpy
         label = row.product.label + ("" if row.agree else " (DIFFERS)")
         ratio = row.numpy / row.mla
         spread = f"{min(row.ratios):.2f}-{max(row.ratios):.2f}"
+        best = row.numpy_best / row.mla_best
         print(
             f"{label:<40}{row.dtype:<9}{row.threads:>3}"
             f"{format_seconds(row.mla):>11}{mla_rate / 1e9:>9.1f}"
             f"{100 * mla_rate / peak:>6.0f}%"
             f"{format_seconds(row.numpy):>11}{numpy_rate / 1e9:>9.1f}"
             f"{100 * numpy_rate / peak:>6.0f}%"
-            f"{ratio:>10.2f}x{spread:>12}"
+            f"{ratio:>10.2f}x{spread:>12}{best:>6.2f}x"
         )
 
 
-def save_plot(rows, peaks, path):
+def save_plot(rows, path):
     """Save GFLOP/s against n of the square products, one panel per dtype.
 
     Solid lines are mla, dashed lines NumPy, one color per thread count;
-    the dotted lines mark the measured peak of each thread count.
+    the dotted lines mark the highest peak measured for each thread count.
     """
     from matplotlib.figure import Figure
 
@@ -352,7 +371,10 @@ def save_plot(rows, peaks, path):
                 label=f"np.matmul, threads: {threads}",
             )
             axes.axhline(
-                peaks[dtype] * threads / 1e9, color=color, linestyle=":", linewidth=1
+                max(row.peak for row in square) / 1e9,
+                color=color,
+                linestyle=":",
+                linewidth=1,
             )
         axes.set_xscale("log", base=2)
         axes.set_xlabel("n (square n x n products)")
@@ -475,16 +497,15 @@ def main(argv=None):
     if blas is None:
         print("threadpoolctl is not installed: NumPy's BLAS threads are not limited")
 
-    peaks = {dtype: measure_peak(dtype) for dtype in dtypes}
-    for dtype in dtypes:
-        print(
-            f"peak {dtype}: {peaks[dtype] / 1e9:.1f} GFLOP/s per core, the best of "
-            f"30 runs of 12 independent FMA chains on {config['kernel_level']} "
-            "vectors; t threads: t times that"
-        )
+    print(
+        "%peak: of the best of 60 runs of 12 independent FMA chains on "
+        f"{config['kernel_level']} vectors on one core, run before and after "
+        "each product; t threads: t times that"
+    )
     print(
         f"times: median of {args.repeat} samples per library, the samples of mla "
-        "and numpy alternating; range: lowest and highest numpy/mla of a pair"
+        "and numpy alternating; range: lowest and highest numpy/mla of a pair; "
+        "best: fastest numpy sample over fastest mla sample"
     )
     print(
         f"on several threads each sample follows {args.settle} s of untimed "
@@ -510,9 +531,16 @@ def main(argv=None):
         mla.set_num_threads(saved_threads)
 
     rows.sort(key=lambda row: (row.dtype, row.threads))
-    print_table(rows, peaks)
+    print_table(rows)
+    print()
+    for dtype in dtypes:
+        core_peaks = [row.peak / row.threads for row in rows if row.dtype == dtype]
+        print(
+            f"peak {dtype}: {min(core_peaks) / 1e9:.1f} to "
+            f"{max(core_peaks) / 1e9:.1f} GFLOP/s per core over the run"
+        )
     if args.plot:
-        save_plot(rows, peaks, args.plot)
+        save_plot(rows, args.plot)
         print(f"\nsaved the GFLOP/s chart to {args.plot}")
 
     differing = [row for row in rows if not row.agree]

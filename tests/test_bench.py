@@ -168,8 +168,9 @@ def test_bench_matmul_sweep_exit_zero(capsys):
     assert "(33 x 33) @ (33 x 33)" in output
     assert "(256 x 784) @ (784 x 128)" in output
     assert "(784 x 256) @ (256 x 128), A a .T view" in output
-    assert "peak float64:" in output
-    assert "peak float32:" in output
+    assert "peak float64: " in output
+    assert "peak float32: " in output
+    assert "GFLOP/s per core over the run" in output
     assert "DIFFERS" not in output
 
 

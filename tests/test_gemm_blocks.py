@@ -367,7 +367,7 @@ def test_avx512_emulation_hook_returns_previous_setting():
 
 # Products run on 1, 2 and 3 threads: rows split among threads (tall),
 # columns split (one row panel, many columns), several K slices packed at
-# once (deep) or one after another (deep and wide: more than 4 MiB of
+# once (deep) or one after another (deep and wide: more than 8 MiB of
 # packed B), a batch shared out whole, transposed operands, and
 # matrix-vector products.
 THREAD_CASES = {
@@ -378,7 +378,7 @@ THREAD_CASES = {
     "deep": lambda rng, dt: (rng.standard_normal((200, 1100)).astype(dt),
                              rng.standard_normal((1100, 150)).astype(dt)),
     "deep and wide": lambda rng, dt: (rng.standard_normal((100, 2100)).astype(dt),
-                                      rng.standard_normal((2100, 700)).astype(dt)),
+                                      rng.standard_normal((2100, 1100)).astype(dt)),
     "batched": lambda rng, dt: (rng.standard_normal((9, 40, 50)).astype(dt),
                                 rng.standard_normal((9, 50, 60)).astype(dt)),
     "transposed": lambda rng, dt: (rng.standard_normal((300, 260)).astype(dt).T,
