@@ -46,24 +46,3 @@ FN(activate)(T x, mla_activation activation)
         return x;
     }
 }
-
-/*
- * Derivative of the activation at the pre-activation x. relu' is 1 where
- * x > 0 and 0 elsewhere, NaN included, as relu_derivative. tanh' is
- * 1 - tanh(x)^2, evaluated as 4 sigmoid'(2x) because the textbook form
- * cancels to 0 once |tanh(x)| rounds to 1.
- */
-static inline T
-FN(activate_derivative)(T x, mla_activation activation)
-{
-    switch (activation) {
-    case MLA_ACT_RELU:
-        return (T)(x > 0 ? 1 : 0);
-    case MLA_ACT_SIGMOID:
-        return FN(sigmoid_derivative_one)(x);
-    case MLA_ACT_TANH:
-        return 4 * FN(sigmoid_derivative_one)(2 * x);
-    default:
-        return 1;
-    }
-}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "mla.h"
+#include "vecmath.h"
 
 #define MLA_DTYPE 32
 #include "dtype.h"
