@@ -5,8 +5,8 @@
  *
  * Both element types compute in double: the Gram matrix squares the
  * condition number of the data, and float32 would leave few correct
- * digits. The data is read once, in slabs of MLA_REGRESSION_SLAB rows,
- * each turned into rows of the scaled augmented design
+ * digits. The data is read once, in slabs of a few hundred rows (see
+ * regression.c), each turned into rows of the scaled augmented design
  * A = [1, X D, y / s_y] in double, where D = diag(1 / s_j) divides each
  * feature column by a power of two near its largest magnitude and s_y does
  * the same for each target. Scaling keeps the products from overflowing
@@ -117,7 +117,8 @@ FN(scales_moderate)(const double *scale, ptrdiff_t width)
  * Fill buf (rows, ld) with the rows r0 .. r0 + rows - 1 of the unscaled
  * design [1, x, y], ncols = 1 + p + t <= ld columns followed by zeros,
  * and raise max (p + t) to the largest magnitude of each column. NaN
- * compares false and is skipped, so the callers find it another way.
+ * compares false and is skipped, so mla_linear_regression finds it through
+ * the diagonal of the Gram matrix.
  * Inlined into a portable and an AVX2 copy (fill_unscaled).
  */
 static inline __attribute__((always_inline)) void
