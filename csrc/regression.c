@@ -28,9 +28,12 @@
 /*
  * Row tasks: about one per MLA_REGRESSION_TASK_ROWS rows, at most
  * MLA_REGRESSION_MAX_TASKS, with their result buffers together at most
- * MLA_REGRESSION_TASK_MEMORY doubles (32 MiB).
+ * MLA_REGRESSION_TASK_MEMORY doubles (32 MiB). Tasks of 2048 rows give a
+ * few thousand rows threads to share and, with 100000 rows, 49 tasks that
+ * split evenly enough between threads; each costs one sum of the result
+ * buffers.
  */
-#define MLA_REGRESSION_TASK_ROWS 8192
+#define MLA_REGRESSION_TASK_ROWS 2048
 #define MLA_REGRESSION_MAX_TASKS 64
 #define MLA_REGRESSION_TASK_MEMORY ((ptrdiff_t)1 << 22)
 
