@@ -28,10 +28,10 @@
 /*
  * Row tasks: about one per MLA_REGRESSION_TASK_ROWS rows, at most
  * MLA_REGRESSION_MAX_TASKS, with their result buffers together at most
- * MLA_REGRESSION_TASK_MEMORY doubles (32 MiB). Tasks of 2048 rows give a
- * few thousand rows threads to share and, with 100000 rows, 49 tasks that
- * split evenly enough between threads; each costs one sum of the result
- * buffers.
+ * MLA_REGRESSION_TASK_MEMORY doubles (32 MiB). With tasks of 2048 rows,
+ * a few thousand rows already give the threads several tasks to share,
+ * and 100000 rows give 49 tasks, which split evenly enough. Each task
+ * costs one more sum of the result buffers.
  */
 #define MLA_REGRESSION_TASK_ROWS 2048
 #define MLA_REGRESSION_MAX_TASKS 64
@@ -432,9 +432,9 @@ solve_upper(double *z, const double *r, ptrdiff_t ld, ptrdiff_t dim,
 /*
  * Rows of the slab that gram_tiles_add reads: 128 rows of 56 doubles take
  * 56 KiB, and each tile's column panel of the slab, one cache line per
- * row, stays in L1. Timed on one AMD EPYC core (Zen 3) against 64, 256 and
- * 512 rows for 100000 x 50 data, 64 and 128 came out fastest, by a few
- * percent.
+ * row, stays in L1. On one AMD EPYC core (Zen 3) with 100000 x 50 data,
+ * 64 and 128 rows ran a few percent faster than 256 and 512 (measured on a
+ * shared machine, so an estimate).
  */
 #define MLA_GRAM_TILE_SLAB 128
 
@@ -467,7 +467,7 @@ gram_tiles_for(ptrdiff_t ncols)
 
 /*
  * Add A^T A to sum (ld, ld) for the slab A (rows, ld), on and below the
- * diagonal: every tile that holds an element with row >= column. Such a
+ * diagonal: every tile that contains an element with row >= column. Such a
  * tile is computed whole, so a few elements above the diagonal and in the
  * padding are written too; the callers read only the lower triangle of the
  * leading (ncols, ncols) block. The micro-kernel reads the slab through
