@@ -121,6 +121,15 @@ MLA_DECLARE_UKERNELS(avx512_on_avx2, f64, double)
 MLA_DECLARE_UKERNELS(avx512_on_avx2, f32, float)
 #endif
 
+/*
+ * The strided micro-kernel of the level chosen at import, with its tile
+ * in *mr and *nr (gemm.c).
+ */
+mla_ukernel_strided_f64 mla_gemm_strided_kernel_f64(ptrdiff_t *mr,
+                                                    ptrdiff_t *nr);
+mla_ukernel_strided_f32 mla_gemm_strided_kernel_f32(ptrdiff_t *mr,
+                                                    ptrdiff_t *nr);
+
 /* The peak FLOP/s loop of the selected level, for the benchmark (gemm.c). */
 double mla_gemm_peak_loop_f64(ptrdiff_t iterations, double *sink);
 double mla_gemm_peak_loop_f32(ptrdiff_t iterations, double *sink);

@@ -1242,6 +1242,21 @@ FN(mla_gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
                  0, &kd, work, nthreads);
 }
 
+/*
+ * Return the strided micro-kernel of the level chosen at import and store
+ * its tile in *mr and *nr, for kernels that lay out their operands
+ * themselves (the Gram products of regression.c). gemm.h states the
+ * kernel's contract.
+ */
+FN(mla_ukernel_strided)
+FN(mla_gemm_strided_kernel)(ptrdiff_t *mr, ptrdiff_t *nr)
+{
+    FN(ukernel_desc) kd = FN(select_ukernel)();
+    *mr = kd.mr;
+    *nr = kd.nr;
+    return kd.strided;
+}
+
 /* Allocate the scratch of one product and run it. */
 static mla_status
 FN(gemm_alloc_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,

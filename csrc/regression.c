@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "gemm.h"
 #include "mla.h"
 
 #ifdef MLA_HAVE_OPENMP
@@ -27,9 +28,12 @@
 /*
  * Row tasks: about one per MLA_REGRESSION_TASK_ROWS rows, at most
  * MLA_REGRESSION_MAX_TASKS, with their result buffers together at most
- * MLA_REGRESSION_TASK_MEMORY doubles (32 MiB).
+ * MLA_REGRESSION_TASK_MEMORY doubles (32 MiB). With tasks of 2048 rows,
+ * a few thousand rows already give the threads several tasks to share,
+ * and 100000 rows give 49 tasks, which split evenly enough. Each task
+ * costs one more sum of the result buffers.
  */
-#define MLA_REGRESSION_TASK_ROWS 8192
+#define MLA_REGRESSION_TASK_ROWS 2048
 #define MLA_REGRESSION_MAX_TASKS 64
 #define MLA_REGRESSION_TASK_MEMORY ((ptrdiff_t)1 << 22)
 
@@ -415,6 +419,87 @@ solve_upper(double *z, const double *r, ptrdiff_t ld, ptrdiff_t dim,
         }
     }
     return MLA_OK;
+}
+
+/*
+ * Widest augmented design, in columns, whose Gram matrix is summed tile by
+ * tile straight from the slab (gram_tiles_add). Wider designs go through
+ * the blocked lower-triangle product (syrk.c), which packs its operands,
+ * because their slabs no longer fit in L2.
+ */
+#define MLA_GRAM_TILE_COLS 128
+
+/*
+ * Rows of the slab that gram_tiles_add reads: 128 rows of 56 doubles take
+ * 56 KiB, and each tile's column panel of the slab, one cache line per
+ * row, stays in L1. On one AMD EPYC core (Zen 3) with 100000 x 50 data,
+ * 64 and 128 rows ran a few percent faster than 256 and 512 (measured on a
+ * shared machine, so an estimate).
+ */
+#define MLA_GRAM_TILE_SLAB 128
+
+/*
+ * How gram_tiles_add cuts the Gram matrix of ncols columns into the
+ * micro-kernel's mr x nr tiles. The slab and the sum both have row stride
+ * ld, enough for whole tiles in either direction; the padding columns of
+ * the slab are zero.
+ */
+typedef struct {
+    mla_ukernel_strided_f64 kernel;
+    ptrdiff_t mr, nr;
+    ptrdiff_t ncols;
+    ptrdiff_t ld;
+} gram_tiles;
+
+static gram_tiles
+gram_tiles_for(ptrdiff_t ncols)
+{
+    gram_tiles g;
+    g.kernel = mla_gemm_strided_kernel_f64(&g.mr, &g.nr);
+    g.ncols = ncols;
+    ptrdiff_t rows = (ncols + g.mr - 1) / g.mr * g.mr;
+    ptrdiff_t cols = (ncols + g.nr - 1) / g.nr * g.nr;
+    ptrdiff_t ld = rows > cols ? rows : cols;
+    /* Whole cache lines per row keep each tile's column panel aligned. */
+    g.ld = (ld + 7) / 8 * 8;
+    return g;
+}
+
+/*
+ * Add A^T A to sum (ld, ld) for the slab A (rows, ld), on and below the
+ * diagonal: every tile that contains an element with row >= column. Such a
+ * tile is computed whole, so a few elements above the diagonal and in the
+ * padding are written too; the callers read only the lower triangle of the
+ * leading (ncols, ncols) block. The micro-kernel reads the slab through
+ * strides: A^T by columns (row stride 1, column stride ld) and A by rows,
+ * so nothing is packed. Each tile sums its rows from zero in increasing
+ * order and then adds them to sum.
+ *
+ * The tiles are bound by arithmetic and the slab's fill by memory, so
+ * while they run, the `count` bytes from `ahead` (the data of the next
+ * slab) are prefetched, a share before each tile.
+ */
+static void
+gram_tiles_add(double *sum, const double *slab, ptrdiff_t rows,
+               const gram_tiles *g, const char *ahead, ptrdiff_t count)
+{
+    ptrdiff_t ld = g->ld;
+    ptrdiff_t tiles = 0;
+    for (ptrdiff_t j0 = 0; j0 < g->ncols; j0 += g->nr) {
+        tiles += (g->ncols - j0 / g->mr * g->mr + g->mr - 1) / g->mr;
+    }
+    ptrdiff_t lines = (count + 63) / 64;
+    ptrdiff_t share = (lines + tiles - 1) / tiles, line = 0;
+
+    for (ptrdiff_t j0 = 0; j0 < g->ncols; j0 += g->nr) {
+        for (ptrdiff_t i0 = j0 / g->mr * g->mr; i0 < g->ncols; i0 += g->mr) {
+            for (ptrdiff_t l = 0; l < share && line < lines; l++, line++) {
+                __builtin_prefetch(ahead + line * 64, 0, 1);
+            }
+            g->kernel(rows, slab + i0, 1, ld, slab + j0, ld,
+                      sum + i0 * ld + j0, ld, 1.0, 1.0);
+        }
+    }
 }
 
 #define MLA_DTYPE 32

@@ -5,8 +5,8 @@
  *
  * Both element types compute in double: the Gram matrix squares the
  * condition number of the data, and float32 would leave few correct
- * digits. The data is read once, in slabs of MLA_REGRESSION_SLAB rows,
- * each turned into rows of the scaled augmented design
+ * digits. The data is read once, in slabs of a few hundred rows (see
+ * regression.c), each turned into rows of the scaled augmented design
  * A = [1, X D, y / s_y] in double, where D = diag(1 / s_j) divides each
  * feature column by a power of two near its largest magnitude and s_y does
  * the same for each target. Scaling keeps the products from overflowing
@@ -114,37 +114,102 @@ FN(scales_moderate)(const double *scale, ptrdiff_t width)
 }
 
 /*
- * Fill buf (rows, ncols) with the rows r0 .. r0 + rows - 1 of the scaled
- * augmented design [1, x / scale, y / scale], ncols = 1 + p + t. inverse
- * contains 1 / scale when every such reciprocal is finite, else NULL, and
- * the slower division runs. With scale NULL the rows are [1, x, y]
- * unscaled, and max (p + t) gathers the largest magnitude of each column,
- * NaN sticking.
+ * Fill buf (rows, ld) with the rows r0 .. r0 + rows - 1 of the unscaled
+ * design [1, x, y], ncols = 1 + p + t <= ld columns followed by zeros,
+ * and raise max (p + t) to the largest magnitude of each column. NaN
+ * compares false and is skipped, so mla_linear_regression finds it through
+ * the diagonal of the Gram matrix.
+ * Inlined into a portable and an AVX2 copy (fill_unscaled).
  */
-static void
-FN(fill_design)(double *buf, const T *x, const T *y, ptrdiff_t r0,
-                ptrdiff_t rows, ptrdiff_t p, ptrdiff_t t, const double *scale,
-                const double *inverse, double *max)
+static inline __attribute__((always_inline)) void
+FN(fill_unscaled_body)(double *buf, ptrdiff_t ld, const T *x, const T *y,
+                       ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t p, ptrdiff_t t,
+                       double *max)
 {
     ptrdiff_t ncols = 1 + p + t;
     for (ptrdiff_t r = 0; r < rows; r++) {
-        double *row = buf + r * ncols;
+        double *row = buf + r * ld;
         const T *xr = x + (r0 + r) * p;
         const T *yr = y + (r0 + r) * t;
         row[0] = 1;
-        if (scale == NULL) {
-            for (ptrdiff_t j = 0; j < p; j++) {
-                double v = (double)xr[j], a = fabs(v);
-                row[1 + j] = v;
-                max[j] = a > max[j] || a != a ? a : max[j];
-            }
-            for (ptrdiff_t c = 0; c < t; c++) {
-                double v = (double)yr[c], a = fabs(v);
-                row[1 + p + c] = v;
-                max[p + c] = a > max[p + c] || a != a ? a : max[p + c];
-            }
+        for (ptrdiff_t j = 0; j < p; j++) {
+            double v = (double)xr[j], a = fabs(v);
+            row[1 + j] = v;
+            max[j] = a > max[j] ? a : max[j];
         }
-        else if (inverse != NULL) {
+        for (ptrdiff_t c = 0; c < t; c++) {
+            double v = (double)yr[c], a = fabs(v);
+            row[1 + p + c] = v;
+            max[p + c] = a > max[p + c] ? a : max[p + c];
+        }
+        for (ptrdiff_t j = ncols; j < ld; j++) {
+            row[j] = 0;
+        }
+    }
+}
+
+static void
+FN(fill_unscaled_generic)(double *buf, ptrdiff_t ld, const T *x, const T *y,
+                          ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t p,
+                          ptrdiff_t t, double *max)
+{
+    FN(fill_unscaled_body)(buf, ld, x, y, r0, rows, p, t, max);
+}
+
+#ifdef MLA_HAVE_X86_KERNELS
+static __attribute__((target("avx2"))) void
+FN(fill_unscaled_avx2)(double *buf, ptrdiff_t ld, const T *x, const T *y,
+                       ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t p, ptrdiff_t t,
+                       double *max)
+{
+    FN(fill_unscaled_body)(buf, ld, x, y, r0, rows, p, t, max);
+}
+#endif
+
+/*
+ * fill_unscaled_body in the widest vectors of the level chosen at import.
+ * Both copies only convert, copy and compare, so they store the same
+ * values.
+ */
+static void
+FN(fill_unscaled)(double *buf, ptrdiff_t ld, const T *x, const T *y,
+                  ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t p, ptrdiff_t t,
+                  double *max)
+{
+#ifdef MLA_HAVE_X86_KERNELS
+    if (mla_get_level() >= MLA_LEVEL_AVX2) {
+        FN(fill_unscaled_avx2)(buf, ld, x, y, r0, rows, p, t, max);
+        return;
+    }
+#endif
+    FN(fill_unscaled_generic)(buf, ld, x, y, r0, rows, p, t, max);
+}
+
+/*
+ * Fill buf (rows, ld) with the rows r0 .. r0 + rows - 1 of the scaled
+ * augmented design [1, x / scale, y / scale], ncols = 1 + p + t <= ld
+ * columns followed by ld - ncols zeros. inverse
+ * contains 1 / scale when every such reciprocal is finite, else NULL, and
+ * the slower division runs. With scale NULL the rows are [1, x, y]
+ * unscaled and max (p + t) gathers the largest finite magnitude of each
+ * column or infinity (fill_unscaled).
+ */
+static void
+FN(fill_design)(double *buf, ptrdiff_t ld, const T *x, const T *y,
+                ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t p, ptrdiff_t t,
+                const double *scale, const double *inverse, double *max)
+{
+    ptrdiff_t ncols = 1 + p + t;
+    if (scale == NULL) {
+        FN(fill_unscaled)(buf, ld, x, y, r0, rows, p, t, max);
+        return;
+    }
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        double *row = buf + r * ld;
+        const T *xr = x + (r0 + r) * p;
+        const T *yr = y + (r0 + r) * t;
+        row[0] = 1;
+        if (inverse != NULL) {
             for (ptrdiff_t j = 0; j < p; j++) {
                 row[1 + j] = (double)xr[j] * inverse[j];
             }
@@ -159,6 +224,9 @@ FN(fill_design)(double *buf, const T *x, const T *y, ptrdiff_t r0,
             for (ptrdiff_t c = 0; c < t; c++) {
                 row[1 + p + c] = (double)yr[c] / scale[p + c];
             }
+        }
+        for (ptrdiff_t j = ncols; j < ld; j++) {
+            row[j] = 0;
         }
     }
 }
@@ -239,27 +307,41 @@ FN(unscale_weights)(T *w, const double *v, const double *scale, ptrdiff_t p,
 /*
  * One task of gram_tasks: sum A^T A over `count` rows from row `first`
  * (fewer at the end of the data), slab by slab in order, into the lower
- * triangle of sum (ncols, ncols). buf is this thread's scratch: the slab,
- * its product and the product's workspace. max as fill_design.
+ * triangle of sum (ld, ld). With tiles set, ld is tiles->ld and the slabs
+ * of MLA_GRAM_TILE_SLAB rows go through gram_tiles_add (regression.c).
+ * Otherwise ld is ncols, and each slab of MLA_REGRESSION_SLAB rows goes
+ * through the blocked lower-triangle product (syrk.c) on inner_threads
+ * into a partial sum, then into sum. buf is this thread's scratch: the
+ * slab, and without tiles the partial sum and the product's workspace.
+ * max as fill_design.
  */
 static void
-FN(gram_task)(double *sum, double *buf, int inner_threads, const T *x,
-              const T *y, ptrdiff_t first, ptrdiff_t count, ptrdiff_t n,
-              ptrdiff_t p, ptrdiff_t t, const double *scale,
-              const double *inverse, double *max)
+FN(gram_task)(double *sum, double *buf, const gram_tiles *tiles,
+              int inner_threads, const T *x, const T *y, ptrdiff_t first,
+              ptrdiff_t count, ptrdiff_t n, ptrdiff_t p, ptrdiff_t t,
+              const double *scale, const double *inverse, double *max)
 {
-    ptrdiff_t ncols = 1 + p + t, square = ncols * ncols;
-    double *partial = buf + MLA_REGRESSION_SLAB * ncols;
-    double *syrk_work = partial + square;
+    ptrdiff_t ncols = 1 + p + t;
+    ptrdiff_t ld = tiles != NULL ? tiles->ld : ncols;
+    ptrdiff_t slab = tiles != NULL ? MLA_GRAM_TILE_SLAB : MLA_REGRESSION_SLAB;
+    double *partial = buf + slab * ld;
+    double *syrk_work = partial + ld * ld;
     ptrdiff_t last = first + count < n ? first + count : n;
 
-    for (ptrdiff_t i = 0; i < square; i++) {
+    for (ptrdiff_t i = 0; i < ld * ld; i++) {
         sum[i] = 0;
     }
-    for (ptrdiff_t r0 = first; r0 < last; r0 += MLA_REGRESSION_SLAB) {
-        ptrdiff_t rows = last - r0 < MLA_REGRESSION_SLAB ? last - r0
-                                                         : MLA_REGRESSION_SLAB;
-        FN(fill_design)(buf, x, y, r0, rows, p, t, scale, inverse, max);
+    for (ptrdiff_t r0 = first; r0 < last; r0 += slab) {
+        ptrdiff_t rows = last - r0 < slab ? last - r0 : slab;
+        FN(fill_design)(buf, ld, x, y, r0, rows, p, t, scale, inverse, max);
+        if (tiles != NULL) {
+            /* The next slab's rows of x; y is smaller and left to the CPU. */
+            ptrdiff_t next = last - r0 - rows < slab ? last - r0 - rows : slab;
+            gram_tiles_add(sum, buf, rows, tiles,
+                           (const char *)(x + (r0 + rows) * p),
+                           next * p * (ptrdiff_t)sizeof(T));
+            continue;
+        }
         /* A^T A: the slab transposed is (ncols, rows), by strides. */
         mla_syrk_run_f64(partial, ncols, buf, 1, ncols, ncols, rows,
                          syrk_work, inner_threads);
@@ -273,22 +355,22 @@ FN(gram_task)(double *sum, double *buf, int inner_threads, const T *x,
 
 /*
  * Sum A^T A over the rows of the augmented design A (see fill_design), by
- * slabs, into the lower triangle of total (ncols, ncols). Rows are split
- * into `tasks` tasks. Each task sums its slabs in order into its own
- * square of task_sums, and the tasks are added in task order into total. scale
- * and inverse as fill_design; with scale NULL the design is unscaled and
- * maxima (threads, p + t) gathers each thread's column maxima. Per thread,
- * scratch has room for per_thread doubles: the slab, its product and the
- * product's workspace for inner_threads.
+ * slabs, into the lower triangle of total (ld, ld), ld as gram_task. Rows
+ * are split into `tasks` tasks. Each task sums its slabs in order into
+ * its own square of task_sums, and the tasks are added in task order into
+ * total. scale and inverse as fill_design; with scale NULL the design is
+ * unscaled and maxima (threads, p + t) gathers each thread's column
+ * maxima. Per thread, scratch has room for per_thread doubles (see
+ * gram_task).
  */
 static void
 FN(gram_tasks)(double *total, double *task_sums, ptrdiff_t tasks,
                double *scratch, size_t per_thread, int threads,
-               int inner_threads, const T *x, const T *y, ptrdiff_t n,
-               ptrdiff_t p, ptrdiff_t t, const double *scale,
-               const double *inverse, double *maxima)
+               const gram_tiles *tiles, int inner_threads, const T *x,
+               const T *y, ptrdiff_t n, ptrdiff_t p, ptrdiff_t t,
+               const double *scale, const double *inverse, double *maxima)
 {
-    ptrdiff_t ncols = 1 + p + t, square = ncols * ncols;
+    ptrdiff_t ld = tiles != NULL ? tiles->ld : 1 + p + t, square = ld * ld;
     ptrdiff_t task_rows = (n + tasks - 1) / tasks;
 
     if (maxima != NULL) {
@@ -298,9 +380,9 @@ FN(gram_tasks)(double *total, double *task_sums, ptrdiff_t tasks,
     }
     if (threads == 1) {
         for (ptrdiff_t task = 0; task < tasks; task++) {
-            FN(gram_task)(task_sums + task * square, scratch, inner_threads,
-                          x, y, task * task_rows, task_rows, n, p, t, scale,
-                          inverse, maxima);
+            FN(gram_task)(task_sums + task * square, scratch, tiles,
+                          inner_threads, x, y, task * task_rows, task_rows, n,
+                          p, t, scale, inverse, maxima);
         }
     }
     else {
@@ -308,9 +390,9 @@ FN(gram_tasks)(double *total, double *task_sums, ptrdiff_t tasks,
         for (ptrdiff_t task = 0; task < tasks; task++) {
             int id = MLA_THREAD_ID();
             FN(gram_task)(task_sums + task * square,
-                          scratch + (size_t)id * per_thread, inner_threads, x,
-                          y, task * task_rows, task_rows, n, p, t, scale,
-                          inverse,
+                          scratch + (size_t)id * per_thread, tiles,
+                          inner_threads, x, y, task * task_rows, task_rows, n,
+                          p, t, scale, inverse,
                           maxima == NULL ? NULL : maxima + id * (p + t));
         }
     }
@@ -332,7 +414,8 @@ FN(gram_tasks)(double *total, double *task_sums, ptrdiff_t tasks,
  * solvers propagate it.
  *
  * With the scaled design A = [Xb D, y / s_y] (D = diag(1, 1 / s_1, ...)),
- * one lower-triangle product A^T A (syrk.c) per slab gives both the scaled
+ * one lower-triangle product A^T A per slab (gram_tiles_add, or syrk.c for
+ * designs of more than MLA_GRAM_TILE_COLS columns) gives both the scaled
  * Gram matrix D Xb^T Xb D and the right-hand side D Xb^T y / s_y. The
  * system (D Xb^T Xb D + lambda D^2) v = D Xb^T y / s_y is then solved by
  * mla_solve_spd (regression.c), and w = D v s_y.
@@ -354,17 +437,27 @@ FN(mla_linear_regression)(T *w, const T *x, const T *y, ptrdiff_t n,
     if ((size_t)ncols > SIZE_MAX / 8 / (size_t)ncols) {
         return MLA_ERR_NOMEM;
     }
-    ptrdiff_t square = ncols * ncols;
+    gram_tiles tile_layout = gram_tiles_for(ncols);
+    const gram_tiles *tiles = ncols <= MLA_GRAM_TILE_COLS ? &tile_layout
+                                                          : NULL;
+    ptrdiff_t ld = tiles != NULL ? tiles->ld : ncols, square = ld * ld;
     ptrdiff_t tasks = FN(regression_tasks)(n, square);
     int threads = FN(regression_threads)(tasks, n, ncols);
-    /* One task: the rows run in order and the products use the threads. */
-    int inner_threads = tasks == 1 ? mla_syrk_threads_f64(ncols,
-                                                          MLA_REGRESSION_SLAB)
-                                   : 1;
-    size_t syrk_size = mla_syrk_workspace_f64(ncols, MLA_REGRESSION_SLAB,
-                                              inner_threads);
-    size_t per_thread = (size_t)MLA_REGRESSION_SLAB * (size_t)ncols +
-                        (size_t)square + syrk_size;
+    size_t per_thread;
+    int inner_threads = 1;
+    if (tiles != NULL) {
+        per_thread = (size_t)MLA_GRAM_TILE_SLAB * (size_t)ld;
+    }
+    else {
+        /* One task: the rows run in order and the products use threads. */
+        if (tasks == 1) {
+            inner_threads = mla_syrk_threads_f64(ncols, MLA_REGRESSION_SLAB);
+        }
+        per_thread = (size_t)MLA_REGRESSION_SLAB * (size_t)ncols +
+                     (size_t)square +
+                     mla_syrk_workspace_f64(ncols, MLA_REGRESSION_SLAB,
+                                            inner_threads);
+    }
 
     double *scratch = mla_alloc(
         (size_t)threads * per_thread + (size_t)(tasks + 1) * (size_t)square +
@@ -387,7 +480,21 @@ FN(mla_linear_regression)(T *w, const T *x, const T *y, ptrdiff_t n,
     double *maxima = inverse + (p + t);
 
     FN(gram_tasks)(total, task_sums, tasks, scratch, per_thread, threads,
-                   inner_threads, x, y, n, p, t, NULL, NULL, maxima);
+                   tiles, inner_threads, x, y, n, p, t, NULL, NULL, maxima);
+    /*
+     * Those maxima skip NaN. A NaN or an infinity in the data, or a
+     * product that overflows, leaves a sum of squares on the diagonal that
+     * is not finite. The maxima are then gathered again with NaN sticking,
+     * so that such a column gets a NaN or huge scale and the scaled pass
+     * below runs.
+     */
+    int finite = 1;
+    for (ptrdiff_t i = 1; i < ncols; i++) {
+        finite &= isfinite(total[i * ld + i]) != 0;
+    }
+    if (!finite) {
+        FN(column_maxima)(maxima, x, y, n, p, t, threads);
+    }
     FN(scales_from_maxima)(scale, maxima, threads, p, t,
                            FN(scale_floor)(regularization));
     if (FN(scales_moderate)(scale, p + t)) {
@@ -396,14 +503,14 @@ FN(mla_linear_regression)(T *w, const T *x, const T *y, ptrdiff_t n,
             double si = i == 0 ? 1 : scale[i - 1];
             for (ptrdiff_t j = 0; j <= i; j++) {
                 double sj = j == 0 ? 1 : scale[j - 1];
-                total[i * ncols + j] = total[i * ncols + j] / si / sj;
+                total[i * ld + j] = total[i * ld + j] / si / sj;
             }
         }
     }
     else {
         const double *inv = FN(scale_inverses)(inverse, scale, p + t);
         FN(gram_tasks)(total, task_sums, tasks, scratch, per_thread, threads,
-                       inner_threads, x, y, n, p, t, scale, inv, NULL);
+                       tiles, inner_threads, x, y, n, p, t, scale, inv, NULL);
     }
 
     /*
@@ -412,11 +519,11 @@ FN(mla_linear_regression)(T *w, const T *x, const T *y, ptrdiff_t n,
      */
     for (ptrdiff_t i = 0; i < dim; i++) {
         for (ptrdiff_t j = 0; j <= i; j++) {
-            gram[i * dim + j] = total[i * ncols + j];
-            gram[j * dim + i] = total[i * ncols + j];
+            gram[i * dim + j] = total[i * ld + j];
+            gram[j * dim + i] = total[i * ld + j];
         }
         for (ptrdiff_t c = 0; c < t; c++) {
-            rhs[i * t + c] = total[(dim + c) * ncols + i];
+            rhs[i * t + c] = total[(dim + c) * ld + i];
         }
     }
     if (regularization > 0) {
@@ -455,8 +562,8 @@ FN(qr_task)(double *r, double *buf, const T *x, const T *y, ptrdiff_t first,
     for (ptrdiff_t r0 = first; r0 < last; r0 += MLA_REGRESSION_SLAB) {
         ptrdiff_t rows = last - r0 < MLA_REGRESSION_SLAB ? last - r0
                                                          : MLA_REGRESSION_SLAB;
-        FN(fill_design)(buf + r_rows * ncols, x, y, r0, rows, p, t, scale,
-                        inverse, NULL);
+        FN(fill_design)(buf + r_rows * ncols, ncols, x, y, r0, rows, p, t,
+                        scale, inverse, NULL);
         householder_reduce(buf, r_rows + rows, ncols, dim, vec);
         r_rows = r_rows + rows < dim ? r_rows + rows : dim;
     }

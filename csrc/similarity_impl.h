@@ -4,9 +4,10 @@
  *
  * A zero vector has no direction; its similarity with anything is 0.0, the
  * convention of scikit-learn and PyTorch. Results are clamped to [-1, 1]. Sums of squares are taken after
- * dividing by the vector's largest magnitude, so they neither overflow for
- * huge entries nor underflow for tiny ones when the true cosine is
- * representable.
+ * dividing by the vector's largest magnitude, except for matrix rows whose
+ * largest magnitude needs no scaling (normalize_rows), so they neither
+ * overflow for huge entries nor underflow for tiny ones when the true
+ * cosine is representable.
  */
 
 /* Largest |x[i * stride]| over n elements; NaN if any element is NaN. */
@@ -67,10 +68,45 @@ FN(mla_cosine_similarity)(const T *u, ptrdiff_t su, const T *v, ptrdiff_t sv,
 }
 
 /*
+ * Return the sum of the squares of x (d,) in double and store in *max the
+ * largest magnitude, skipping NaN (which makes the sum NaN). Both run in
+ * eight interleaved partial results that the compiler can keep in vector
+ * registers.
+ */
+static double
+FN(sum_squares_max)(const T *x, ptrdiff_t d, double *max)
+{
+    double sums[8] = {0}, maxima[8] = {0};
+    ptrdiff_t j = 0;
+    for (; j + 8 <= d; j += 8) {
+        for (int k = 0; k < 8; k++) {
+            double v = (double)x[j + k], a = fabs(v);
+            sums[k] += v * v;
+            maxima[k] = a > maxima[k] ? a : maxima[k];
+        }
+    }
+    double ss = ((sums[0] + sums[1]) + (sums[2] + sums[3])) +
+                ((sums[4] + sums[5]) + (sums[6] + sums[7]));
+    double m = 0;
+    for (int k = 0; k < 8; k++) {
+        m = maxima[k] > m ? maxima[k] : m;
+    }
+    for (; j < d; j++) {
+        double v = (double)x[j], a = fabs(v);
+        ss += v * v;
+        m = a > m ? a : m;
+    }
+    *max = m;
+    return ss;
+}
+
+/*
  * Store in out (n, d) the rows of x (n, d), both C-contiguous, divided by
  * their norms: zero rows stay zero and rows holding inf or NaN become NaN.
- * Each norm is taken after dividing by the row's largest magnitude, in
- * double.
+ * Norms are taken in double. When the row's largest magnitude lies in
+ * [2^-400, 2^400], no square overflows and the squares that underflow are
+ * below 2^-200 of the largest one, so the row is used as it is. Otherwise
+ * it is divided by its largest magnitude first.
  */
 static void
 FN(normalize_rows)(T *out, const T *x, ptrdiff_t n, ptrdiff_t d)
@@ -78,6 +114,17 @@ FN(normalize_rows)(T *out, const T *x, ptrdiff_t n, ptrdiff_t d)
     for (ptrdiff_t i = 0; i < n; i++) {
         const T *row = x + i * d;
         T *dst = out + i * d;
+
+        double max;
+        double ss = FN(sum_squares_max)(row, d, &max);
+        if (max >= 0x1p-400 && max <= 0x1p400) {
+            double inv_norm = 1 / sqrt(ss);
+            for (ptrdiff_t j = 0; j < d; j++) {
+                dst[j] = (T)(row[j] * inv_norm);
+            }
+            continue;
+        }
+
         double scale = FN(max_abs)(row, 1, d);
         double inv_norm = 0;
         if (scale != 0 && isfinite(scale)) {
@@ -170,7 +217,8 @@ FN(mla_cosine_similarity_cross)(T *s, const T *x, ptrdiff_t n, const T *y,
         return status;
     }
     for (ptrdiff_t i = 0; i < n * m; i++) {
-        s[i] = (T)FN(clamp_cosine)(s[i]);
+        T v = s[i];
+        s[i] = v > 1 ? 1 : (v < -1 ? -1 : v);
     }
     return MLA_OK;
 }

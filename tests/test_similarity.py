@@ -301,6 +301,23 @@ def test_cosine_similarity_matrix_extreme_magnitudes(dtype, scale, rng):
     assert_close(result, expected, dtype, "reduction", inner=30)
 
 
+def test_cosine_similarity_matrix_rows_across_scaling_bounds(rng):
+    # Rows whose largest magnitude is inside [2^-400, 2^400] are normalized
+    # as they are, the others after dividing by that magnitude.
+    X = rng.uniform(-1, 1, (6, 30))
+    X[:, 0] = 1.0
+    X[4, 5] = 0.0
+    exponents = np.array([399.0, 401.0, -399.0, -401.0, 0.0, 1000.0])
+    X_scaled = X * np.exp2(exponents)[:, None]
+    # A subnormal entry beside entries near 1 counts as zero.
+    X_scaled[4, 5] = 1e-320
+    expected = reference.cosine_similarity_matrix(X)
+
+    result = mla.cosine_similarity_matrix(X_scaled)
+
+    assert_close(result, expected, np.float64, "reduction", inner=30)
+
+
 @pytest.mark.parametrize("shape", [(4,), (2, 3, 4), ()], ids=shape_id)
 def test_cosine_similarity_matrix_requires_matrix(shape):
     with pytest.raises(ValueError, match=r"^cosine_similarity_matrix: ") as error:
