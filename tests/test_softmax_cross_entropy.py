@@ -223,8 +223,8 @@ def test_negative_infinity_logit_of_the_label_gives_infinity():
     assert reference_loss(logits, np.array([1, 0])) == np.inf
 
 
-# Split into sum(p (max - z)) + sum(p) log S, an infinite probability at
-# the largest logit would give inf * 0 = NaN, where its term is infinite.
+# With the loss split into sum(p (max - z)) + sum(p) log S, an infinite
+# probability at the largest logit gives inf * 0 = NaN, but its term is inf.
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize(
     "probabilities, expected",

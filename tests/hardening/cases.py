@@ -394,7 +394,7 @@ def log_softmax_expect(arrays, options):
 def softmax_cross_entropy_expect(arrays, options):
     """Return the reference loss, but NaN if a row of logits is not finite.
 
-    mla's loss is NaN when a row holds NaN or +inf, or only -inf, as its
+    mla's loss is NaN when a row contains NaN or +inf, or only -inf, as its
     docstring states. The reference's ``0 log 0 = 0`` rule instead drops
     such a row's terms whose probability is 0.
     """
@@ -979,7 +979,7 @@ def draw_shapes(signature, dims, draw, sizes=None, max_rank=3, max_extent=6):
         batch = tuple(draw.integer(0, max_extent // 2) for _ in range(rank))
 
     shapes = []
-    taken = []
+    batch_parts = []
     for array in signature:
         shape = []
         for entry in array.shape:
@@ -988,7 +988,7 @@ def draw_shapes(signature, dims, draw, sizes=None, max_rank=3, max_extent=6):
             elif entry == BATCH:
                 own = draw.integer(0, len(batch)) if BATCH not in sizes else len(batch)
                 part = [draw.choice((size, 1)) for size in batch[len(batch) - own :]]
-                taken.append(tuple(part))
+                batch_parts.append(tuple(part))
                 shape.extend(part)
             elif entry == FULL_BATCH:
                 # Filled in below, once every BATCH part is drawn.
@@ -998,7 +998,7 @@ def draw_shapes(signature, dims, draw, sizes=None, max_rank=3, max_extent=6):
             else:
                 shape.append(entry)
         shapes.append(shape)
-    full = np.broadcast_shapes(*taken) if taken else ()
+    full = np.broadcast_shapes(*batch_parts) if batch_parts else ()
     for shape in shapes:
         if FULL_BATCH in shape:
             position = shape.index(FULL_BATCH)
