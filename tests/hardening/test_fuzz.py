@@ -17,8 +17,8 @@ hostile object's own method. A crash ends the process and fails the run. A
 call that runs longer than ``CALL_TIMEOUT`` seconds dumps the stacks and
 ends the process too.
 
-``MLA_FUZZ_SECONDS`` bounds the run (5 s in a plain ``pytest``, more in
-``.ci/run``). Batches of ``BATCH_EXAMPLES`` examples start until it has
+``MLA_FUZZ_SECONDS`` bounds the run (5 s in a plain ``pytest``, 20 s in
+the sanitized run of ``.ci/run``). Batches of ``BATCH_EXAMPLES`` examples start until it has
 passed, so the run ends at most one batch later. Batch ``i`` runs with
 hypothesis seed ``MLA_FUZZ_SEED + i``. The seed, a random one unless set, is
 printed with the run's figures and in a failure's message, and setting it

@@ -1,9 +1,9 @@
 """Reference and memory leaks of every registered function.
 
 Each function of ``cases.CASES`` is called ``MLA_LEAK_CALLS`` times (1000
-in a plain ``pytest``, 5000 in ``.ci/run``) on valid calls and on each of
-its invalid calls, after a warm-up that fills the interpreter's and NumPy's
-caches. Across those calls these must stay flat:
+in a plain ``pytest``, 20 in the sanitized run of ``.ci/run``) on valid
+calls and on each of its invalid calls, after a warm-up that fills the
+interpreter's and NumPy's caches. Across those calls these must stay flat:
 
 - ``sys.getallocatedblocks()``, the interpreter's live memory blocks, and
   the number of objects the garbage collector tracks: a leaked new object
