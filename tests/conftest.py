@@ -67,33 +67,6 @@ def pytest_configure(config):
     )
 
 
-def pytest_collection_modifyitems(config, items):
-    """Keep one case in MLA_TEST_SAMPLE of each parametrized test, if set.
-
-    The CI's sanitized run uses it to fit in its time. Every test function
-    keeps its first case and every N-th after it, so each kernel family
-    and wrapper still runs, on fewer shapes, dtypes and layouts. The
-    hardening tests are kept whole, because their cases are the registry's
-    distinct calls.
-    """
-    text = os.environ.get("MLA_TEST_SAMPLE", "").strip()
-    step = int(text) if text else 1
-    if step <= 1:
-        return
-    seen = {}
-    kept, dropped = [], []
-    for item in items:
-        name = item.nodeid.split("[")[0]
-        index = seen.get(name, 0)
-        seen[name] = index + 1
-        if "/hardening/" in item.nodeid or index % step == 0:
-            kept.append(item)
-        else:
-            dropped.append(item)
-    config.hook.pytest_deselected(items=dropped)
-    items[:] = kept
-
-
 @pytest.fixture
 def rng():
     """Return a NumPy generator with a fixed seed, fresh for each test."""
