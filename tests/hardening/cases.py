@@ -1007,9 +1007,15 @@ def draw_shapes(signature, dims, draw, sizes=None, max_rank=3, max_extent=6):
 
 
 def fixed_call(
-    case, size=FIXED_SIZE, seed=0, dtype=np.float64, sizes=None, option_seed=None
+    case,
+    size=FIXED_SIZE,
+    seed=0,
+    dtype=np.float64,
+    sizes=None,
+    option_seed=None,
+    signature_index=0,
 ):
-    """Return a valid call ``(args, kwargs)`` of the first signature.
+    """Return a valid call ``(args, kwargs)`` of one signature, the first by default.
 
     Every named dimension is ``size`` (within the entry's ranges), ``SHAPE``
     is ``(size, size + 1)`` and ``BATCH`` is ``(2,)`` unless ``sizes`` sets
@@ -1018,7 +1024,7 @@ def fixed_call(
     random ones with ``option_seed``.
     """
     rng = np.random.default_rng(seed)
-    signature = case.signatures[0]
+    signature = case.signatures[signature_index]
     sizes = {SHAPE: (size, size + 1), BATCH: (2,), **(sizes or {})}
     draw = FixedDraw(size)
     dims = draw_dims(case, signature, draw, max(size, 1), sizes)
