@@ -39,7 +39,11 @@ check_positional(const char *func, Py_ssize_t nargs, int count)
     return 0;
 }
 
-/* Store the truth value of obj in *flag, or default_value when NULL. */
+/*
+ * Store a bool or numpy.bool_ option in *flag, or default_value when NULL.
+ * Other objects raise TypeError rather than count by their truth value,
+ * which would read causal="False" as True.
+ */
 static int
 parse_flag(const char *func, const char *name, PyObject *obj,
            int default_value, int *flag)
@@ -48,15 +52,14 @@ parse_flag(const char *func, const char *name, PyObject *obj,
         *flag = default_value;
         return 0;
     }
-    int value = PyObject_IsTrue(obj);
-    if (value < 0) {
+    if (!PyBool_Check(obj) && !PyArray_IsScalar(obj, Bool)) {
         PyErr_Format(PyExc_TypeError,
                      "%s: %s must be True or False; got %.100s", func, name,
                      Py_TYPE(obj)->tp_name);
         return -1;
     }
-    *flag = value;
-    return 0;
+    *flag = PyObject_IsTrue(obj);
+    return *flag < 0 ? -1 : 0;
 }
 
 /*

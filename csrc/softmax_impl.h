@@ -446,7 +446,23 @@ FN(cross_entropy_row)(const FN(vector_kernels) *kernels, T *g, const T *z,
             g[label] = (T)((p_label - 1) * inv_batch);
         }
     }
-    return cross + mass * log(total);
+    double log_total = log(total);
+    if (label < 0 && !(isfinite(cross) && isfinite(mass))) {
+        /*
+         * An infinite probability makes the split form inf * 0 where
+         * z_j == max, which is NaN, while its term p_j ((M - z_j) + log S)
+         * is infinite. Sum the terms one by one instead.
+         */
+        double direct = 0;
+        for (ptrdiff_t j = 0; j < classes; j++) {
+            if (p[j] != 0) {
+                direct += (double)p[j] *
+                          (((double)max - (double)z[j]) + log_total);
+            }
+        }
+        return direct;
+    }
+    return cross + mass * log_total;
 }
 
 /*

@@ -12,6 +12,8 @@ Warnings raised while the suite runs are turned into errors, so a kernel or a
 wrapper that emits a ``RuntimeWarning`` fails its test.
 """
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
@@ -19,17 +21,24 @@ from hypothesis import HealthCheck, settings
 SEED = 20240607
 
 # Hypothesis profiles of the property tests in tests/hardening: a plain
-# `pytest` runs mla-dev, .ci/run runs mla-ci, and mla-long is for a longer
-# run by hand. Select one with --hypothesis-profile=NAME. There is no
-# deadline because the shared CI machine makes timings noisy.
-for _name, _examples in (("mla-dev", 15), ("mla-ci", 150), ("mla-long", 2000)):
+# `pytest` runs mla-dev, .ci/sanitize runs mla-sanitize, and mla-ci and
+# mla-long are for longer runs by hand. Select one with
+# --hypothesis-profile=NAME, or with MLA_HYPOTHESIS_PROFILE=NAME, which
+# .ci/sanitize sets. There is no deadline because the shared CI machine
+# makes timings noisy.
+for _name, _examples in (
+    ("mla-sanitize", 5),
+    ("mla-dev", 15),
+    ("mla-ci", 150),
+    ("mla-long", 2000),
+):
     settings.register_profile(
         _name,
         max_examples=_examples,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-settings.load_profile("mla-dev")
+settings.load_profile(os.environ.get("MLA_HYPOTHESIS_PROFILE") or "mla-dev")
 
 # Relative tolerance and absolute tolerance per unit of inner dimension, keyed
 # by the compute dtype and the kind of operation.

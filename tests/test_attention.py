@@ -1138,6 +1138,37 @@ def test_attention_flag_without_truth_value(option):
         mla.scaled_dot_product_attention(Q, K, V, **{option: np.array([1, 0])})
 
 
+# A string, number or list has a truth value, but reading causal="False" as
+# True would silently change the result.
+@pytest.mark.parametrize("value", ["False", "yes", 0, 1, 1.0, [True]])
+@pytest.mark.parametrize("option", ["causal", "return_weights"])
+def test_attention_flag_not_bool_rejected(option, value):
+    Q, K, V = np.ones((4, 8)), np.ones((6, 8)), np.ones((6, 5))
+
+    with pytest.raises(TypeError, match=rf"{option} must be True or False; got"):
+        mla.scaled_dot_product_attention(Q, K, V, **{option: value})
+
+
+def test_attention_backward_causal_not_bool_rejected():
+    Q, K, V = np.ones((4, 8)), np.ones((6, 8)), np.ones((6, 5))
+
+    with pytest.raises(TypeError, match="causal must be True or False; got str"):
+        mla.scaled_dot_product_attention_backward(
+            Q, K, V, np.ones((4, 5)), causal="False"
+        )
+
+
+def test_attention_flags_accept_numpy_bool(rng):
+    Q, K, V = random_qkv(rng, (4, 8), (6, 8), (6, 5))
+
+    by_bool = mla.scaled_dot_product_attention(Q, K, V, causal=True)
+    by_numpy = mla.scaled_dot_product_attention(Q, K, V, causal=np.True_)
+    output = mla.scaled_dot_product_attention(Q, K, V, return_weights=np.False_)
+
+    np.testing.assert_array_equal(by_bool[0], by_numpy[0])
+    assert isinstance(output, np.ndarray)
+
+
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])
 def test_attention_options_keyword_only(backward):
     Q, K, V = np.ones((4, 8)), np.ones((6, 8)), np.ones((6, 5))

@@ -223,6 +223,25 @@ def test_negative_infinity_logit_of_the_label_gives_infinity():
     assert reference_loss(logits, np.array([1, 0])) == np.inf
 
 
+# With the loss split into sum(p (max - z)) + sum(p) log S, an infinite
+# probability at the largest logit gives inf * 0 = NaN, but its term is inf.
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize(
+    "probabilities, expected",
+    [([np.inf, 0.0], np.inf), ([0.0, np.inf], np.inf), ([-np.inf, 0.5], -np.inf)],
+    ids=["at-max", "below-max", "negative"],
+)
+def test_infinite_probability_gives_infinity(probabilities, expected, dtype):
+    logits = np.array([[1.0, 0.0], [1.0, 2.0]], dtype=dtype)
+    labels = np.array([probabilities, [0.5, 0.5]], dtype=dtype)
+
+    loss = mla.softmax_cross_entropy(logits, labels)
+
+    assert loss == expected
+    with np.errstate(invalid="ignore"):
+        assert reference_loss(logits, labels) == expected
+
+
 @pytest.mark.parametrize(
     "row",
     [[1.0, np.nan, 0.0], [np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf]],

@@ -17,7 +17,10 @@ A template is a tuple of entries, one per dimension:
 - ``SHAPE``: any number of leading dimensions (0 to 3), identical in every
   array of the call that uses it (elementwise functions, equal shapes);
 - ``BATCH``: leading batch dimensions that broadcast between the arrays
-  that use it, as in ``np.matmul``.
+  that use it, as in ``np.matmul``;
+- ``FULL_BATCH``: the broadcast of the ``BATCH`` dimensions of all the other
+  arrays, in full, for an argument shaped like the result (the gradient of
+  an output, say).
 
 A function with several accepted layouts (``matmul`` with 1-D operands,
 say) lists one signature per layout; a signature is a tuple of ``Array``.
@@ -52,6 +55,7 @@ from mla import reference
 
 SHAPE = "*"
 BATCH = "..."
+FULL_BATCH = "...+"
 
 # Size of every named dimension in the small fixed calls of the leak, size
 # and invalid-input tests, unless the entry's size range excludes it.
@@ -100,9 +104,15 @@ DOMAINS = {
     # infinities: sums of products neither overflow in float32 nor depend
     # on the summation order for their NaN and inf pattern.
     "bounded": Domain(bound=1e3, specials=True),
+    # The same without NaN and infinities, for probability labels: with an
+    # infinite probability, a float32 softmax that underflows to 0 gives a
+    # gradient of 0 * inf = NaN where float64 gives inf.
+    "bounded-finite": Domain(bound=1e3, specials=False),
     # Up to 4: attention's softmax amplifies the float32 rounding of large
     # scores, so only small scores keep float32 within 1e-4 of float64.
     "small": Domain(bound=4.0, specials=True),
+    # The same without NaN and infinities, for the attention gradients.
+    "small-finite": Domain(bound=4.0, specials=False),
     # Whole numbers up to 4, exact in float32: relu' in backprop jumps at 0,
     # and float32 rounding could move a pre-activation across it.
     "integers": Domain(bound=4.0, specials=True, integers=True),
@@ -120,18 +130,31 @@ class Array:
     ``values`` is a key of ``DOMAINS``, or None for the entry's default.
     ``classes`` makes the argument an array of integer class labels in
     ``[0, dims[classes])`` instead, which keeps its integer dtype and is
-    passed to the reference as it is.
+    passed to the reference as it is. ``sets_dtype=False`` leaves a real
+    argument out of the dtype rule, for a function that converts it to the
+    dtype of its other arguments (probability labels to that of the
+    logits).
     """
 
     name: str
     shape: tuple
     values: str | None = None
     classes: str | None = None
+    sets_dtype: bool = True
 
 
 def real_arrays(signature, arrays):
     """Return the arrays of a call that hold real values, not labels."""
     return [a for spec, a in zip(signature, arrays) if spec.classes is None]
+
+
+def dtype_arrays(signature, arrays):
+    """Return the arrays of a call whose dtypes set the result's dtype."""
+    return [
+        a
+        for spec, a in zip(signature, arrays)
+        if spec.classes is None and spec.sets_dtype
+    ]
 
 
 def reference_arrays(signature, arrays, dtype=np.float64):
@@ -257,6 +280,21 @@ def cross_entropy_scale(arrays):
     return max(1.0, float(finite.max(initial=0.0))) * 35.0
 
 
+def softmax_cross_entropy_scale(arrays):
+    """Scale of a softmax cross-entropy term: the logits' spread times |p|.
+
+    A row's loss is a sum of label weights times log-probabilities, which
+    grow with the largest logit magnitude. Class indices weigh 1.
+    """
+    logits, labels = arrays
+    finite = np.abs(logits[np.isfinite(logits)])
+    scale = max(1.0, float(finite.max(initial=0.0)))
+    if labels.ndim == logits.ndim:
+        weights = np.abs(labels[np.isfinite(labels)])
+        scale *= max(1.0, float(weights.max(initial=0.0)))
+    return scale
+
+
 # Options --------------------------------------------------------------------
 
 
@@ -268,6 +306,23 @@ def softmax_options(draw, dims, arrays):
     # Axis 0 first: the fixed calls then take the path with scratch memory.
     ndim = arrays[0].ndim
     return {"axis": draw.choice((0, -1, draw.integer(-ndim, ndim - 1)))}
+
+
+def attention_options(draw, dims, arrays):
+    """Draw causal, scale and a boolean (lq, lk) mask, each in half the calls."""
+    options = {}
+    if draw.choice((False, True)):
+        options["causal"] = True
+    if draw.choice((False, True)):
+        options["scale"] = draw.choice((0.5, 2.0))
+    if draw.choice((False, True)):
+        rng = np.random.default_rng(draw.integer(0, 2**31))
+        options["mask"] = rng.random((dims["lq"], dims["lk"])) < 0.7
+    return options
+
+
+def cross_entropy_options(draw, dims, arrays):
+    return {"return_grad": draw.choice((False, True))}
 
 
 def regression_options(draw, dims, arrays):
@@ -336,6 +391,28 @@ def log_softmax_expect(arrays, options):
     return reference.log_softmax(z, **options)
 
 
+def softmax_cross_entropy_expect(arrays, options):
+    """Return the reference loss, but NaN if a row of logits is not finite.
+
+    mla's loss is NaN when a row contains NaN or +inf, or only -inf, as its
+    docstring states. The reference's ``0 log 0 = 0`` rule instead drops
+    such a row's terms whose probability is 0.
+    """
+    logits, labels = arrays
+    result = reference.softmax_cross_entropy(logits, labels, **options)
+    rows = logits.reshape(-1, logits.shape[-1])
+    broken = (
+        np.isnan(rows).any(axis=1)
+        | (rows == np.inf).any(axis=1)
+        | (rows == -np.inf).all(axis=1)
+    )
+    if not broken.any():
+        return result
+    if options.get("return_grad"):
+        return float("nan"), result[1]
+    return float("nan")
+
+
 def log_softmax_scale(arrays):
     """Scale of log_softmax: its terms grow with the spread of the logits."""
     finite = np.abs(arrays[0][np.isfinite(arrays[0])])
@@ -355,6 +432,19 @@ def attention_expect(arrays, options):
     batch = np.broadcast_shapes(qk_batch, V.shape[:-2])
     lq, dv = Q.shape[-2], V.shape[-1]
     return np.zeros(batch + (lq, dv)), np.empty(qk_batch + (lq, 0))
+
+
+def attention_backward_expect(arrays, options):
+    """Return the reference gradients, or zeros with no queries or no keys.
+
+    Without queries or keys every gradient is an empty sum, and the
+    reference's temporaries of shape (..., Lq, 1) would not fit in memory
+    for the 2**44 queries of the size tests.
+    """
+    Q, K, V, d_output = arrays
+    if Q.shape[-2] == 0 or K.shape[-2] == 0:
+        return np.zeros(Q.shape), np.zeros(K.shape), np.zeros(V.shape)
+    return reference.scaled_dot_product_attention_backward(Q, K, V, d_output, **options)
 
 
 # Invalid calls particular to one function -----------------------------------
@@ -403,6 +493,24 @@ def misaligned_out(args):
     shape = product_shape(args)
     buffer = np.empty(8 * int(np.prod(shape)) + 1, dtype=np.uint8)
     return np.ndarray(shape, dtype=np.float64, buffer=buffer, offset=1)
+
+
+def set_label(position_value):
+    """Return an ``Invalid.change`` that sets one class index of ``labels``."""
+
+    def change(args, kwargs):
+        labels = np.array(args[1])
+        position, value = position_value(labels, args[0].shape[-1])
+        labels.flat[position] = value
+        args[1] = labels
+        return args, kwargs
+
+    return change
+
+
+def float_labels(args, kwargs):
+    args[1] = np.asarray(args[1], dtype=np.float64)
+    return args, kwargs
 
 
 def duplicated_columns(args, kwargs):
@@ -664,6 +772,60 @@ CASES = (
         large_sizes={SHAPE: (300, 200)},
     ),
     Case(
+        "softmax_cross_entropy",
+        (
+            # Class indices, one per row, or one 0-d index for 1-D logits.
+            (
+                Array("logits", ("batch", "classes")),
+                Array("labels", ("batch",), classes="classes"),
+            ),
+            (Array("logits", ("classes",)), Array("labels", (), classes="classes")),
+            # Probabilities shaped like the logits, converted to their dtype.
+            (
+                Array("logits", ("batch", "classes")),
+                Array(
+                    "labels",
+                    ("batch", "classes"),
+                    values="bounded-finite",
+                    sets_dtype=False,
+                ),
+            ),
+            (
+                Array("logits", ("classes",)),
+                Array(
+                    "labels", ("classes",), values="bounded-finite", sets_dtype=False
+                ),
+            ),
+        ),
+        reference.softmax_cross_entropy,
+        defaults={"return_grad": False},
+        options=cross_entropy_options,
+        # Logits of any magnitude would overflow log_softmax in float32 and
+        # not in the float64 reference (z - max(z) for |z| near 3e38).
+        values="bounded",
+        # No classes raises ValueError, as the invalid calls check.
+        sizes={"classes": (1, 300)},
+        inner="classes",
+        scale=softmax_cross_entropy_scale,
+        expect=softmax_cross_entropy_expect,
+        invalid=(
+            Invalid(
+                "label-too-large",
+                set_label(lambda labels, classes: (labels.size - 1, classes)),
+                ValueError,
+            ),
+            Invalid(
+                "label-negative",
+                set_label(lambda labels, classes: (0, -1)),
+                ValueError,
+            ),
+            Invalid("labels-float", float_labels, TypeError),
+            Invalid("return-grad-str", set_option("return_grad", "yes"), TypeError),
+            Invalid("no-classes", lambda args, kwargs: ([np.ones((3, 0)), args[1]], kwargs), ValueError),
+        ),
+        large_sizes={"batch": 300, "classes": 200},
+    ),
+    Case(
         "scaled_dot_product_attention",
         (
             (
@@ -677,6 +839,40 @@ CASES = (
         expect=attention_expect,
         inner=lambda dims: max(dims["d"], dims["lk"]),
         large_sizes={"lq": 200, "lk": 180, "d": 64, "dv": 48, BATCH: (2,)},
+    ),
+    Case(
+        "scaled_dot_product_attention_backward",
+        (
+            (
+                Array("Q", (BATCH, "lq", "d")),
+                Array("K", (BATCH, "lk", "d")),
+                Array("V", (BATCH, "lk", "dv")),
+                # The gradient of the output, whose shape it must have.
+                Array("d_output", (FULL_BATCH, "lq", "dv")),
+            ),
+        ),
+        reference.scaled_dot_product_attention_backward,
+        defaults={"mask": None, "causal": False, "scale": None},
+        options=attention_options,
+        # NOTE: NaN and infinities are left out. The kernel gives a row
+        # with no key to attend to (all scores -inf) zero gradients, and it
+        # skips the keys past the diagonal of causal attention. NumPy's
+        # formula multiplies those zero weights by NaN and gets NaN, so the
+        # two spread non-finite values differently, and no rule of which
+        # gradients turn NaN is written down to compare against.
+        values="small-finite",
+        expect=attention_backward_expect,
+        # dQ sums over keys and d, dK and dV over queries, and each
+        # gradient over the batch entries its input was broadcast to.
+        inner=lambda dims: 9 * max(dims["lq"], dims["lk"], dims["d"], dims["dv"]),
+        invalid=(
+            Invalid("scale-inf", set_option("scale", float("inf")), ValueError),
+            Invalid("scale-str", set_option("scale", "1"), TypeError),
+            Invalid("causal-str", set_option("causal", "yes"), TypeError),
+            Invalid("mask-float", set_option("mask", np.ones((3, 3))), TypeError),
+            Invalid("mask-shape", set_option("mask", np.ones((4, 4), bool)), ValueError),
+        ),
+        large_sizes={"lq": 128, "lk": 96, "d": 32, "dv": 32, BATCH: (2,)},
     ),
 )
 
@@ -727,7 +923,7 @@ def dimension_names(signature):
     names = []
     for array in signature:
         for entry in array.shape:
-            named = isinstance(entry, str) and entry not in (SHAPE, BATCH)
+            named = isinstance(entry, str) and entry not in (SHAPE, BATCH, FULL_BATCH)
             if named and entry not in names:
                 names.append(entry)
     return names
@@ -768,6 +964,8 @@ def draw_shapes(signature, dims, draw, sizes=None, max_rank=3, max_extent=6):
     ``SHAPE`` becomes one shape shared by every array using it, ``BATCH`` a
     broadcast batch shape of which each array takes a suffix with some
     sizes replaced by 1. ``sizes`` may fix either with a whole shape.
+    ``FULL_BATCH`` becomes the broadcast of the batch shapes that the other
+    arrays took.
     """
     sizes = sizes or {}
     uses = {entry for array in signature for entry in array.shape}
@@ -781,6 +979,7 @@ def draw_shapes(signature, dims, draw, sizes=None, max_rank=3, max_extent=6):
         batch = tuple(draw.integer(0, max_extent // 2) for _ in range(rank))
 
     shapes = []
+    batch_parts = []
     for array in signature:
         shape = []
         for entry in array.shape:
@@ -788,20 +987,35 @@ def draw_shapes(signature, dims, draw, sizes=None, max_rank=3, max_extent=6):
                 shape.extend(shared)
             elif entry == BATCH:
                 own = draw.integer(0, len(batch)) if BATCH not in sizes else len(batch)
-                for size in batch[len(batch) - own :]:
-                    shape.append(draw.choice((size, 1)))
+                part = [draw.choice((size, 1)) for size in batch[len(batch) - own :]]
+                batch_parts.append(tuple(part))
+                shape.extend(part)
+            elif entry == FULL_BATCH:
+                # Filled in below, once every BATCH part is drawn.
+                shape.append(FULL_BATCH)
             elif isinstance(entry, str):
                 shape.append(dims[entry])
             else:
                 shape.append(entry)
-        shapes.append(tuple(shape))
-    return shapes
+        shapes.append(shape)
+    full = np.broadcast_shapes(*batch_parts) if batch_parts else ()
+    for shape in shapes:
+        if FULL_BATCH in shape:
+            position = shape.index(FULL_BATCH)
+            shape[position : position + 1] = full
+    return [tuple(shape) for shape in shapes]
 
 
 def fixed_call(
-    case, size=FIXED_SIZE, seed=0, dtype=np.float64, sizes=None, option_seed=None
+    case,
+    size=FIXED_SIZE,
+    seed=0,
+    dtype=np.float64,
+    sizes=None,
+    option_seed=None,
+    signature_index=0,
 ):
-    """Return a valid call ``(args, kwargs)`` of the first signature.
+    """Return a valid call ``(args, kwargs)`` of one signature, the first by default.
 
     Every named dimension is ``size`` (within the entry's ranges), ``SHAPE``
     is ``(size, size + 1)`` and ``BATCH`` is ``(2,)`` unless ``sizes`` sets
@@ -810,7 +1024,7 @@ def fixed_call(
     random ones with ``option_seed``.
     """
     rng = np.random.default_rng(seed)
-    signature = case.signatures[0]
+    signature = case.signatures[signature_index]
     sizes = {SHAPE: (size, size + 1), BATCH: (2,), **(sizes or {})}
     draw = FixedDraw(size)
     dims = draw_dims(case, signature, draw, max(size, 1), sizes)
@@ -860,7 +1074,7 @@ def wrong_ndim_shape(case, index):
     variable = False
     for signature in case.signatures:
         shape = signature[index].shape
-        if SHAPE in shape or BATCH in shape:
+        if SHAPE in shape or BATCH in shape or FULL_BATCH in shape:
             variable = True
             ranks.add(len(shape) - 1)
         else:
@@ -889,11 +1103,11 @@ def mismatched_shapes(case, args):
             for entry in other.shape
         }
         shape = list(args[index].shape)
-        # SHAPE or BATCH, always the first entry of a template, expand to
-        # len(shape) - len(template) + 1 dimensions.
+        # SHAPE, BATCH or FULL_BATCH, always the first entry of a template,
+        # expand to len(shape) - len(template) + 1 dimensions.
         offset = len(shape) - len(array.shape)
         for position, entry in enumerate(array.shape):
-            if entry in (SHAPE, BATCH) or not isinstance(entry, str):
+            if entry in (SHAPE, BATCH, FULL_BATCH) or not isinstance(entry, str):
                 continue
             if entry in others:
                 shape[position + offset] += 1
@@ -928,6 +1142,11 @@ def invalid_calls(case):
         changed[index] = value
         return tuple(changed)
 
+    def ones(index, shape):
+        # Class labels keep an integer dtype, so that only the shape is wrong.
+        integer = signature[index].classes is not None
+        return np.ones(shape, dtype=np.int64 if integer else np.float64)
+
     for index, array in enumerate(signature):
         shape = args[index].shape
         name = array.name
@@ -941,10 +1160,10 @@ def invalid_calls(case):
         bad_shape = wrong_ndim_shape(case, index)
         if bad_shape is not None:
             calls.append(
-                InvalidCall(f"{name}-ndim", replaced(index, np.ones(bad_shape)), kwargs, ValueError)
+                InvalidCall(f"{name}-ndim", replaced(index, ones(index, bad_shape)), kwargs, ValueError)
             )
     for label, index, shape in mismatched_shapes(case, args):
-        calls.append(InvalidCall(label, replaced(index, np.ones(shape)), kwargs, ValueError))
+        calls.append(InvalidCall(label, replaced(index, ones(index, shape)), kwargs, ValueError))
 
     positional = tuple(args) + tuple(kwargs.get(k, v) for k, v in case.defaults.items())
     calls += [

@@ -17,8 +17,8 @@ hostile object's own method. A crash ends the process and fails the run. A
 call that runs longer than ``CALL_TIMEOUT`` seconds dumps the stacks and
 ends the process too.
 
-``MLA_FUZZ_SECONDS`` bounds the run (5 s in a plain ``pytest``, more in
-``.ci/run``). Batches of ``BATCH_EXAMPLES`` examples start until it has
+``MLA_FUZZ_SECONDS`` bounds the run (5 s in a plain ``pytest``, 20 s in
+the sanitized run of ``.ci/run``). Batches of ``BATCH_EXAMPLES`` examples start until it has
 passed, so the run ends at most one batch later. Batch ``i`` runs with
 hypothesis seed ``MLA_FUZZ_SEED + i``. The seed, a random one unless set, is
 printed with the run's figures and in a failure's message, and setting it
@@ -41,7 +41,7 @@ except ImportError:  # the module exists on Unix only
     resource = None
 
 import numpy as np
-from cases import CASES_BY_NAME, compute_dtype, env_number, real_arrays, reference_arrays
+from cases import CASES_BY_NAME, compute_dtype, dtype_arrays, env_number, reference_arrays
 from conftest import to_layout
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
@@ -391,7 +391,7 @@ def reference_result(case, args, kwargs):
     values = dict(zip(names, args))
     values.update(kwargs)
     arrays = [np.asarray(values[array.name]) for array in signature]
-    dtype = compute_dtype(*(a.dtype for a in real_arrays(signature, arrays)))
+    dtype = compute_dtype(*(a.dtype for a in dtype_arrays(signature, arrays)))
     options = {
         name: values[name]
         for name in case.defaults

@@ -1,9 +1,9 @@
 """Reference and memory leaks of every registered function.
 
 Each function of ``cases.CASES`` is called ``MLA_LEAK_CALLS`` times (1000
-in a plain ``pytest``, 5000 in ``.ci/run``) on valid calls and on each of
-its invalid calls, after a warm-up that fills the interpreter's and NumPy's
-caches. Across those calls these must stay flat:
+in a plain ``pytest``, 20 in the sanitized run of ``.ci/run``) on valid
+calls and on each of its invalid calls, after a warm-up that fills the
+interpreter's and NumPy's caches. Across those calls these must stay flat:
 
 - ``sys.getallocatedblocks()``, the interpreter's live memory blocks, and
   the number of objects the garbage collector tracks: a leaked new object
@@ -56,11 +56,15 @@ RSS_LEAK = 32 * 2**20
 # Valid calls with the plainest options, then with random ones (out= for
 # matmul, other axes and activations).
 VALID_LABELS = ("valid", "valid-options-1", "valid-options-2", "valid-options-3")
+# Valid calls of the other signatures (1-D operands of matmul, probability
+# labels of softmax_cross_entropy), with the plainest options.
+SIGNATURE_LABEL = "valid-signature-"
 
 LEAK_CASES = [
     pytest.param(case.name, label, id=f"{case.name}-{label}")
     for case in CASES
     for label in VALID_LABELS[: 4 if case.options else 1]
+    + tuple(f"{SIGNATURE_LABEL}{i}" for i in range(1, len(case.signatures)))
     + tuple(call.label for call in invalid_calls(case))
 ]
 
@@ -71,6 +75,10 @@ def find_call(name, label):
     if label in VALID_LABELS:
         option_seed = VALID_LABELS.index(label) or None
         args, kwargs = fixed_call(case, option_seed=option_seed)
+        return args, kwargs, None
+    if label.startswith(SIGNATURE_LABEL):
+        index = int(label[len(SIGNATURE_LABEL) :])
+        args, kwargs = fixed_call(case, signature_index=index)
         return args, kwargs, None
     for call in invalid_calls(case):
         if call.label == label:

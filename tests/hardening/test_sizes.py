@@ -30,7 +30,7 @@ import warnings
 
 import numpy as np
 import pytest
-from cases import BATCH, CASES, SHAPE, dimension_names
+from cases import BATCH, CASES, FULL_BATCH, SHAPE, dimension_names
 
 HUGE = 2**44
 OVERFLOWING = 2**32
@@ -58,6 +58,15 @@ def build_array(shape, dtype=np.float64):
 
 
 def shapes_for(signature, dims, shared=(), batches=None):
+    batches = batches or {}
+    # np.broadcast_shapes rejects a broadcast of 2**64 elements, which
+    # the batch scenario declares on purpose.
+    rank = max(map(len, batches.values()), default=0)
+    full = tuple(
+        max(batch[position - rank + len(batch)] if position >= rank - len(batch) else 1
+            for batch in batches.values())
+        for position in range(rank)
+    )
     shapes = []
     for index, array in enumerate(signature):
         shape = []
@@ -65,7 +74,9 @@ def shapes_for(signature, dims, shared=(), batches=None):
             if entry == SHAPE:
                 shape.extend(shared)
             elif entry == BATCH:
-                shape.extend(batches[index] if batches else ())
+                shape.extend(batches.get(index, ()))
+            elif entry == FULL_BATCH:
+                shape.extend(full)
             elif isinstance(entry, str):
                 shape.append(dims[entry])
             else:
