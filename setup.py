@@ -9,6 +9,7 @@ kernels run on one thread.
 import os
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,45 @@ def compiler_accepts(compiler, flag):
     return True
 
 
+def usable_cpus():
+    """Return the number of CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def compile_in_parallel(compiler, jobs):
+    """Make ``compiler.compile`` run up to ``jobs`` compiler processes at once.
+
+    setuptools compiles the sources of one extension one after another,
+    and mla's extension has about thirty. The replacement does what
+    ``CCompiler.compile`` does, one source per worker thread. It is left
+    out when the compiler lacks the steps it relies on.
+    """
+    steps = ("_setup_compile", "_get_cc_args", "_compile")
+    if jobs <= 1 or not all(hasattr(compiler, step) for step in steps):
+        return
+
+    def compile(sources, output_dir=None, macros=None, include_dirs=None,
+                debug=False, extra_preargs=None, extra_postargs=None,
+                depends=None):
+        macros, objects, extra_postargs, pp_opts, build = compiler._setup_compile(
+            output_dir, macros, include_dirs, sources, depends, extra_postargs
+        )
+        cc_args = compiler._get_cc_args(pp_opts, debug, extra_preargs)
+
+        def compile_one(obj):
+            source, ext = build[obj]
+            compiler._compile(obj, source, ext, cc_args, extra_postargs, pp_opts)
+
+        with ThreadPoolExecutor(jobs) as pool:
+            # list() re-raises the first compiler error.
+            list(pool.map(compile_one, [obj for obj in objects if obj in build]))
+        return objects
+
+    compiler.compile = compile
+
+
 class BuildExt(build_ext):
     """Add OpenMP when the compiler supports it, and the GCC/Clang flags."""
 
@@ -58,6 +98,7 @@ class BuildExt(build_ext):
                 ext.define_macros.append(("MLA_HAVE_OPENMP", "1"))
             else:
                 print("mla: building without OpenMP", file=sys.stderr)
+        compile_in_parallel(self.compiler, usable_cpus())
         super().build_extensions()
 
 
