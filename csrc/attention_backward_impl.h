@@ -9,6 +9,10 @@
  * recomputing P block by block from the log-sum-exp. Where Q, K or V is
  * broadcast, the problems that add into one gradient matrix form a group
  * that one thread sums in increasing order.
+ *
+ * Batches of ATTENTION_FUSED_MIN_PROBLEMS or more problems that share no
+ * gradient matrix run a fused scheme instead: one thread runs all three
+ * passes of a problem, recomputing P once per block rather than twice.
  */
 
 #ifndef MLA_ATTENTION_BACKWARD_COMMON
@@ -116,19 +120,25 @@ attention_groups(ptrdiff_t *order, ptrdiff_t *starts, ptrdiff_t *ngroups,
     *ngroups = count;
 }
 
+/*
+ * Batches of at least this many problems, none sharing a gradient matrix
+ * with another, run the fused backward (attention_problem_item), one
+ * problem per work item. Smaller batches run three passes over blocks,
+ * which recompute P twice but share one problem among threads.
+ */
+#define ATTENTION_FUSED_MIN_PROBLEMS 4
+
 #endif /* MLA_ATTENTION_BACKWARD_COMMON */
 
 /*
- * Backward, first pass: stream one query block to get its output, then
- * store each row's log-sum-exp and D = rowsum(dO * out).
+ * Stream query rows i0 .. i0 + m - 1 of problem t to get their output,
+ * then store each row's log-sum-exp and D = rowsum(dO * out).
  */
 static void
-FN(attention_lse_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
-                       ptrdiff_t item)
+FN(attention_lse_rows)(const FN(attention_job) *job, FN(attention_scratch) *s,
+                       ptrdiff_t t, ptrdiff_t i0, ptrdiff_t m)
 {
     const mla_attention_args *a = job->args;
-    ptrdiff_t t, i0, m;
-    FN(attention_query_block)(job, item, &t, &i0, &m);
     ptrdiff_t dv = a->dv;
     ACC *lse = job->lse + t * a->lq + i0;
     ACC *delta = job->delta + t * a->lq + i0;
@@ -143,6 +153,15 @@ FN(attention_lse_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
         }
         delta[r] = sum;
     }
+}
+
+static void
+FN(attention_lse_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
+                       ptrdiff_t item)
+{
+    ptrdiff_t t, i0, m;
+    FN(attention_query_block)(job, item, &t, &i0, &m);
+    FN(attention_lse_rows)(job, s, t, i0, m);
 }
 
 /*
@@ -290,6 +309,116 @@ FN(attention_q_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
 }
 
 /*
+ * Recompute the transposed blocks P^T (s->probs) and dS^T (s->grads),
+ * both n x m with row stride m, for keys j0.. and query rows i0.. of
+ * problem t, as attention_backward_block does untransposed. s->q_t and
+ * s->d_out_t hold Q_i^T and dO_i^T, (d, m) and (dv, m).
+ */
+static void
+FN(attention_backward_block_t)(const FN(attention_job) *job,
+                               FN(attention_scratch) *s, ptrdiff_t t,
+                               ptrdiff_t i0, ptrdiff_t m, ptrdiff_t j0,
+                               ptrdiff_t n)
+{
+    const mla_attention_args *a = job->args;
+    const ACC *lse = job->lse + t * a->lq + i0;
+    const ACC *delta = job->delta + t * a->lq + i0;
+    FN(mla_epilogue) score_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
+    FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
+
+    FN(mla_gemm_run)(s->probs, m, 1, job->k + a->k_offsets[t] + j0 * a->rs_k,
+                     a->rs_k, a->cs_k, s->q_t, m, 1, n, m, a->d, &score_ep,
+                     s->gemm, 1);
+    FN(attention_mask_block_t)(s->probs, m, a, t, i0, m, j0, n);
+    for (ptrdiff_t c = 0; c < n; c++) {
+        T *row = s->probs + c * m;
+        for (ptrdiff_t r = 0; r < m; r++) {
+            row[r] = (T)((ACC)row[r] - lse[r]);
+        }
+    }
+    FN(mla_exp)(s->probs, s->probs, n * m);
+
+    /* dP^T = V_j dO_i^T. */
+    FN(mla_gemm_run)(s->grads, m, 1, job->v + a->v_offsets[t] + j0 * a->rs_v,
+                     a->rs_v, a->cs_v, s->d_out_t, m, 1, n, m, a->dv,
+                     &plain_ep, s->gemm, 1);
+    for (ptrdiff_t c = 0; c < n; c++) {
+        T *grow = s->grads + c * m;
+        const T *prow = s->probs + c * m;
+        for (ptrdiff_t r = 0; r < m; r++) {
+            grow[r] = prow[r] * (T)((ACC)grow[r] - delta[r]);
+        }
+        /* A row with no allowed key had a zero output whatever V holds. */
+        for (ptrdiff_t r = 0; r < m; r++) {
+            if (lse[r] == INFINITY) {
+                grow[r] = 0;
+            }
+        }
+    }
+}
+
+/*
+ * Backward of one whole problem t on one thread, the fused scheme: for
+ * each query block, stream its output to get the log-sum-exp and D, then
+ * for each key block recompute P and dS once and add all three gradient
+ * products,
+ *
+ *     dV_j += P^T dO_i,  dK_j += scale dS^T Q_i,  dQ_i += scale dS K_j,
+ *
+ * in increasing i, then j. It runs only where no two problems share a
+ * gradient matrix, so the item owns its rows of dQ, dK and dV.
+ */
+static void
+FN(attention_problem_item)(const FN(attention_job) *job,
+                           FN(attention_scratch) *s, ptrdiff_t t)
+{
+    const mla_attention_args *a = job->args;
+    ptrdiff_t d = a->d, dv = a->dv;
+    T *grad_q = job->grad_q + job->grad_q_offsets[t];
+    T *grad_k = job->grad_k + job->grad_k_offsets[t];
+    T *grad_v = job->grad_v + job->grad_v_offsets[t];
+    const T *q = job->q + a->q_offsets[t];
+    const T *k = job->k + a->k_offsets[t];
+    const T *d_out = job->d_out + job->d_out_offsets[t];
+    FN(mla_epilogue) scaled_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
+    FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
+
+    for (ptrdiff_t i0 = 0; i0 < a->lq; i0 += ATTENTION_BLOCK_Q) {
+        ptrdiff_t m = attention_min(ATTENTION_BLOCK_Q, a->lq - i0);
+        ptrdiff_t key_end = attention_key_end(a, i0 + m);
+        const T *d_out_i = d_out + i0 * job->rs_do;
+
+        /* Fills s->q_t with Q_i^T as well. */
+        FN(attention_lse_rows)(job, s, t, i0, m);
+        for (ptrdiff_t p = 0; p < dv; p++) {
+            for (ptrdiff_t r = 0; r < m; r++) {
+                s->d_out_t[p * m + r] = d_out_i[r * job->rs_do +
+                                                p * job->cs_do];
+            }
+        }
+
+        for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_STREAM_K) {
+            ptrdiff_t n = attention_min(ATTENTION_STREAM_K, key_end - j0);
+            FN(attention_backward_block_t)(job, s, t, i0, m, j0, n);
+
+            /* P^T and dS^T are read in place, P and dS with swapped strides. */
+            FN(mla_gemm_run)(s->product, dv, 1, s->probs, m, 1, d_out_i,
+                             job->rs_do, job->cs_do, n, dv, m, &plain_ep,
+                             s->gemm, 1);
+            FN(attention_accumulate)(grad_v + j0 * dv, s->product, n * dv);
+            FN(mla_gemm_run)(s->product, d, 1, s->grads, m, 1,
+                             q + i0 * a->rs_q, a->rs_q, a->cs_q, n, d, m,
+                             &scaled_ep, s->gemm, 1);
+            FN(attention_accumulate)(grad_k + j0 * d, s->product, n * d);
+            FN(mla_gemm_run)(s->product, d, 1, s->grads, 1, m,
+                             k + j0 * a->rs_k, a->rs_k, a->cs_k, m, d, n,
+                             &scaled_ep, s->gemm, 1);
+            FN(attention_accumulate)(grad_q + i0 * d, s->product, m * d);
+        }
+    }
+}
+
+/*
  * Compute the gradients of sum(d_out * out) with respect to Q, K and V
  * for the problems of args. grad_q, grad_k and grad_v are C-contiguous arrays of
  * the shapes of Q, K and V, zero on entry. Problem t adds to the matrices
@@ -368,6 +497,16 @@ FN(mla_attention_backward)(T *grad_q, const ptrdiff_t *grad_q_offsets,
     job.kv_order = kv_order;
     job.kv_starts = kv_starts;
 
+    /*
+     * NOTE: the fused scheme shares out whole problems, so it runs on at
+     * most batch threads. The choice depends on the shapes alone, never on
+     * the thread count, so that results stay the same for every count.
+     */
+    if (q_groups == batch && kv_groups == batch &&
+        batch >= ATTENTION_FUSED_MIN_PROBLEMS) {
+        FN(attention_run)(&job, FN(attention_problem_item), batch, nthreads);
+        goto done;
+    }
     FN(attention_run)(&job, FN(attention_lse_item), batch * job.q_blocks,
                       nthreads);
     FN(attention_run)(&job, FN(attention_kv_item), kv_groups * job.k_blocks,

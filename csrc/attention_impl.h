@@ -73,7 +73,7 @@ enum {
 
 /* Byte offsets of one thread's arrays in the scratch, and its size. */
 typedef struct {
-    size_t gemm, scores, probs, grads, product, output, row, q_t;
+    size_t gemm, scores, probs, grads, product, output, row, q_t, d_out_t;
     size_t row_max, exponent, alpha, shift, block_sum, row_sum;
     size_t stride;
 } attention_layout;
@@ -135,6 +135,7 @@ typedef struct {
     T *output;    /* backward: the streamed output of a query block */
     T *row;       /* materialized: exponentials of one row of scores */
     T *q_t;       /* streaming: the query block transposed, (d, rows) */
+    T *d_out_t;   /* backward: the block of dO transposed, (dv, rows) */
     T *row_max;   /* per query row: running max of the scores */
     T *exponent;  /* per query row: old max minus new max */
     T *alpha;     /* per query row: exp(exponent) */
@@ -175,7 +176,7 @@ FN(attention_gemm_size)(const mla_attention_args *a, int mode)
     ptrdiff_t bk = attention_min(ATTENTION_BLOCK_K, a->lk);
     ptrdiff_t bs = attention_min(ATTENTION_STREAM_K, a->lk);
     ptrdiff_t d = a->d, dv = a->dv;
-    size_t sizes[7] = {0, 0, 0, 0, 0, 0, 0};
+    size_t sizes[11] = {0};
 
     if (mode == ATTENTION_MATERIALIZED) {
         sizes[0] = FN(mla_gemm_workspace)(bq, a->lk, d, 1);
@@ -192,9 +193,14 @@ FN(attention_gemm_size)(const mla_attention_args *a, int mode)
         sizes[4] = FN(mla_gemm_workspace)(bq, d, bk, 1);
         sizes[5] = FN(mla_gemm_workspace)(bq, bk, d, 1);
         sizes[6] = FN(mla_gemm_workspace)(bq, dv, bk, 1);
+        /* The fused pass (attention_problem_item). */
+        sizes[7] = FN(mla_gemm_workspace)(bs, bq, dv, 1);
+        sizes[8] = FN(mla_gemm_workspace)(bs, dv, bq, 1);
+        sizes[9] = FN(mla_gemm_workspace)(bs, d, bq, 1);
+        sizes[10] = FN(mla_gemm_workspace)(bq, d, bs, 1);
     }
     size_t largest = 0;
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 11; i++) {
         largest = sizes[i] > largest ? sizes[i] : largest;
     }
     return largest;
@@ -235,6 +241,8 @@ FN(attention_plan)(const mla_attention_args *a, int mode)
         &used, mode == ATTENTION_MATERIALIZED ? (size_t)a->lk : 0, sizeof(T));
     layout.q_t = attention_reserve(
         &used, mode == ATTENTION_MATERIALIZED ? 0 : bq * d, sizeof(T));
+    layout.d_out_t = attention_reserve(
+        &used, mode == ATTENTION_BACKWARD ? bq * dv : 0, sizeof(T));
     layout.row_max = attention_reserve(&used, bq, sizeof(T));
     layout.exponent = attention_reserve(&used, bq, sizeof(T));
     layout.alpha = attention_reserve(&used, bq, sizeof(T));
@@ -259,6 +267,7 @@ FN(attention_scratch_of)(const FN(attention_job) *job, int thread)
     s.output = (T *)(base + l->output);
     s.row = (T *)(base + l->row);
     s.q_t = (T *)(base + l->q_t);
+    s.d_out_t = (T *)(base + l->d_out_t);
     s.row_max = (T *)(base + l->row_max);
     s.exponent = (T *)(base + l->exponent);
     s.alpha = (T *)(base + l->alpha);
@@ -401,8 +410,8 @@ FN(attention_mask_block)(T *s, ptrdiff_t ld, const mla_attention_args *a,
 
 /*
  * Set to -inf the scores that the mask or the causal rule forbid, in the
- * transposed n x m block s_t (row stride ld) whose element (c, r) is the
- * score of query i0 + r and key j0 + c of problem t.
+ * transposed n x m block s_t (row stride ld) of problem t. Its element
+ * (c, r) is the score of query i0 + r and key j0 + c.
  */
 static void
 FN(attention_mask_block_t)(T *s_t, ptrdiff_t ld, const mla_attention_args *a,
@@ -446,10 +455,10 @@ FN(attention_mask_block_t)(T *s_t, ptrdiff_t ld, const mla_attention_args *a,
  * with no allowed key.
  *
  * Each key block of n keys is computed transposed, S^T (n, m) =
- * scale K_j Q_i^T, so that both products read their operands in place:
- * K_j by rows, Q_i^T from a copy made once per call, P^T as P read with
- * swapped strides and V_j by rows. The per-query reductions then run down
- * the columns of S^T, a vector of queries at a time.
+ * scale K_j Q_i^T, so that both products read their operands in place.
+ * They read K_j and V_j by rows, Q_i^T from a copy made once per call, and
+ * P as the block of P^T with swapped strides. The per-query reductions
+ * then run down the columns of S^T, a vector of queries at a time.
  *
  * For each key block: the new row max M' = max(M, rowmax S), NaN
  * sticking; P = exp(S - M'); alpha = exp(M - M'); the running sum
