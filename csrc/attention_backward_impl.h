@@ -390,12 +390,8 @@ FN(attention_problem_item)(const FN(attention_job) *job,
 
         /* Fills s->q_t with Q_i^T as well. */
         FN(attention_lse_rows)(job, s, t, i0, m);
-        for (ptrdiff_t p = 0; p < dv; p++) {
-            for (ptrdiff_t r = 0; r < m; r++) {
-                s->d_out_t[p * m + r] = d_out_i[r * job->rs_do +
-                                                p * job->cs_do];
-            }
-        }
+        FN(attention_transpose)(s->d_out_t, d_out_i, job->rs_do, job->cs_do,
+                                m, dv);
 
         for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_STREAM_K) {
             ptrdiff_t n = attention_min(ATTENTION_STREAM_K, key_end - j0);

@@ -448,6 +448,19 @@ FN(attention_mask_block_t)(T *s_t, ptrdiff_t ld, const mla_attention_args *a,
     }
 }
 
+/* Copy the m x d block x (strides rs, cs) into x_t (d, m), row by row of x. */
+static void
+FN(attention_transpose)(T *x_t, const T *x, ptrdiff_t rs, ptrdiff_t cs,
+                        ptrdiff_t m, ptrdiff_t d)
+{
+    for (ptrdiff_t r = 0; r < m; r++) {
+        const T *row = x + r * rs;
+        for (ptrdiff_t p = 0; p < d; p++) {
+            x_t[p * m + r] = row[p * cs];
+        }
+    }
+}
+
 /*
  * Stream the keys of problem t through query rows i0 .. i0 + m - 1.
  * o (m, dv), row stride ld_o, receives the output rows. lse, if not NULL,
@@ -481,17 +494,10 @@ FN(attention_stream_rows)(T *o, ptrdiff_t ld_o, ACC *lse,
     ptrdiff_t d = a->d, dv = a->dv;
     ptrdiff_t key_end = attention_key_end(a, i0 + m);
 
-    for (ptrdiff_t p = 0; p < d; p++) {
-        for (ptrdiff_t r = 0; r < m; r++) {
-            s->q_t[p * m + r] = q[r * a->rs_q + p * a->cs_q];
-        }
-    }
+    FN(attention_transpose)(s->q_t, q, a->rs_q, a->cs_q, m, d);
     for (ptrdiff_t r = 0; r < m; r++) {
         s->row_max[r] = (T)-INFINITY;
         s->row_sum[r] = 0;
-        for (ptrdiff_t c = 0; c < dv; c++) {
-            o[r * ld_o + c] = 0;
-        }
     }
 
     for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_STREAM_K) {
@@ -519,18 +525,24 @@ FN(attention_stream_rows)(T *o, ptrdiff_t ld_o, ACC *lse,
                             s->block_sum, m);
         FN(attention_exp)(s->alpha, s->exponent, m);
 
-        /* Rescale the running sums and outputs, then add this block. */
-        FN(mla_gemm_run)(s->product, dv, 1, s->scores, 1, m, v + j0 * a->rs_v,
-                         a->rs_v, a->cs_v, m, dv, n, &plain_ep, s->gemm, 1);
+        /*
+         * Rescale the running sums and outputs, then add this block. Only
+         * rows whose max grew have alpha != 1, and the first block writes
+         * o without reading it.
+         */
         for (ptrdiff_t r = 0; r < m; r++) {
-            const T *pv = s->product + r * dv;
-            T *orow = o + r * ld_o;
             T alpha = s->alpha[r];
+            T *orow = o + r * ld_o;
             s->row_sum[r] = alpha * s->row_sum[r] + s->block_sum[r];
-            for (ptrdiff_t c = 0; c < dv; c++) {
-                orow[c] = alpha * orow[c] + pv[c];
+            if (j0 > 0 && alpha != 1) {
+                for (ptrdiff_t c = 0; c < dv; c++) {
+                    orow[c] = alpha * orow[c];
+                }
             }
         }
+        FN(mla_gemm_run_update)(o, ld_o, 1, s->scores, 1, m, v + j0 * a->rs_v,
+                                a->rs_v, a->cs_v, m, dv, n, j0 > 0 ? 1 : 0,
+                                &plain_ep, s->gemm, 1);
     }
 
     for (ptrdiff_t r = 0; r < m; r++) {
