@@ -312,17 +312,19 @@ FN(attention_q_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
  * Recompute the transposed blocks P^T (s->probs) and dS^T (s->grads),
  * both n x m with row stride m, for keys j0.. and query rows i0.. of
  * problem t, as attention_backward_block does untransposed. s->q_t and
- * s->d_out_t hold Q_i^T and dO_i^T, (d, m) and (dv, m).
+ * s->d_out_t hold Q_i^T and dO_i^T, (d, m) and (dv, m). lse and delta
+ * are the rows' log-sum-exp and D rounded to T. A row whose unrounded
+ * log-sum-exp is +inf has no allowed key.
  */
 static void
 FN(attention_backward_block_t)(const FN(attention_job) *job,
                                FN(attention_scratch) *s, ptrdiff_t t,
                                ptrdiff_t i0, ptrdiff_t m, ptrdiff_t j0,
-                               ptrdiff_t n)
+                               ptrdiff_t n, const T *lse, const T *delta)
 {
     const mla_attention_args *a = job->args;
-    const ACC *lse = job->lse + t * a->lq + i0;
-    const ACC *delta = job->delta + t * a->lq + i0;
+    const FN(mla_vector_kernels) *vk = FN(mla_select_vector_kernels)();
+    const ACC *row_lse = job->lse + t * a->lq + i0;
     FN(mla_epilogue) score_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
     FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
 
@@ -330,13 +332,11 @@ FN(attention_backward_block_t)(const FN(attention_job) *job,
                      a->rs_k, a->cs_k, s->q_t, m, 1, n, m, a->d, &score_ep,
                      s->gemm, 1);
     FN(attention_mask_block_t)(s->probs, m, a, t, i0, m, j0, n);
-    for (ptrdiff_t c = 0; c < n; c++) {
-        T *row = s->probs + c * m;
-        for (ptrdiff_t r = 0; r < m; r++) {
-            row[r] = (T)((ACC)row[r] - lse[r]);
-        }
+    /* P = exp(S - lse); block_sum receives sums that nothing reads. */
+    for (ptrdiff_t r = 0; r < m; r++) {
+        s->block_sum[r] = 0;
     }
-    FN(mla_exp)(s->probs, s->probs, n * m);
+    vk->exp_sum_columns(s->probs, s->probs, m, n, lse, s->block_sum, m);
 
     /* dP^T = V_j dO_i^T. */
     FN(mla_gemm_run)(s->grads, m, 1, job->v + a->v_offsets[t] + j0 * a->rs_v,
@@ -346,11 +346,11 @@ FN(attention_backward_block_t)(const FN(attention_job) *job,
         T *grow = s->grads + c * m;
         const T *prow = s->probs + c * m;
         for (ptrdiff_t r = 0; r < m; r++) {
-            grow[r] = prow[r] * (T)((ACC)grow[r] - delta[r]);
+            grow[r] = prow[r] * (grow[r] - delta[r]);
         }
         /* A row with no allowed key had a zero output whatever V holds. */
         for (ptrdiff_t r = 0; r < m; r++) {
-            if (lse[r] == INFINITY) {
+            if (row_lse[r] == INFINITY) {
                 grow[r] = 0;
             }
         }
@@ -390,26 +390,33 @@ FN(attention_problem_item)(const FN(attention_job) *job,
 
         /* Fills s->q_t with Q_i^T as well. */
         FN(attention_lse_rows)(job, s, t, i0, m);
+        T *lse = s->shift, *delta = s->alpha;
+        for (ptrdiff_t r = 0; r < m; r++) {
+            lse[r] = (T)job->lse[t * a->lq + i0 + r];
+            delta[r] = (T)job->delta[t * a->lq + i0 + r];
+        }
         FN(attention_transpose)(s->d_out_t, d_out_i, job->rs_do, job->cs_do,
                                 m, dv);
 
         for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_STREAM_K) {
             ptrdiff_t n = attention_min(ATTENTION_STREAM_K, key_end - j0);
-            FN(attention_backward_block_t)(job, s, t, i0, m, j0, n);
+            FN(attention_backward_block_t)(job, s, t, i0, m, j0, n, lse,
+                                           delta);
 
-            /* P^T and dS^T are read in place, P and dS with swapped strides. */
-            FN(mla_gemm_run)(s->product, dv, 1, s->probs, m, 1, d_out_i,
-                             job->rs_do, job->cs_do, n, dv, m, &plain_ep,
-                             s->gemm, 1);
-            FN(attention_accumulate)(grad_v + j0 * dv, s->product, n * dv);
-            FN(mla_gemm_run)(s->product, d, 1, s->grads, m, 1,
-                             q + i0 * a->rs_q, a->rs_q, a->cs_q, n, d, m,
-                             &scaled_ep, s->gemm, 1);
-            FN(attention_accumulate)(grad_k + j0 * d, s->product, n * d);
-            FN(mla_gemm_run)(s->product, d, 1, s->grads, 1, m,
-                             k + j0 * a->rs_k, a->rs_k, a->cs_k, m, d, n,
-                             &scaled_ep, s->gemm, 1);
-            FN(attention_accumulate)(grad_q + i0 * d, s->product, m * d);
+            /*
+             * P^T and dS^T are read in place, P and dS with swapped
+             * strides. The gradients are zero on entry, and each product
+             * adds into them.
+             */
+            FN(mla_gemm_run_update)(grad_v + j0 * dv, dv, 1, s->probs, m, 1,
+                                    d_out_i, job->rs_do, job->cs_do, n, dv, m,
+                                    1, &plain_ep, s->gemm, 1);
+            FN(mla_gemm_run_update)(grad_k + j0 * d, d, 1, s->grads, m, 1,
+                                    q + i0 * a->rs_q, a->rs_q, a->cs_q, n, d,
+                                    m, 1, &scaled_ep, s->gemm, 1);
+            FN(mla_gemm_run_update)(grad_q + i0 * d, d, 1, s->grads, 1, m,
+                                    k + j0 * a->rs_k, a->rs_k, a->cs_k, m, d,
+                                    n, 1, &scaled_ep, s->gemm, 1);
         }
     }
 }
