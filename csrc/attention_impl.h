@@ -25,11 +25,12 @@
  *   which recomputes P block by block from each row's log-sum-exp.
  *
  * Work items (a block of query rows, or of keys, of one problem or group
- * of problems) are shared among OpenMP threads. Each item is computed by
- * one thread, in an order fixed by the item alone, and no two items write
- * the same element, so results are identical for every thread count.
- * Every product goes through mla_gemm_run on one thread, and every
- * exponential through attention_exp.
+ * of problems, or a whole problem in the fused backward) are shared among
+ * OpenMP threads. Each item is computed by one thread, in an order fixed
+ * by the item alone, and no two items write the same element, so results
+ * are identical for every thread count. Every product goes through
+ * mla_gemm_run or mla_gemm_run_update on one thread, and every
+ * exponential through the vectorized exp of vecmath.h.
  *
  * With causal set, key blocks entirely above the diagonal are skipped.
  * Within the blocks that remain, a key that a query may not attend still
@@ -116,8 +117,8 @@ attention_threads(ptrdiff_t items, double work)
 
 /*
  * y[i] = exp(x[i]) for i < n, through the vectorized exp of the SIMD level
- * chosen at import (within 2 ulp of the C library). Every exponential of
- * this file goes through here, and x and y never overlap.
+ * chosen at import (within 2 ulp of the C library). The column kernels of
+ * vecmath.h use the same exp.
  */
 static void
 FN(attention_exp)(T *y, const T *x, ptrdiff_t n)
