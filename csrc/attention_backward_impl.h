@@ -358,10 +358,10 @@ FN(attention_backward_block_t)(const FN(attention_job) *job,
 }
 
 /*
- * Backward of one whole problem t on one thread, the fused scheme: for
- * each query block, stream its output to get the log-sum-exp and D, then
- * for each key block recompute P and dS once and add all three gradient
- * products,
+ * Compute the gradients of one whole problem t on one thread, the fused
+ * scheme. For each query block it streams the output to get the
+ * log-sum-exp and D. Then for each key block it recomputes P and dS once
+ * and adds all three gradient products,
  *
  *     dV_j += P^T dO_i,  dK_j += scale dS^T Q_i,  dQ_i += scale dS K_j,
  *
