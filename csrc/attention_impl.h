@@ -43,22 +43,17 @@
 #define MLA_ATTENTION_COMMON
 
 /*
- * Query rows per work item, and keys per block of the backward pass: 256
- * in float32 and 128 in float64, so that a block of scores takes 96 KiB
- * in either type. The scores and their exponentials then fit together in
- * an L2 cache of 256 KiB or more. 96 is the GEMM's row block (MLA_MC) and
- * a multiple of every micro-kernel's MR, and the key blocks are multiples
- * of every NR.
+ * Query rows per work item. 96 is the GEMM's row block (MLA_MC) and a
+ * multiple of every micro-kernel's MR and NR.
  */
 #define ATTENTION_BLOCK_Q 96
-#define ATTENTION_BLOCK_K ((ptrdiff_t)(1024 / sizeof(T)))
 
 /*
- * Keys per block of the streaming pass. A 96 x 96 block of scores takes
- * 36 KiB in float32, and with d and dv up to 96 both of its float32
- * products stay at or below 96^3 multiply-adds, which the GEMM runs
- * without packing. 96 is a multiple of every MR and NR, so no tile of
- * either product is an edge tile.
+ * Keys per block of the streaming and backward passes. A 96 x 96 block of
+ * scores takes 36 KiB in float32, and with d and dv up to 96 every float32
+ * product of a block stays at or below 96^3 multiply-adds, which the GEMM
+ * runs without packing. 96 is a multiple of every MR and NR, so no tile of
+ * a full block is an edge tile.
  */
 #define ATTENTION_STREAM_K 96
 
@@ -74,7 +69,7 @@ enum {
 
 /* Byte offsets of one thread's arrays in the scratch, and its size. */
 typedef struct {
-    size_t gemm, scores, probs, grads, product, output, row, q_t, d_out_t;
+    size_t gemm, scores, probs, grads, output, row, q_t, d_out_t;
     size_t row_max, exponent, alpha, shift, block_sum, row_sum;
     size_t stride;
 } attention_layout;
@@ -129,18 +124,18 @@ FN(attention_exp)(T *y, const T *x, ptrdiff_t n)
 /* One thread's scratch arrays (sizes in FN(attention_plan)). */
 typedef struct {
     T *gemm;      /* GEMM workspace */
-    T *scores;    /* block of scores, then scores minus the row shift */
-    T *probs;     /* exponentials of the block */
-    T *grads;     /* backward: dP, then dS, of the block */
-    T *product;   /* a GEMM result before it is added to an accumulator */
+    T *scores;    /* streaming: S^T of a block, then its exponentials */
+    T *probs;     /* backward: P^T of a block */
+    T *grads;     /* backward: dP^T, then dS^T, of a block */
     T *output;    /* backward: the streamed output of a query block */
     T *row;       /* materialized: exponentials of one row of scores */
-    T *q_t;       /* streaming: the query block transposed, (d, rows) */
+    T *q_t;       /* the query block transposed, (d, rows) */
     T *d_out_t;   /* backward: the block of dO transposed, (dv, rows) */
     T *row_max;   /* per query row: running max of the scores */
     T *exponent;  /* per query row: old max minus new max */
-    T *alpha;     /* per query row: exp(exponent) */
-    T *shift;     /* per query row: the max subtracted before exp */
+    T *alpha;     /* per query row: exp(exponent); backward: D */
+    T *shift;     /* per query row: the max subtracted before exp; backward:
+                     the log-sum-exp */
     T *block_sum; /* per query row: sum of exponentials of one key block */
     ACC *row_sum; /* per query row: running sum of exponentials */
 } FN(attention_scratch);
@@ -174,10 +169,9 @@ static size_t
 FN(attention_gemm_size)(const mla_attention_args *a, int mode)
 {
     ptrdiff_t bq = attention_min(ATTENTION_BLOCK_Q, a->lq);
-    ptrdiff_t bk = attention_min(ATTENTION_BLOCK_K, a->lk);
     ptrdiff_t bs = attention_min(ATTENTION_STREAM_K, a->lk);
     ptrdiff_t d = a->d, dv = a->dv;
-    size_t sizes[11] = {0};
+    size_t sizes[6] = {0};
 
     if (mode == ATTENTION_MATERIALIZED) {
         sizes[0] = FN(mla_gemm_workspace)(bq, a->lk, d, 1);
@@ -189,19 +183,14 @@ FN(attention_gemm_size)(const mla_attention_args *a, int mode)
         sizes[1] = FN(mla_gemm_workspace)(bq, dv, bs, 1);
     }
     if (mode == ATTENTION_BACKWARD) {
-        sizes[2] = FN(mla_gemm_workspace)(bq, bk, dv, 1);
-        sizes[3] = FN(mla_gemm_workspace)(bk, dv > d ? dv : d, bq, 1);
-        sizes[4] = FN(mla_gemm_workspace)(bq, d, bk, 1);
-        sizes[5] = FN(mla_gemm_workspace)(bq, bk, d, 1);
-        sizes[6] = FN(mla_gemm_workspace)(bq, dv, bk, 1);
-        /* The fused pass (attention_problem_item). */
-        sizes[7] = FN(mla_gemm_workspace)(bs, bq, dv, 1);
-        sizes[8] = FN(mla_gemm_workspace)(bs, dv, bq, 1);
-        sizes[9] = FN(mla_gemm_workspace)(bs, d, bq, 1);
-        sizes[10] = FN(mla_gemm_workspace)(bq, d, bs, 1);
+        /* attention_backward_block_t and the three gradient products. */
+        sizes[2] = FN(mla_gemm_workspace)(bs, bq, dv, 1);
+        sizes[3] = FN(mla_gemm_workspace)(bs, dv, bq, 1);
+        sizes[4] = FN(mla_gemm_workspace)(bs, d, bq, 1);
+        sizes[5] = FN(mla_gemm_workspace)(bq, d, bs, 1);
     }
     size_t largest = 0;
-    for (int i = 0; i < 11; i++) {
+    for (int i = 0; i < 6; i++) {
         largest = sizes[i] > largest ? sizes[i] : largest;
     }
     return largest;
@@ -212,22 +201,12 @@ static attention_layout
 FN(attention_plan)(const mla_attention_args *a, int mode)
 {
     size_t bq = (size_t)attention_min(ATTENTION_BLOCK_Q, a->lq);
-    size_t bk = (size_t)attention_min(ATTENTION_BLOCK_K, a->lk);
     size_t bs = (size_t)attention_min(ATTENTION_STREAM_K, a->lk);
     size_t d = (size_t)a->d, dv = (size_t)a->dv;
-    size_t block = 0;
-    size_t product = bq * dv;
+    size_t block = mode == ATTENTION_MATERIALIZED ? 0 : bq * bs;
     attention_layout layout;
     size_t used = 0;
 
-    if (mode == ATTENTION_STREAMING) {
-        block = bq * bs;
-    }
-    if (mode == ATTENTION_BACKWARD) {
-        size_t widest = (bq > bk ? bq : bk) * (d > dv ? d : dv);
-        product = widest > product ? widest : product;
-        block = bq * (bk > bs ? bk : bs);
-    }
     layout.gemm = attention_reserve(&used, FN(attention_gemm_size)(a, mode),
                                     sizeof(T));
     layout.scores = attention_reserve(&used, block, sizeof(T));
@@ -235,7 +214,6 @@ FN(attention_plan)(const mla_attention_args *a, int mode)
         &used, mode == ATTENTION_BACKWARD ? block : 0, sizeof(T));
     layout.grads = attention_reserve(
         &used, mode == ATTENTION_BACKWARD ? block : 0, sizeof(T));
-    layout.product = attention_reserve(&used, product, sizeof(T));
     layout.output = attention_reserve(
         &used, mode == ATTENTION_BACKWARD ? bq * dv : 0, sizeof(T));
     layout.row = attention_reserve(
@@ -264,7 +242,6 @@ FN(attention_scratch_of)(const FN(attention_job) *job, int thread)
     s.scores = (T *)(base + l->scores);
     s.probs = (T *)(base + l->probs);
     s.grads = (T *)(base + l->grads);
-    s.product = (T *)(base + l->product);
     s.output = (T *)(base + l->output);
     s.row = (T *)(base + l->row);
     s.q_t = (T *)(base + l->q_t);
