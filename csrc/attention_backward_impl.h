@@ -171,8 +171,8 @@ FN(attention_lse_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
  *
  *     P = exp(scale Q_i K_j^T - lse),  dP = dO_i V_j^T,  dS = P (dP - D).
  *
- * s->q_t and s->d_out_t hold Q_i^T and dO_i^T, (d, m) and (dv, m). lse and delta
- * are the rows' log-sum-exp and D rounded to T. A row whose unrounded
+ * s->q_t and s->d_out_t hold Q_i^T and dO_i^T, (d, m) and (dv, m). lse
+ * and delta are the rows' log-sum-exp and D rounded to T. A row whose unrounded
  * log-sum-exp is +inf has no allowed key.
  */
 static void
@@ -275,7 +275,7 @@ FN(attention_kv_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
             FN(attention_backward_block_t)(job, s, t, i0, m, j0, n, s->shift,
                                            s->alpha);
 
-            /* The gradients are zero on entry; each product adds to them. */
+            /* The gradients start at zero, and each product adds to them. */
             FN(mla_gemm_run_update)(grad_v, dv, 1, s->probs, m, 1,
                                     d_out + i0 * job->rs_do, job->rs_do,
                                     job->cs_do, n, dv, m, 1, &plain_ep,

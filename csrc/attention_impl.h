@@ -52,8 +52,8 @@
  * Keys per block of the streaming and backward passes. A 96 x 96 block of
  * scores takes 36 KiB in float32, and with d and dv up to 96 every float32
  * product of a block stays at or below 96^3 multiply-adds, which the GEMM
- * runs without packing. 96 is a multiple of every MR and NR, so no tile of
- * a full block is an edge tile.
+ * runs without packing (GEMM_DIRECT_MAX_WORK in gemm_impl.h). 96 is a
+ * multiple of every MR and NR, so no tile of a full block is an edge tile.
  */
 #define ATTENTION_STREAM_K 96
 
