@@ -172,8 +172,8 @@ FN(attention_lse_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
  *     P = exp(scale Q_i K_j^T - lse),  dP = dO_i V_j^T,  dS = P (dP - D).
  *
  * s->q_t and s->d_out_t hold Q_i^T and dO_i^T, (d, m) and (dv, m). lse
- * and delta are the rows' log-sum-exp and D rounded to T. A row whose unrounded
- * log-sum-exp is +inf has no allowed key.
+ * and delta are the rows' log-sum-exp and D rounded to T. A row whose
+ * unrounded log-sum-exp is +inf has no allowed key.
  */
 static void
 FN(attention_backward_block_t)(const FN(attention_job) *job,
