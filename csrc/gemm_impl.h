@@ -1242,23 +1242,6 @@ FN(mla_gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
                  0, &kd, work, nthreads);
 }
 
-/*
- * mla_gemm_run that adds to what C contains: C = alpha * A B + beta * C,
- * then the bias and activation. beta == 0 never reads C, so it equals
- * mla_gemm_run.
- */
-void
-FN(mla_gemm_run_update)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
-                        ptrdiff_t rs_a, ptrdiff_t cs_a, const T *b,
-                        ptrdiff_t rs_b, ptrdiff_t cs_b, ptrdiff_t m,
-                        ptrdiff_t n, ptrdiff_t k, T beta,
-                        const FN(mla_epilogue) *ep, T *work, int nthreads)
-{
-    FN(ukernel_desc) kd = FN(select_ukernel)();
-    FN(gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, beta,
-                 ep, 0, &kd, work, nthreads);
-}
-
 /* Allocate the scratch of one product and run it. */
 static mla_status
 FN(gemm_alloc_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
@@ -1305,6 +1288,23 @@ FN(mla_gemm_update)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
 {
     return FN(gemm_alloc_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m,
                               n, k, beta, ep, 0);
+}
+
+/*
+ * mla_gemm_run that adds to what C contains: C = alpha * A B + beta * C,
+ * then the bias and activation. beta == 0 never reads C, so it equals
+ * mla_gemm_run.
+ */
+void
+FN(mla_gemm_run_update)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
+                        ptrdiff_t rs_a, ptrdiff_t cs_a, const T *b,
+                        ptrdiff_t rs_b, ptrdiff_t cs_b, ptrdiff_t m,
+                        ptrdiff_t n, ptrdiff_t k, T beta,
+                        const FN(mla_epilogue) *ep, T *work, int nthreads)
+{
+    FN(ukernel_desc) kd = FN(select_ukernel)();
+    FN(gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, beta,
+                 ep, 0, &kd, work, nthreads);
 }
 
 /*
