@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "mla.h"
+#include "vecmath.h"
 
 #ifdef MLA_HAVE_OPENMP
 #include <omp.h>

@@ -9,6 +9,10 @@
  * recomputing P block by block from the log-sum-exp. Where Q, K or V is
  * broadcast, the problems that add into one gradient matrix form a group
  * that one thread sums in increasing order.
+ *
+ * Batches of ATTENTION_FUSED_MIN_PROBLEMS or more problems that share no
+ * gradient matrix run a fused scheme instead: one thread runs all three
+ * passes of a problem, recomputing P once per block rather than twice.
  */
 
 #ifndef MLA_ATTENTION_BACKWARD_COMMON
@@ -116,19 +120,25 @@ attention_groups(ptrdiff_t *order, ptrdiff_t *starts, ptrdiff_t *ngroups,
     *ngroups = count;
 }
 
+/*
+ * Batches of at least this many problems, none sharing a gradient matrix
+ * with another, run the fused backward (attention_problem_item), one
+ * problem per work item. Smaller batches run three passes over blocks,
+ * which recompute P twice but share one problem among threads.
+ */
+#define ATTENTION_FUSED_MIN_PROBLEMS 4
+
 #endif /* MLA_ATTENTION_BACKWARD_COMMON */
 
 /*
- * Backward, first pass: stream one query block to get its output, then
- * store each row's log-sum-exp and D = rowsum(dO * out).
+ * Stream query rows i0 .. i0 + m - 1 of problem t to get their output,
+ * then store each row's log-sum-exp and D = rowsum(dO * out).
  */
 static void
-FN(attention_lse_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
-                       ptrdiff_t item)
+FN(attention_lse_rows)(const FN(attention_job) *job, FN(attention_scratch) *s,
+                       ptrdiff_t t, ptrdiff_t i0, ptrdiff_t m)
 {
     const mla_attention_args *a = job->args;
-    ptrdiff_t t, i0, m;
-    FN(attention_query_block)(job, item, &t, &i0, &m);
     ptrdiff_t dv = a->dv;
     ACC *lse = job->lse + t * a->lq + i0;
     ACC *delta = job->delta + t * a->lq + i0;
@@ -145,74 +155,94 @@ FN(attention_lse_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
     }
 }
 
+static void
+FN(attention_lse_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
+                       ptrdiff_t item)
+{
+    ptrdiff_t t, i0, m;
+    FN(attention_query_block)(job, item, &t, &i0, &m);
+    FN(attention_lse_rows)(job, s, t, i0, m);
+}
+
 /*
- * Recompute P (s->probs) and dS (s->grads), both m x n with row stride n,
- * for query rows i0.. and keys j0.. of problem t:
+ * Recompute the transposed blocks P^T (s->probs) and dS^T (s->grads),
+ * both n x m with row stride m, for keys j0.. and query rows i0.. of
+ * problem t:
  *
  *     P = exp(scale Q_i K_j^T - lse),  dP = dO_i V_j^T,  dS = P (dP - D).
  *
- * A row with no allowed key has lse = +inf, so P = 0. Its dS is set to 0
- * outright, because its output was zero whatever V holds.
+ * s->q_t and s->d_out_t hold Q_i^T and dO_i^T, (d, m) and (dv, m). lse
+ * and delta are the rows' log-sum-exp and D rounded to T. A row whose
+ * unrounded log-sum-exp is +inf has no allowed key.
  */
 static void
-FN(attention_backward_block)(const FN(attention_job) *job,
-                             FN(attention_scratch) *s, ptrdiff_t t,
-                             ptrdiff_t i0, ptrdiff_t m, ptrdiff_t j0,
-                             ptrdiff_t n)
+FN(attention_backward_block_t)(const FN(attention_job) *job,
+                               FN(attention_scratch) *s, ptrdiff_t t,
+                               ptrdiff_t i0, ptrdiff_t m, ptrdiff_t j0,
+                               ptrdiff_t n, const T *lse, const T *delta)
 {
     const mla_attention_args *a = job->args;
-    const ACC *lse = job->lse + t * a->lq + i0;
-    const ACC *delta = job->delta + t * a->lq + i0;
+    const FN(mla_vector_kernels) *vk = FN(mla_select_vector_kernels)();
+    const ACC *row_lse = job->lse + t * a->lq + i0;
     FN(mla_epilogue) score_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
     FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
 
-    FN(mla_gemm_run)(s->scores, n, 1, job->q + a->q_offsets[t] + i0 * a->rs_q,
-                     a->rs_q, a->cs_q,
-                     job->k + a->k_offsets[t] + j0 * a->rs_k, a->cs_k,
-                     a->rs_k, m, n, a->d, &score_ep, s->gemm, 1);
-    FN(attention_mask_block)(s->scores, n, a, t, i0, m, j0, n);
+    FN(mla_gemm_run)(s->probs, m, 1, job->k + a->k_offsets[t] + j0 * a->rs_k,
+                     a->rs_k, a->cs_k, s->q_t, m, 1, n, m, a->d, &score_ep,
+                     s->gemm, 1);
+    FN(attention_mask_block_t)(s->probs, m, a, t, i0, m, j0, n);
+    /* P = exp(S - lse); block_sum receives sums that nothing reads. */
     for (ptrdiff_t r = 0; r < m; r++) {
-        T *row = s->scores + r * n;
-        for (ptrdiff_t c = 0; c < n; c++) {
-            row[c] = (T)((ACC)row[c] - lse[r]);
-        }
+        s->block_sum[r] = 0;
     }
-    FN(attention_exp)(s->probs, s->scores, m * n);
+    vk->exp_sum_columns(s->probs, s->probs, m, n, lse, s->block_sum, m);
 
-    /* dP = dO_i V_j^T, with V^T read through swapped strides. */
-    FN(mla_gemm_run)(s->grads, n, 1,
-                     job->d_out + job->d_out_offsets[t] + i0 * job->rs_do,
-                     job->rs_do, job->cs_do,
-                     job->v + a->v_offsets[t] + j0 * a->rs_v, a->cs_v,
-                     a->rs_v, m, n, a->dv, &plain_ep, s->gemm, 1);
-    for (ptrdiff_t r = 0; r < m; r++) {
-        T *grow = s->grads + r * n;
-        const T *prow = s->probs + r * n;
-        if (lse[r] == INFINITY) {
-            for (ptrdiff_t c = 0; c < n; c++) {
-                grow[c] = 0;
+    /* dP^T = V_j dO_i^T. */
+    FN(mla_gemm_run)(s->grads, m, 1, job->v + a->v_offsets[t] + j0 * a->rs_v,
+                     a->rs_v, a->cs_v, s->d_out_t, m, 1, n, m, a->dv,
+                     &plain_ep, s->gemm, 1);
+    for (ptrdiff_t c = 0; c < n; c++) {
+        T *grow = s->grads + c * m;
+        const T *prow = s->probs + c * m;
+        for (ptrdiff_t r = 0; r < m; r++) {
+            grow[r] = prow[r] * (grow[r] - delta[r]);
+        }
+        /* A row with no allowed key had a zero output whatever V holds. */
+        for (ptrdiff_t r = 0; r < m; r++) {
+            if (row_lse[r] == INFINITY) {
+                grow[r] = 0;
             }
-            continue;
         }
-        for (ptrdiff_t c = 0; c < n; c++) {
-            grow[c] = prow[c] * (T)((ACC)grow[c] - delta[r]);
-        }
-    }
-}
-
-/* target[i] += x[i] for i < n. */
-static void
-FN(attention_accumulate)(T *target, const T *x, ptrdiff_t n)
-{
-    for (ptrdiff_t i = 0; i < n; i++) {
-        target[i] += x[i];
     }
 }
 
 /*
- * Backward, second pass: rows j0.. of dK and dV for one key block and one
- * group of problems, summed over the group's problems and then the query
- * blocks, in increasing order:
+ * Prepare query rows i0 .. i0 + m - 1 of problem t for
+ * attention_backward_block_t: Q_i^T in s->q_t, dO_i^T in s->d_out_t, and
+ * the rows' log-sum-exp and D rounded to T in s->shift and s->alpha.
+ */
+static void
+FN(attention_backward_rows)(const FN(attention_job) *job,
+                            FN(attention_scratch) *s, ptrdiff_t t,
+                            ptrdiff_t i0, ptrdiff_t m)
+{
+    const mla_attention_args *a = job->args;
+    const T *q = job->q + a->q_offsets[t] + i0 * a->rs_q;
+    const T *d_out = job->d_out + job->d_out_offsets[t] + i0 * job->rs_do;
+
+    FN(attention_transpose)(s->q_t, q, a->rs_q, a->cs_q, m, a->d);
+    FN(attention_transpose)(s->d_out_t, d_out, job->rs_do, job->cs_do, m,
+                            a->dv);
+    for (ptrdiff_t r = 0; r < m; r++) {
+        s->shift[r] = (T)job->lse[t * a->lq + i0 + r];
+        s->alpha[r] = (T)job->delta[t * a->lq + i0 + r];
+    }
+}
+
+/*
+ * Backward, second pass of the block scheme: rows j0.. of dK and dV for
+ * one key block and one group of problems, summed over the group's
+ * problems and then the query blocks, in increasing order:
  *
  *     dV_j += P^T dO_i,  dK_j += scale dS^T Q_i.
  */
@@ -222,8 +252,8 @@ FN(attention_kv_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
 {
     const mla_attention_args *a = job->args;
     ptrdiff_t group = item / job->k_blocks;
-    ptrdiff_t j0 = item % job->k_blocks * ATTENTION_BLOCK_K;
-    ptrdiff_t n = attention_min(ATTENTION_BLOCK_K, a->lk - j0);
+    ptrdiff_t j0 = item % job->k_blocks * ATTENTION_STREAM_K;
+    ptrdiff_t n = attention_min(ATTENTION_STREAM_K, a->lk - j0);
     ptrdiff_t d = a->d, dv = a->dv;
     /* Under the causal rule, key j0 is first attended by row j0. */
     ptrdiff_t first_block = a->causal ? j0 / ATTENTION_BLOCK_Q : 0;
@@ -241,25 +271,26 @@ FN(attention_kv_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
         for (ptrdiff_t block = first_block; block < job->q_blocks; block++) {
             ptrdiff_t i0 = block * ATTENTION_BLOCK_Q;
             ptrdiff_t m = attention_min(ATTENTION_BLOCK_Q, a->lq - i0);
-            FN(attention_backward_block)(job, s, t, i0, m, j0, n);
+            FN(attention_backward_rows)(job, s, t, i0, m);
+            FN(attention_backward_block_t)(job, s, t, i0, m, j0, n, s->shift,
+                                           s->alpha);
 
-            /* P^T and dS^T are the blocks read with swapped strides. */
-            FN(mla_gemm_run)(s->product, dv, 1, s->probs, 1, n,
-                             d_out + i0 * job->rs_do, job->rs_do, job->cs_do,
-                             n, dv, m, &plain_ep, s->gemm, 1);
-            FN(attention_accumulate)(grad_v, s->product, n * dv);
-            FN(mla_gemm_run)(s->product, d, 1, s->grads, 1, n,
-                             q + i0 * a->rs_q, a->rs_q, a->cs_q, n, d, m,
-                             &scaled_ep, s->gemm, 1);
-            FN(attention_accumulate)(grad_k, s->product, n * d);
+            /* The gradients start at zero, and each product adds to them. */
+            FN(mla_gemm_run_update)(grad_v, dv, 1, s->probs, m, 1,
+                                    d_out + i0 * job->rs_do, job->rs_do,
+                                    job->cs_do, n, dv, m, 1, &plain_ep,
+                                    s->gemm, 1);
+            FN(mla_gemm_run_update)(grad_k, d, 1, s->grads, m, 1,
+                                    q + i0 * a->rs_q, a->rs_q, a->cs_q, n, d,
+                                    m, 1, &scaled_ep, s->gemm, 1);
         }
     }
 }
 
 /*
- * Backward, third pass: rows i0.. of dQ for one query block and one group
- * of problems, summed over the group's problems and then the key blocks,
- * in increasing order: dQ_i += scale dS K_j.
+ * Backward, third pass of the block scheme: rows i0.. of dQ for one query
+ * block and one group of problems, summed over the group's problems and
+ * then the key blocks, in increasing order: dQ_i += scale dS K_j.
  */
 static void
 FN(attention_q_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
@@ -278,13 +309,72 @@ FN(attention_q_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
         T *grad_q = job->grad_q + job->grad_q_offsets[t] + i0 * d;
         const T *k = job->k + a->k_offsets[t];
 
-        for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_BLOCK_K) {
-            ptrdiff_t n = attention_min(ATTENTION_BLOCK_K, key_end - j0);
-            FN(attention_backward_block)(job, s, t, i0, m, j0, n);
-            FN(mla_gemm_run)(s->product, d, 1, s->grads, n, 1,
-                             k + j0 * a->rs_k, a->rs_k, a->cs_k, m, d, n,
-                             &scaled_ep, s->gemm, 1);
-            FN(attention_accumulate)(grad_q, s->product, m * d);
+        FN(attention_backward_rows)(job, s, t, i0, m);
+        for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_STREAM_K) {
+            ptrdiff_t n = attention_min(ATTENTION_STREAM_K, key_end - j0);
+            FN(attention_backward_block_t)(job, s, t, i0, m, j0, n, s->shift,
+                                           s->alpha);
+            /* dS is the block of dS^T read with swapped strides. */
+            FN(mla_gemm_run_update)(grad_q, d, 1, s->grads, 1, m,
+                                    k + j0 * a->rs_k, a->rs_k, a->cs_k, m, d,
+                                    n, 1, &scaled_ep, s->gemm, 1);
+        }
+    }
+}
+
+/*
+ * Compute the gradients of one whole problem t on one thread, the fused
+ * scheme. For each query block it streams the output to get the
+ * log-sum-exp and D. Then for each key block it recomputes P and dS once
+ * and adds all three gradient products,
+ *
+ *     dV_j += P^T dO_i,  dK_j += scale dS^T Q_i,  dQ_i += scale dS K_j,
+ *
+ * in increasing i, then j. It runs only where no two problems share a
+ * gradient matrix, so the item owns its rows of dQ, dK and dV.
+ */
+static void
+FN(attention_problem_item)(const FN(attention_job) *job,
+                           FN(attention_scratch) *s, ptrdiff_t t)
+{
+    const mla_attention_args *a = job->args;
+    ptrdiff_t d = a->d, dv = a->dv;
+    T *grad_q = job->grad_q + job->grad_q_offsets[t];
+    T *grad_k = job->grad_k + job->grad_k_offsets[t];
+    T *grad_v = job->grad_v + job->grad_v_offsets[t];
+    const T *q = job->q + a->q_offsets[t];
+    const T *k = job->k + a->k_offsets[t];
+    const T *d_out = job->d_out + job->d_out_offsets[t];
+    FN(mla_epilogue) scaled_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
+    FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
+
+    for (ptrdiff_t i0 = 0; i0 < a->lq; i0 += ATTENTION_BLOCK_Q) {
+        ptrdiff_t m = attention_min(ATTENTION_BLOCK_Q, a->lq - i0);
+        ptrdiff_t key_end = attention_key_end(a, i0 + m);
+        const T *d_out_i = d_out + i0 * job->rs_do;
+
+        FN(attention_lse_rows)(job, s, t, i0, m);
+        FN(attention_backward_rows)(job, s, t, i0, m);
+
+        for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_STREAM_K) {
+            ptrdiff_t n = attention_min(ATTENTION_STREAM_K, key_end - j0);
+            FN(attention_backward_block_t)(job, s, t, i0, m, j0, n, s->shift,
+                                           s->alpha);
+
+            /*
+             * P^T and dS^T are read in place, P and dS with swapped
+             * strides. The gradients are zero on entry, and each product
+             * adds into them.
+             */
+            FN(mla_gemm_run_update)(grad_v + j0 * dv, dv, 1, s->probs, m, 1,
+                                    d_out_i, job->rs_do, job->cs_do, n, dv, m,
+                                    1, &plain_ep, s->gemm, 1);
+            FN(mla_gemm_run_update)(grad_k + j0 * d, d, 1, s->grads, m, 1,
+                                    q + i0 * a->rs_q, a->rs_q, a->cs_q, n, d,
+                                    m, 1, &scaled_ep, s->gemm, 1);
+            FN(mla_gemm_run_update)(grad_q + i0 * d, d, 1, s->grads, 1, m,
+                                    k + j0 * a->rs_k, a->rs_k, a->cs_k, m, d,
+                                    n, 1, &scaled_ep, s->gemm, 1);
         }
     }
 }
@@ -335,7 +425,7 @@ FN(mla_attention_backward)(T *grad_q, const ptrdiff_t *grad_q_offsets,
     job.grad_k_offsets = grad_k_offsets;
     job.grad_v_offsets = grad_v_offsets;
     job.q_blocks = (lq + ATTENTION_BLOCK_Q - 1) / ATTENTION_BLOCK_Q;
-    job.k_blocks = (lk + ATTENTION_BLOCK_K - 1) / ATTENTION_BLOCK_K;
+    job.k_blocks = (lk + ATTENTION_STREAM_K - 1) / ATTENTION_STREAM_K;
 
     ACC *rows = mla_alloc(2 * (size_t)batch * (size_t)lq, sizeof(ACC));
     ptrdiff_t *index = mla_alloc(6 * (size_t)batch + 2, sizeof(ptrdiff_t));
@@ -368,6 +458,16 @@ FN(mla_attention_backward)(T *grad_q, const ptrdiff_t *grad_q_offsets,
     job.kv_order = kv_order;
     job.kv_starts = kv_starts;
 
+    /*
+     * NOTE: the fused scheme shares out whole problems, so it runs on at
+     * most batch threads. The choice depends on the shapes alone, never on
+     * the thread count, so that results stay the same for every count.
+     */
+    if (q_groups == batch && kv_groups == batch &&
+        batch >= ATTENTION_FUSED_MIN_PROBLEMS) {
+        FN(attention_run)(&job, FN(attention_problem_item), batch, nthreads);
+        goto done;
+    }
     FN(attention_run)(&job, FN(attention_lse_item), batch * job.q_blocks,
                       nthreads);
     FN(attention_run)(&job, FN(attention_kv_item), kv_groups * job.k_blocks,

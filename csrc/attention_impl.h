@@ -25,11 +25,12 @@
  *   which recomputes P block by block from each row's log-sum-exp.
  *
  * Work items (a block of query rows, or of keys, of one problem or group
- * of problems) are shared among OpenMP threads. Each item is computed by
- * one thread, in an order fixed by the item alone, and no two items write
- * the same element, so results are identical for every thread count.
- * Every product goes through mla_gemm_run on one thread, and every
- * exponential through attention_exp.
+ * of problems, or a whole problem in the fused backward) are shared among
+ * OpenMP threads. Each item is computed by one thread, in an order fixed
+ * by the item alone, and no two items write the same element, so results
+ * are identical for every thread count. Every product goes through
+ * mla_gemm_run or mla_gemm_run_update on one thread, and every
+ * exponential through the vectorized exp of vecmath.h.
  *
  * With causal set, key blocks entirely above the diagonal are skipped.
  * Within the blocks that remain, a key that a query may not attend still
@@ -42,16 +43,19 @@
 #define MLA_ATTENTION_COMMON
 
 /*
- * Query rows per work item, and keys per streamed block: 256 in float32
- * and 128 in float64, so that a block of scores takes 96 KiB in either
- * type. The scores and their exponentials then fit together in an L2
- * cache of 256 KiB or more. In float32 on one Zen 3 core, key blocks of
- * 256 ran about 10% faster than blocks of 128. 96 is the GEMM's row
- * block (MLA_MC) and a multiple of every micro-kernel's MR, and the key
- * blocks are multiples of every NR.
+ * Query rows per work item. 96 is the GEMM's row block (MLA_MC) and a
+ * multiple of every micro-kernel's MR and NR.
  */
 #define ATTENTION_BLOCK_Q 96
-#define ATTENTION_BLOCK_K ((ptrdiff_t)(1024 / sizeof(T)))
+
+/*
+ * Keys per block of the streaming and backward passes. A 96 x 96 block of
+ * scores takes 36 KiB in float32, and with d and dv up to 96 every float32
+ * product of a block stays at or below 96^3 multiply-adds, which the GEMM
+ * runs without packing (GEMM_DIRECT_MAX_WORK in gemm_impl.h). 96 is a
+ * multiple of every MR and NR, so no tile of a full block is an edge tile.
+ */
+#define ATTENTION_STREAM_K 96
 
 /* Independent accumulators of the row reductions. */
 #define ATTENTION_LANES 8
@@ -65,8 +69,8 @@ enum {
 
 /* Byte offsets of one thread's arrays in the scratch, and its size. */
 typedef struct {
-    size_t gemm, scores, probs, grads, product, output, row;
-    size_t row_max, exponent, alpha, row_sum;
+    size_t gemm, scores, probs, grads, output, row, q_t, d_out_t;
+    size_t row_max, exponent, alpha, shift, block_sum, row_sum;
     size_t stride;
 } attention_layout;
 
@@ -108,8 +112,8 @@ attention_threads(ptrdiff_t items, double work)
 
 /*
  * y[i] = exp(x[i]) for i < n, through the vectorized exp of the SIMD level
- * chosen at import (within 2 ulp of the C library). Every exponential of
- * this file goes through here, and x and y never overlap.
+ * chosen at import (within 2 ulp of the C library). The column kernels of
+ * vecmath.h use the same exp.
  */
 static void
 FN(attention_exp)(T *y, const T *x, ptrdiff_t n)
@@ -120,15 +124,19 @@ FN(attention_exp)(T *y, const T *x, ptrdiff_t n)
 /* One thread's scratch arrays (sizes in FN(attention_plan)). */
 typedef struct {
     T *gemm;      /* GEMM workspace */
-    T *scores;    /* block of scores, then scores minus the row shift */
-    T *probs;     /* exponentials of the block */
-    T *grads;     /* backward: dP, then dS, of the block */
-    T *product;   /* a GEMM result before it is added to an accumulator */
+    T *scores;    /* streaming: S^T of a block, then its exponentials */
+    T *probs;     /* backward: P^T of a block */
+    T *grads;     /* backward: dP^T, then dS^T, of a block */
     T *output;    /* backward: the streamed output of a query block */
     T *row;       /* materialized: exponentials of one row of scores */
+    T *q_t;       /* the query block transposed, (d, rows) */
+    T *d_out_t;   /* backward: the block of dO transposed, (dv, rows) */
     T *row_max;   /* per query row: running max of the scores */
     T *exponent;  /* per query row: old max minus new max */
-    T *alpha;     /* per query row: exp(exponent) */
+    T *alpha;     /* per query row: exp(exponent); backward: D */
+    T *shift;     /* per query row: the max subtracted before exp; backward:
+                     the log-sum-exp */
+    T *block_sum; /* per query row: sum of exponentials of one key block */
     ACC *row_sum; /* per query row: running sum of exponentials */
 } FN(attention_scratch);
 
@@ -161,25 +169,28 @@ static size_t
 FN(attention_gemm_size)(const mla_attention_args *a, int mode)
 {
     ptrdiff_t bq = attention_min(ATTENTION_BLOCK_Q, a->lq);
-    ptrdiff_t bk = attention_min(ATTENTION_BLOCK_K, a->lk);
+    ptrdiff_t bs = attention_min(ATTENTION_STREAM_K, a->lk);
     ptrdiff_t d = a->d, dv = a->dv;
-    size_t sizes[5] = {0, 0, 0, 0, 0};
+    size_t sizes[6] = {0};
 
     if (mode == ATTENTION_MATERIALIZED) {
         sizes[0] = FN(mla_gemm_workspace)(bq, a->lk, d, 1);
         sizes[1] = FN(mla_gemm_workspace)(bq, dv, a->lk, 1);
     }
     else {
-        sizes[0] = FN(mla_gemm_workspace)(bq, bk, d, 1);
-        sizes[1] = FN(mla_gemm_workspace)(bq, dv, bk, 1);
+        /* The streaming pass, which the backward pass runs first. */
+        sizes[0] = FN(mla_gemm_workspace)(bs, bq, d, 1);
+        sizes[1] = FN(mla_gemm_workspace)(bq, dv, bs, 1);
     }
     if (mode == ATTENTION_BACKWARD) {
-        sizes[2] = FN(mla_gemm_workspace)(bq, bk, dv, 1);
-        sizes[3] = FN(mla_gemm_workspace)(bk, dv > d ? dv : d, bq, 1);
-        sizes[4] = FN(mla_gemm_workspace)(bq, d, bk, 1);
+        /* attention_backward_block_t and the three gradient products. */
+        sizes[2] = FN(mla_gemm_workspace)(bs, bq, dv, 1);
+        sizes[3] = FN(mla_gemm_workspace)(bs, dv, bq, 1);
+        sizes[4] = FN(mla_gemm_workspace)(bs, d, bq, 1);
+        sizes[5] = FN(mla_gemm_workspace)(bq, d, bs, 1);
     }
     size_t largest = 0;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         largest = sizes[i] > largest ? sizes[i] : largest;
     }
     return largest;
@@ -190,31 +201,32 @@ static attention_layout
 FN(attention_plan)(const mla_attention_args *a, int mode)
 {
     size_t bq = (size_t)attention_min(ATTENTION_BLOCK_Q, a->lq);
-    size_t bk = (size_t)attention_min(ATTENTION_BLOCK_K, a->lk);
+    size_t bs = (size_t)attention_min(ATTENTION_STREAM_K, a->lk);
     size_t d = (size_t)a->d, dv = (size_t)a->dv;
-    size_t block = mode == ATTENTION_MATERIALIZED ? 0 : bq * bk;
-    size_t product = bq * dv;
+    size_t block = mode == ATTENTION_MATERIALIZED ? 0 : bq * bs;
     attention_layout layout;
     size_t used = 0;
 
-    if (mode == ATTENTION_BACKWARD) {
-        size_t widest = (bq > bk ? bq : bk) * (d > dv ? d : dv);
-        product = widest > product ? widest : product;
-    }
     layout.gemm = attention_reserve(&used, FN(attention_gemm_size)(a, mode),
                                     sizeof(T));
     layout.scores = attention_reserve(&used, block, sizeof(T));
-    layout.probs = attention_reserve(&used, block, sizeof(T));
+    layout.probs = attention_reserve(
+        &used, mode == ATTENTION_BACKWARD ? block : 0, sizeof(T));
     layout.grads = attention_reserve(
         &used, mode == ATTENTION_BACKWARD ? block : 0, sizeof(T));
-    layout.product = attention_reserve(&used, product, sizeof(T));
     layout.output = attention_reserve(
         &used, mode == ATTENTION_BACKWARD ? bq * dv : 0, sizeof(T));
     layout.row = attention_reserve(
         &used, mode == ATTENTION_MATERIALIZED ? (size_t)a->lk : 0, sizeof(T));
+    layout.q_t = attention_reserve(
+        &used, mode == ATTENTION_MATERIALIZED ? 0 : bq * d, sizeof(T));
+    layout.d_out_t = attention_reserve(
+        &used, mode == ATTENTION_BACKWARD ? bq * dv : 0, sizeof(T));
     layout.row_max = attention_reserve(&used, bq, sizeof(T));
     layout.exponent = attention_reserve(&used, bq, sizeof(T));
     layout.alpha = attention_reserve(&used, bq, sizeof(T));
+    layout.shift = attention_reserve(&used, bq, sizeof(T));
+    layout.block_sum = attention_reserve(&used, bq, sizeof(T));
     layout.row_sum = attention_reserve(&used, bq, sizeof(ACC));
     layout.stride = used;
     return layout;
@@ -230,12 +242,15 @@ FN(attention_scratch_of)(const FN(attention_job) *job, int thread)
     s.scores = (T *)(base + l->scores);
     s.probs = (T *)(base + l->probs);
     s.grads = (T *)(base + l->grads);
-    s.product = (T *)(base + l->product);
     s.output = (T *)(base + l->output);
     s.row = (T *)(base + l->row);
+    s.q_t = (T *)(base + l->q_t);
+    s.d_out_t = (T *)(base + l->d_out_t);
     s.row_max = (T *)(base + l->row_max);
     s.exponent = (T *)(base + l->exponent);
     s.alpha = (T *)(base + l->alpha);
+    s.shift = (T *)(base + l->shift);
+    s.block_sum = (T *)(base + l->block_sum);
     s.row_sum = (ACC *)(base + l->row_sum);
     return s;
 }
@@ -372,15 +387,74 @@ FN(attention_mask_block)(T *s, ptrdiff_t ld, const mla_attention_args *a,
 }
 
 /*
+ * Set to -inf the scores that the mask or the causal rule forbid, in the
+ * transposed n x m block s_t (row stride ld) of problem t. Its element
+ * (c, r) is the score of query i0 + r and key j0 + c.
+ */
+static void
+FN(attention_mask_block_t)(T *s_t, ptrdiff_t ld, const mla_attention_args *a,
+                           ptrdiff_t t, ptrdiff_t i0, ptrdiff_t m,
+                           ptrdiff_t j0, ptrdiff_t n)
+{
+    const unsigned char *mask =
+        a->mask == NULL ? NULL : a->mask + a->mask_offsets[t];
+    /* A causal block whose last key is at or before its first row is open. */
+    int causal = a->causal && j0 + n - 1 > i0;
+
+    if (mask == NULL && !causal) {
+        return;
+    }
+    for (ptrdiff_t c = 0; c < n; c++) {
+        T *row = s_t + c * ld;
+        ptrdiff_t j = j0 + c;
+        if (mask != NULL) {
+            const unsigned char *allowed =
+                mask + i0 * a->rs_mask + j * a->cs_mask;
+            for (ptrdiff_t r = 0; r < m; r++) {
+                if (!allowed[r * a->rs_mask]) {
+                    row[r] = (T)-INFINITY;
+                }
+            }
+        }
+        if (causal) {
+            /* Query i0 + r may attend key j while j <= i0 + r. */
+            ptrdiff_t end = attention_min(j - i0, m);
+            for (ptrdiff_t r = 0; r < end; r++) {
+                row[r] = (T)-INFINITY;
+            }
+        }
+    }
+}
+
+/* Copy the m x d block x (strides rs, cs) into x_t (d, m), row by row of x. */
+static void
+FN(attention_transpose)(T *x_t, const T *x, ptrdiff_t rs, ptrdiff_t cs,
+                        ptrdiff_t m, ptrdiff_t d)
+{
+    for (ptrdiff_t r = 0; r < m; r++) {
+        const T *row = x + r * rs;
+        for (ptrdiff_t p = 0; p < d; p++) {
+            x_t[p * m + r] = row[p * cs];
+        }
+    }
+}
+
+/*
  * Stream the keys of problem t through query rows i0 .. i0 + m - 1.
  * o (m, dv), row stride ld_o, receives the output rows. lse, if not NULL,
  * receives each row's log-sum-exp of the allowed scores, +inf for a row
  * with no allowed key.
  *
- * For each key block: scores S (m, n) = scale Q_i K_j^T, masked; the new
- * row max M' = max(M, rowmax S); P = exp(S - M'); alpha = exp(M - M');
- * the running sum l = alpha l + rowsum P and the output o = alpha o + P V_j.
- * At the end o / l is the softmax-weighted output.
+ * Each key block of n keys is computed transposed, S^T (n, m) =
+ * scale K_j Q_i^T, so that both products read their operands in place.
+ * They read K_j and V_j by rows, Q_i^T from a copy made once per call, and
+ * P as the block of P^T with swapped strides. The per-query reductions
+ * then run down the columns of S^T, a vector of queries at a time.
+ *
+ * For each key block: the new row max M' = max(M, rowmax S), NaN
+ * sticking; P = exp(S - M'); alpha = exp(M - M'); the running sum
+ * l = alpha l + rowsum P and the output o = alpha o + P V_j. At the end
+ * o / l is the softmax-weighted output.
  */
 static void
 FN(attention_stream_rows)(T *o, ptrdiff_t ld_o, ACC *lse,
@@ -389,69 +463,70 @@ FN(attention_stream_rows)(T *o, ptrdiff_t ld_o, ACC *lse,
                           ptrdiff_t m)
 {
     const mla_attention_args *a = job->args;
+    const FN(mla_vector_kernels) *vk = FN(mla_select_vector_kernels)();
     const T *q = job->q + a->q_offsets[t] + i0 * a->rs_q;
     const T *k = job->k + a->k_offsets[t];
     const T *v = job->v + a->v_offsets[t];
     FN(mla_epilogue) score_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
     FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
-    ptrdiff_t dv = a->dv;
+    ptrdiff_t d = a->d, dv = a->dv;
     ptrdiff_t key_end = attention_key_end(a, i0 + m);
 
+    FN(attention_transpose)(s->q_t, q, a->rs_q, a->cs_q, m, d);
     for (ptrdiff_t r = 0; r < m; r++) {
         s->row_max[r] = (T)-INFINITY;
         s->row_sum[r] = 0;
-        for (ptrdiff_t c = 0; c < dv; c++) {
-            o[r * ld_o + c] = 0;
-        }
     }
 
-    for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_BLOCK_K) {
-        ptrdiff_t n = attention_min(ATTENTION_BLOCK_K, key_end - j0);
+    for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_STREAM_K) {
+        ptrdiff_t n = attention_min(ATTENTION_STREAM_K, key_end - j0);
 
-        /* Scores of the block; K^T is K read with its strides swapped. */
-        FN(mla_gemm_run)(s->scores, n, 1, q, a->rs_q, a->cs_q,
-                         k + j0 * a->rs_k, a->cs_k, a->rs_k, m, n, a->d,
-                         &score_ep, s->gemm, 1);
-        FN(attention_mask_block)(s->scores, n, a, t, i0, m, j0, n);
+        FN(mla_gemm_run)(s->scores, m, 1, k + j0 * a->rs_k, a->rs_k, a->cs_k,
+                         s->q_t, m, 1, n, m, d, &score_ep, s->gemm, 1);
+        FN(attention_mask_block_t)(s->scores, m, a, t, i0, m, j0, n);
 
         /*
          * Shift each row by its new max. A row with no allowed key so far
          * is shifted by 0, so that its exponentials stay exp(-inf) = 0.
          */
         for (ptrdiff_t r = 0; r < m; r++) {
-            T *row = s->scores + r * n;
-            T old_max = s->row_max[r];
-            T new_max = FN(attention_row_max)(row, n, old_max);
-            T shift = new_max == (T)-INFINITY ? 0 : new_max;
-            s->exponent[r] = old_max == new_max ? 0 : old_max - new_max;
-            s->row_max[r] = new_max;
-            for (ptrdiff_t c = 0; c < n; c++) {
-                row[c] -= shift;
-            }
+            s->exponent[r] = s->row_max[r];
         }
-        FN(attention_exp)(s->probs, s->scores, m * n);
+        vk->max_columns(s->row_max, s->scores, m, n, m);
+        for (ptrdiff_t r = 0; r < m; r++) {
+            T old_max = s->exponent[r], new_max = s->row_max[r];
+            s->shift[r] = new_max == (T)-INFINITY ? 0 : new_max;
+            s->exponent[r] = old_max == new_max ? 0 : old_max - new_max;
+            s->block_sum[r] = 0;
+        }
+        vk->exp_sum_columns(s->scores, s->scores, m, n, s->shift,
+                            s->block_sum, m);
         FN(attention_exp)(s->alpha, s->exponent, m);
 
-        /* Rescale the running sums and outputs, then add this block. */
-        FN(mla_gemm_run)(s->product, dv, 1, s->probs, n, 1, v + j0 * a->rs_v,
-                         a->rs_v, a->cs_v, m, dv, n, &plain_ep, s->gemm, 1);
+        /*
+         * Rescale the running sums and outputs, then add this block. Only
+         * rows whose max grew have alpha != 1, and the first block writes
+         * o without reading it.
+         */
         for (ptrdiff_t r = 0; r < m; r++) {
-            const T *p = s->probs + r * n;
-            const T *pv = s->product + r * dv;
-            T *orow = o + r * ld_o;
             T alpha = s->alpha[r];
-            s->row_sum[r] = alpha * s->row_sum[r] +
-                            FN(attention_row_sum)(p, n);
-            for (ptrdiff_t c = 0; c < dv; c++) {
-                orow[c] = alpha * orow[c] + pv[c];
+            T *orow = o + r * ld_o;
+            s->row_sum[r] = alpha * s->row_sum[r] + s->block_sum[r];
+            if (j0 > 0 && alpha != 1) {
+                for (ptrdiff_t c = 0; c < dv; c++) {
+                    orow[c] = alpha * orow[c];
+                }
             }
         }
+        FN(mla_gemm_run_update)(o, ld_o, 1, s->scores, 1, m, v + j0 * a->rs_v,
+                                a->rs_v, a->cs_v, m, dv, n, j0 > 0 ? 1 : 0,
+                                &plain_ep, s->gemm, 1);
     }
 
     for (ptrdiff_t r = 0; r < m; r++) {
         T *orow = o + r * ld_o;
-        /* A row with only NaN scores has max -inf too, but a NaN sum. */
-        if (s->row_max[r] == (T)-INFINITY && s->row_sum[r] == s->row_sum[r]) {
+        /* A NaN score makes the max NaN, so -inf means no allowed key. */
+        if (s->row_max[r] == (T)-INFINITY) {
             /* No allowed key: zero output, even where V holds NaN. */
             for (ptrdiff_t c = 0; c < dv; c++) {
                 orow[c] = 0;

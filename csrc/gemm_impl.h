@@ -1306,6 +1306,23 @@ FN(mla_gemm_update)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
 }
 
 /*
+ * mla_gemm_run that adds to what C contains: C = alpha * A B + beta * C,
+ * then the bias and activation. beta == 0 never reads C, so it equals
+ * mla_gemm_run.
+ */
+void
+FN(mla_gemm_run_update)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
+                        ptrdiff_t rs_a, ptrdiff_t cs_a, const T *b,
+                        ptrdiff_t rs_b, ptrdiff_t cs_b, ptrdiff_t m,
+                        ptrdiff_t n, ptrdiff_t k, T beta,
+                        const FN(mla_epilogue) *ep, T *work, int nthreads)
+{
+    FN(ukernel_desc) kd = FN(select_ukernel)();
+    FN(gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, beta,
+                 ep, 0, &kd, work, nthreads);
+}
+
+/*
  * The lower triangle (row >= column) of C (n, n) = alpha * A (n, k) A^T +
  * beta * C, as BLAS's SYRK computes it, in about half the multiply-adds of
  * the full product; the strict upper triangle is not touched. Pass the

@@ -126,6 +126,12 @@ long mla_live_allocations(void); /* blocks of mla_alloc not yet freed */
         const T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,                           \
         ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,                                \
         const mla_epilogue_##S *epilogue, T *work, int nthreads);             \
+    void mla_gemm_run_update_##S(                                             \
+        T *c, ptrdiff_t rs_c, ptrdiff_t cs_c,                                 \
+        const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,                           \
+        const T *b, ptrdiff_t rs_b, ptrdiff_t cs_b,                           \
+        ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T beta,                        \
+        const mla_epilogue_##S *epilogue, T *work, int nthreads);             \
     mla_status mla_matmul_batched_##S(                                        \
         T *c, const ptrdiff_t *c_offsets, ptrdiff_t rs_c, ptrdiff_t cs_c,     \
         const T *a, const ptrdiff_t *a_offsets, ptrdiff_t rs_a,               \

@@ -803,10 +803,12 @@ mask=mask, causal=causal, scale=scale, return_weights=False)``. With
 The weights are recomputed block by block from each query row's
 log-sum-exp, as in FlashAttention-2, so memory beyond the gradients is two
 numbers per query row, a few per batch entry and a block of scores per
-thread. A gradient is
-summed over the dimensions along which its input was broadcast, so dQ,
-dK and dV have the shapes of Q, K and V; the sums run in a fixed order,
-and results do not depend on the thread count. Rows with no key to attend
+thread. With four or more batch entries along which none of Q, K and V
+broadcast, each entry runs whole on one thread, so such a call uses at
+most one thread per entry. A gradient is summed over the dimensions
+along which its input was broadcast, so dQ, dK and dV have the shapes of
+Q, K and V; the sums run in a fixed order, and results do not depend on
+the thread count. Rows with no key to attend
 to contribute nothing. The mask and scale are constants: they get no
 gradient.
 

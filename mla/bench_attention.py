@@ -12,6 +12,14 @@ the causal mask, against
   ``(1, 8, L, d)``: PyTorch's fused CPU kernel takes 4-D input only, and
   3-D input falls back to a composite that stores the scores.
 
+A backward row follows each forward row. It times
+``mla.scaled_dot_product_attention_backward`` against the NumPy
+composite ``mla.reference.scaled_dot_product_attention_backward``, which
+stores several ``(8, L, L)`` arrays, and PyTorch autograd through
+``scaled_dot_product_attention``. PyTorch's time includes the forward pass
+that autograd needs. mla's backward runs a streaming forward pass of its
+own, so both times include one.
+
 It prints the median time of each, the ratios NumPy / mla and torch / mla
 (above 1: mla is faster) and the peak memory of one call of each.
 
@@ -129,7 +137,7 @@ def _format_ratio(numerator, denominator):
 
 
 def _implementations(torch, with_reference):
-    """Return ``{name: call(Q, K, V, causal)}`` of each timed implementation."""
+    """Return ``{name: call(Q, K, V, causal)}`` of each timed forward."""
 
     def mla_call(Q, K, V, causal):
         return mla.scaled_dot_product_attention(
@@ -156,6 +164,68 @@ def _implementations(torch, with_reference):
     return calls
 
 
+def _backward_implementations(torch, with_reference):
+    """Return ``{name: call(Q, K, V, d_output, causal)}`` of each timed backward."""
+
+    def mla_call(Q, K, V, d_output, causal):
+        return mla.scaled_dot_product_attention_backward(
+            Q, K, V, d_output, causal=causal
+        )
+
+    calls = {"mla": mla_call}
+    if with_reference:
+
+        def numpy_call(Q, K, V, d_output, causal):
+            return reference.scaled_dot_product_attention_backward(
+                Q, K, V, d_output, causal=causal
+            )
+
+        calls["numpy"] = numpy_call
+    if torch is not None:
+
+        def torch_call(Q, K, V, d_output, causal):
+            inputs = [x.detach().requires_grad_() for x in (Q, K, V)]
+            output = torch.nn.functional.scaled_dot_product_attention(
+                *inputs, is_causal=causal
+            )
+            return torch.autograd.grad(output, inputs, d_output)
+
+        calls["torch"] = torch_call
+    return calls
+
+
+def _as_arrays(result, shape):
+    """Return a result (an array or a tuple of them) as NumPy arrays of ``shape``."""
+    if isinstance(result, (tuple, list)):
+        return tuple(np.asarray(part).reshape(shape) for part in result)
+    return np.asarray(result).reshape(shape)
+
+
+def _measure_row(calls, arguments, shape, repeat, failures, case):
+    """Run each call once for its result and peak memory, then time it.
+
+    Returns ``(seconds, peaks, outputs)``, dictionaries keyed by name. A call
+    of another implementation than mla that runs out of memory gets None
+    and a line in ``failures``.
+    """
+    seconds, peaks, outputs = {}, {}, {}
+    for name, call in calls.items():
+        run = functools.partial(call, *arguments[name])
+        try:
+            output, peaks[name] = peak_memory(run)
+        except (MemoryError, RuntimeError) as error:
+            # PyTorch raises RuntimeError when an allocation fails.
+            if name == "mla":
+                raise
+            failures.append(f"{name}, {case}: {error}")
+            seconds[name] = peaks[name] = None
+            continue
+        outputs[name] = _as_arrays(output, shape)
+        del output
+        seconds[name] = suite_median_time(run, repeat)
+    return seconds, peaks, outputs
+
+
 def run_suite(shapes, dtype, repeat, torch, with_reference=True):
     """Time and measure each attention case, print the table, return agreement.
 
@@ -180,6 +250,7 @@ def run_suite(shapes, dtype, repeat, torch, with_reference=True):
         True when mla's output agreed with every other implementation.
     """
     calls = _implementations(torch, with_reference)
+    backward_calls = _backward_implementations(torch, with_reference)
     others = [name for name in calls if name != "mla"]
     memory_known = os.access(_CLEAR_REFS, os.W_OK)
 
@@ -191,7 +262,7 @@ def run_suite(shapes, dtype, repeat, torch, with_reference=True):
         print("peak MiB: growth of the peak resident memory during one call")
     else:
         print("peak MiB: unknown, /proc/self/clear_refs is not writable")
-    header = f"{'(L, d)':<12}{'causal':<8}"
+    header = f"{'(L, d)':<12}{'causal':<8}{'pass':<10}"
     header += "".join(f"{name:>10}" for name in calls)
     header += "".join(f"{name + '/mla':>11}" for name in others)
     header += "".join(f"{'MiB ' + name:>11}" for name in calls)
@@ -202,43 +273,46 @@ def run_suite(shapes, dtype, repeat, torch, with_reference=True):
     for length, depth in shapes:
         rng = np.random.default_rng(0)
         shape = (ATTENTION_HEADS, length, depth)
-        Q, K, V = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
-        arguments = {"mla": (Q, K, V), "numpy": (Q, K, V)}
+        Q, K, V, d_output = (
+            rng.standard_normal(shape).astype(dtype) for _ in range(4)
+        )
+        inputs = {"mla": (Q, K, V), "numpy": (Q, K, V)}
         if torch is not None:
-            arguments["torch"] = tuple(torch.from_numpy(a[None]) for a in (Q, K, V))
+            inputs["torch"] = tuple(torch.from_numpy(a[None]) for a in (Q, K, V))
+        d_outputs = {"mla": d_output, "numpy": d_output}
+        if torch is not None:
+            d_outputs["torch"] = torch.from_numpy(d_output[None])
 
         for causal in (False, True):
-            seconds, peaks, outputs = {}, {}, {}
-            for name, call in calls.items():
-                run = functools.partial(call, *arguments[name], causal)
-                try:
-                    output, peaks[name] = peak_memory(run)
-                except (MemoryError, RuntimeError) as error:
-                    # PyTorch raises RuntimeError when an allocation fails.
-                    if name == "mla":
-                        raise
-                    failures.append(f"{name}, ({length}, {depth}), {causal=}: {error}")
-                    seconds[name] = peaks[name] = None
-                    continue
-                outputs[name] = np.asarray(output).reshape(shape)
-                del output
-                seconds[name] = suite_median_time(run, repeat)
-
-            agree = all(
-                _results_agree(outputs["mla"], outputs[name], dtype)
-                for name in others
-                if name in outputs
+            case = f"({length}, {depth}), {causal=}"
+            rows = (
+                ("forward", calls, {n: (*inputs[n], causal) for n in calls}),
+                (
+                    "backward",
+                    backward_calls,
+                    {n: (*inputs[n], d_outputs[n], causal) for n in backward_calls},
+                ),
             )
-            all_agree = all_agree and agree
-            label = f"({length}, {depth})" + ("" if agree else " DIFFERS")
-            row = f"{label:<12}{'yes' if causal else 'no':<8}"
-            row += "".join(f"{_format_time(seconds[n]):>10}" for n in calls)
-            row += "".join(
-                f"{_format_ratio(seconds[n], seconds['mla']):>11}" for n in others
-            )
-            row += "".join(f"{_format_mib(peaks[n]):>11}" for n in calls)
-            print(row, flush=True)
-            del outputs
+            for kind, row_calls, arguments in rows:
+                seconds, peaks, outputs = _measure_row(
+                    row_calls, arguments, shape, repeat, failures, f"{kind} {case}"
+                )
+                agree = all(
+                    _results_agree(outputs["mla"], outputs[name], dtype)
+                    for name in others
+                    if name in outputs
+                )
+                all_agree = all_agree and agree
+                label = f"({length}, {depth})" + ("" if agree else " DIFFERS")
+                row = f"{label:<12}{'yes' if causal else 'no':<8}{kind:<10}"
+                row += "".join(f"{_format_time(seconds[n]):>10}" for n in row_calls)
+                row += "".join(
+                    f"{_format_ratio(seconds[n], seconds['mla']):>11}"
+                    for n in others
+                )
+                row += "".join(f"{_format_mib(peaks[n]):>11}" for n in row_calls)
+                print(row, flush=True)
+                del outputs
     for failure in failures:
         print(f"failed: {failure}")
     return all_agree

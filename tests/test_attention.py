@@ -706,13 +706,21 @@ def assert_gradients_close(Q, K, V, d_output, dtype, layout="C", **options):
         )
 
 
+# Batches of 4 or more problems without broadcasting run the fused
+# backward, one problem per work item; smaller ones run three block passes.
+BACKWARD_HEADS = {"block-passes": 2, "fused": 4}
+
+
+@pytest.mark.parametrize("scheme", list(BACKWARD_HEADS))
 @pytest.mark.parametrize("mask_kind", MASK_KINDS)
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("sizes", BLOCK_EDGE_SIZES, ids=shape_id)
-def test_attention_backward_matches_reference(sizes, dtype, causal, mask_kind, rng):
+def test_attention_backward_matches_reference(
+    sizes, dtype, causal, mask_kind, scheme, rng
+):
     Lq, Lk, d, dv = sizes
-    heads = 2
+    heads = BACKWARD_HEADS[scheme]
     Q, K, V = random_qkv(rng, (heads, Lq, d), (heads, Lk, d), (heads, Lk, dv), dtype)
     d_output = rng.standard_normal((heads, Lq, dv)).astype(dtype)
     mask = make_mask(mask_kind, rng, heads, Lq, Lk)
@@ -769,10 +777,12 @@ def attention_loss(Q, K, V, d_output, **options):
     ],
     ids=["plain", "causal", "scale-mask", "causal-mask"],
 )
-def test_attention_backward_finite_differences(options, rng):
+@pytest.mark.parametrize("scheme", list(BACKWARD_HEADS))
+def test_attention_backward_finite_differences(options, scheme, rng):
     Lq, Lk, d, dv = 110, 140, 6, 5
-    Q, K, V = random_qkv(rng, (2, Lq, d), (2, Lk, d), (2, Lk, dv))
-    d_output = rng.standard_normal((2, Lq, dv))
+    heads = BACKWARD_HEADS[scheme]
+    Q, K, V = random_qkv(rng, (heads, Lq, d), (heads, Lk, d), (heads, Lk, dv))
+    d_output = rng.standard_normal((heads, Lq, dv))
     options = dict(options)
     if options.get("mask") == "random":
         options["mask"] = rng.random((Lq, Lk)) < 0.6
@@ -833,19 +843,21 @@ def test_attention_backward_matches_torch(dtype, causal, mask_kind, rng):
         )
 
 
+@pytest.mark.parametrize("scheme", list(BACKWARD_HEADS))
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
-def test_attention_backward_masked_rows_zero(dtype, rng):
-    Q, K, V = random_qkv(rng, (100, 8), (150, 8), (150, 4), dtype)
-    d_output = rng.standard_normal((100, 4)).astype(dtype)
+def test_attention_backward_masked_rows_zero(dtype, scheme, rng):
+    heads = BACKWARD_HEADS[scheme]
+    Q, K, V = random_qkv(rng, (heads, 100, 8), (heads, 150, 8), (heads, 150, 4), dtype)
+    d_output = rng.standard_normal((heads, 100, 4)).astype(dtype)
     mask = rng.random((100, 150)) < 0.5
     mask[[3, 97]] = False
     mask[:, 10] = False
 
     dQ, dK, dV = mla.scaled_dot_product_attention_backward(Q, K, V, d_output, mask=mask)
 
-    assert np.all(dQ[[3, 97]] == 0)
-    assert np.all(dK[10] == 0)
-    assert np.all(dV[10] == 0)
+    assert np.all(dQ[:, [3, 97]] == 0)
+    assert np.all(dK[:, 10] == 0)
+    assert np.all(dV[:, 10] == 0)
     assert_gradients_close(Q, K, V, d_output, dtype, mask=mask)
 
 

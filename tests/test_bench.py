@@ -254,11 +254,15 @@ def test_bench_attention_suite_small_shapes(capsys):
     assert status == 0
     assert "attention: 8 heads, float32" in output
     rows = [line for line in output.splitlines() if line.startswith(("(4", "(130"))]
-    assert [row.split()[:3] for row in rows] == [
-        ["(4,", "8)", "no"],
-        ["(4,", "8)", "yes"],
-        ["(130,", "16)", "no"],
-        ["(130,", "16)", "yes"],
+    assert [row.split()[:4] for row in rows] == [
+        ["(4,", "8)", "no", "forward"],
+        ["(4,", "8)", "no", "backward"],
+        ["(4,", "8)", "yes", "forward"],
+        ["(4,", "8)", "yes", "backward"],
+        ["(130,", "16)", "no", "forward"],
+        ["(130,", "16)", "no", "backward"],
+        ["(130,", "16)", "yes", "forward"],
+        ["(130,", "16)", "yes", "backward"],
     ]
     assert "DIFFERS" not in output
     # The suite alone does not run the function table.
