@@ -294,8 +294,9 @@ def test_attention_batch_count_overflow_rejected():
 
 # Options of the real-model interface: masks, causal, scale, streaming.
 
-# (Lq, Lk, d, dv) around the block sizes: 96 query rows per work item, key
-# blocks of 256 (float32) or 128 (float64), and the GEMM's 256-deep slices.
+# (Lq, Lk, d, dv) around the block sizes: 96 query rows per work item, 96
+# keys per block, d and dv up to 96 for block products that the GEMM runs
+# without packing, and the GEMM's 256-deep slices.
 BLOCK_EDGE_SIZES = [
     (1, 1, 1, 1),
     (95, 257, 64, 64),
@@ -304,6 +305,8 @@ BLOCK_EDGE_SIZES = [
     (193, 127, 16, 130),
     (2, 513, 257, 8),
     (200, 3, 8, 8),
+    (98, 192, 96, 95),
+    (40, 193, 97, 96),
 ]
 
 MASK_KINDS = ("none", "random", "keys", "per_head")
