@@ -50,11 +50,15 @@ def compile_in_parallel(compiler, jobs):
 
     setuptools compiles the sources of one extension one after another,
     and mla's extension has about thirty. The replacement does what
-    ``CCompiler.compile`` does, one source per worker thread. It is left
-    out when the compiler lacks the steps it relies on.
+    ``CCompiler.compile`` does, one source per worker thread. Only the Unix
+    compiler class is changed: it implements ``_compile``, the one-source
+    step, where others (MSVC) override ``compile`` as a whole and inherit
+    an empty ``_compile``.
     """
     steps = ("_setup_compile", "_get_cc_args", "_compile")
-    if jobs <= 1 or not all(hasattr(compiler, step) for step in steps):
+    if compiler.compiler_type != "unix" or jobs <= 1:
+        return
+    if not all(hasattr(compiler, step) for step in steps):
         return
 
     def compile(sources, output_dir=None, macros=None, include_dirs=None,
