@@ -44,7 +44,6 @@ whole scheduler time slices. On such a machine, compare runs with
 
 import argparse
 import contextlib
-import importlib.util
 import math
 import os
 import statistics
@@ -55,6 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import mla
+from mla._cli import check_plot_option
 from mla import reference
 from mla.bench_training import TRAINING_CASES
 
@@ -837,14 +837,7 @@ def _parse_args(argv):
     if args.plot is not None and args.names and set(args.names) <= set(SUITES):
         parser.error("--plot draws the function table, which no named function runs")
     if args.plot is not None:
-        # Fail before the timings, not after them.
-        folder = os.path.dirname(os.path.abspath(args.plot))
-        if not os.path.isdir(folder):
-            parser.error(f"--plot: folder {folder} does not exist")
-        if importlib.util.find_spec("matplotlib") is None:
-            parser.error(
-                "--plot needs matplotlib; install it with pip install 'mla[bench]'"
-            )
+        check_plot_option(parser, args.plot, "bench")
     return args
 
 

@@ -27,7 +27,6 @@ every core reaches the same rate.
 """
 
 import argparse
-import importlib.util
 import os
 import platform
 import statistics
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import mla
+from mla._cli import check_plot_option
 from mla import _core
 from mla.bench import _thread_limits, format_seconds
 
@@ -457,13 +457,7 @@ def _parse_args(argv):
         parser.error(f"--settle must be at least 0, got {args.settle}")
 
     if args.plot is not None:
-        folder = os.path.dirname(os.path.abspath(args.plot))
-        if not os.path.isdir(folder):
-            parser.error(f"--plot: folder {folder} does not exist")
-        if importlib.util.find_spec("matplotlib") is None:
-            parser.error(
-                "--plot needs matplotlib; install it with pip install 'mla[bench]'"
-            )
+        check_plot_option(parser, args.plot, "bench")
     return args
 
 

@@ -15,13 +15,13 @@ repeatable on one machine.
 
 import argparse
 import importlib.util
-import os
 import sys
 import time
 
 import numpy as np
 
 import mla
+from mla._cli import check_plot_option
 
 __all__ = ["load_data", "main", "save_plot"]
 
@@ -160,14 +160,7 @@ def _parse_args(argv):
             "install it with pip install 'mla[train]'"
         )
     if args.plot is not None:
-        # Fail before training, not after it.
-        folder = os.path.dirname(os.path.abspath(args.plot))
-        if not os.path.isdir(folder):
-            parser.error(f"--plot: folder {folder} does not exist")
-        if importlib.util.find_spec("matplotlib") is None:
-            parser.error(
-                "--plot needs matplotlib; install it with pip install 'mla[train]'"
-            )
+        check_plot_option(parser, args.plot, "train")
     return args
 
 

@@ -95,6 +95,22 @@ def test_bench_plot_missing_folder_fails_early(capsys):
     assert "--plot: folder /nonexistent-folder does not exist" in capsys.readouterr().err
 
 
+def test_bench_plot_without_matplotlib_fails_early(tmp_path, monkeypatch, capsys):
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec_without_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib":
+            return None
+        return real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec_without_matplotlib)
+    with pytest.raises(SystemExit) as error:
+        bench.main(["softmax", "--plot", str(tmp_path / "chart.png")])
+    assert error.value.code == 2
+    message = capsys.readouterr().err
+    assert "--plot needs matplotlib; install it with pip install 'mla[bench]'" in message
+
+
 def test_bench_training_cases_exit_zero(capsys):
     status = bench.main(["MLP", "--repeat", "1", "--no-torch", "--dtype", "float32"])
     output = capsys.readouterr().out
