@@ -89,6 +89,28 @@ def kernel_level(request):
     _core._set_kernel_level(config["kernel_level"])
 
 
+@pytest.fixture(params=["generic", "avx2", "avx512", "avx512-emulated"])
+def gemm_kernel_level(request):
+    """Select one GEMM micro-kernel level for the test and restore the original after.
+
+    "avx512-emulated" runs the AVX-512 kernels' tiles compiled for AVX2, so
+    that their tile logic is tested on CPUs without AVX-512. The test is
+    skipped where the CPU lacks the level (AVX2 for the emulated one).
+    """
+    from mla import _core
+
+    config = _core._config()
+    emulated = request.param == "avx512-emulated"
+    needed = "avx2" if emulated else request.param
+    if needed not in config["supported_levels"]:
+        pytest.skip(f"this CPU does not support the {needed} level")
+    _core._set_kernel_level(needed)
+    _core._set_gemm_avx512_on_avx2(emulated)
+    yield request.param
+    _core._set_gemm_avx512_on_avx2(False)
+    _core._set_kernel_level(config["kernel_level"])
+
+
 def dtype_id(dtype):
     """Return the short name of a dtype for use in parametrize ids."""
     return np.dtype(dtype).name

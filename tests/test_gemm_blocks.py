@@ -91,21 +91,6 @@ PACKED_EDGES = [
 ]
 
 
-@pytest.fixture(params=LEVELS)
-def kernel_level(request):
-    """Run the test with one kernel level forced, then restore the default."""
-    before = _core._config()["kernel_level"]
-    if request.param == "avx512-emulated":
-        _core._set_kernel_level("avx2")
-        _core._set_gemm_avx512_on_avx2(True)
-    else:
-        _core._set_kernel_level(request.param)
-    yield request.param
-    if request.param == "avx512-emulated":
-        _core._set_gemm_avx512_on_avx2(False)
-    _core._set_kernel_level(before)
-
-
 @pytest.fixture
 def restore_threads():
     """Restore the thread count that a test changes."""
@@ -130,7 +115,7 @@ def exact_product(a, b):
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("mkn", DIRECT_EDGES + PACKED_EDGES, ids=mkn_id)
-def test_gemm_block_edges_match_reference(kernel_level, mkn, dtype, rng):
+def test_gemm_block_edges_match_reference(gemm_kernel_level, mkn, dtype, rng):
     m, k, n = mkn
     a, b = random_pair(rng, m, k, n, dtype)
     assert_close(
@@ -141,7 +126,7 @@ def test_gemm_block_edges_match_reference(kernel_level, mkn, dtype, rng):
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("mkn", [(13, 31, 29), (131, 140, 67)], ids=mkn_id)
 @pytest.mark.parametrize("layout", ["C", "F", "transposed", "negative", "strided"])
-def test_gemm_layouts_each_level(kernel_level, layout, mkn, dtype, rng):
+def test_gemm_layouts_each_level(gemm_kernel_level, layout, mkn, dtype, rng):
     # The first shape takes the direct path, the second the packed one.
     m, k, n = mkn
     a, b = random_pair(rng, m, k, n, dtype)
@@ -161,7 +146,7 @@ def test_gemm_layouts_each_level(kernel_level, layout, mkn, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
-def test_gemm_sliced_operands_each_level(kernel_level, dtype, rng):
+def test_gemm_sliced_operands_each_level(gemm_kernel_level, dtype, rng):
     # Sub-blocks of larger arrays: row strides longer than the rows.
     big_a = rng.standard_normal((300, 250)).astype(dtype)
     big_b = rng.standard_normal((260, 310)).astype(dtype)
@@ -182,7 +167,7 @@ def test_gemm_sliced_operands_each_level(kernel_level, dtype, rng):
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("m, n", [(5, 7), (130, 140)])
-def test_gemm_empty_inner_dimension_each_level(kernel_level, m, n, dtype):
+def test_gemm_empty_inner_dimension_each_level(gemm_kernel_level, m, n, dtype):
     a = np.ones((m, 0), dtype=dtype)
     b = np.ones((0, n), dtype=dtype)
     result = mla.matmul(a, b)
@@ -191,7 +176,7 @@ def test_gemm_empty_inner_dimension_each_level(kernel_level, m, n, dtype):
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
-def test_fused_dense_empty_inner_dimension(kernel_level, dtype, rng):
+def test_fused_dense_empty_inner_dimension(gemm_kernel_level, dtype, rng):
     # act(0 + b) for each row: the epilogue of an empty sum.
     x = np.ones((6, 0), dtype=dtype)
     w = np.ones((5, 0), dtype=dtype)
@@ -214,7 +199,7 @@ def test_fused_dense_empty_inner_dimension(kernel_level, dtype, rng):
     ids=str,
 )
 def test_gemm_batched_broadcasting_each_level(
-    kernel_level, a_shape, b_shape, dtype, rng
+    gemm_kernel_level, a_shape, b_shape, dtype, rng
 ):
     a = rng.standard_normal(a_shape).astype(dtype)
     b = rng.standard_normal(b_shape).astype(dtype)
@@ -226,7 +211,7 @@ def test_gemm_batched_broadcasting_each_level(
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("mkn", [(97, 257, 17), (5, 9, 3), (131, 300, 45)], ids=mkn_id)
-def test_fused_dense_block_edges_each_level(kernel_level, mkn, dtype, rng):
+def test_fused_dense_block_edges_each_level(gemm_kernel_level, mkn, dtype, rng):
     m, k, n = mkn
     x = rng.standard_normal((m, k)).astype(dtype)
     w = rng.standard_normal((n, k)).astype(dtype)
@@ -243,10 +228,10 @@ def test_fused_dense_block_edges_each_level(kernel_level, mkn, dtype, rng):
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("k", [64, 300, 800])
-def test_direct_and_packed_paths_round_alike(kernel_level, k, dtype, rng):
+def test_direct_and_packed_paths_round_alike(gemm_kernel_level, k, dtype, rng):
     # Rows 0..m of a tall product (packed path) and the same rows alone
     # (direct path) go through the same kernel arithmetic: identical bits.
-    mr = TILES[kernel_level][0]
+    mr = TILES[gemm_kernel_level][0]
     m, n = 2 * mr + 1, 9
     a = rng.standard_normal((600, k)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
@@ -283,7 +268,7 @@ def gemv_id(shape):
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("shape", GEMV_SHAPES, ids=gemv_id)
-def test_matrix_vector_forms_each_level(kernel_level, shape, dtype, rng):
+def test_matrix_vector_forms_each_level(gemm_kernel_level, shape, dtype, rng):
     # Row form (rows of A contiguous) and column form (columns contiguous),
     # reached from both sides: A @ x and y @ A.
     m, k = shape
@@ -307,7 +292,7 @@ def test_matrix_vector_forms_each_level(kernel_level, shape, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
-def test_matrix_vector_fused_dense_each_level(kernel_level, dtype, rng):
+def test_matrix_vector_fused_dense_each_level(gemm_kernel_level, dtype, rng):
     # One output unit (n == 1) and one sample (m == 1) of a dense layer,
     # with the bias and the activation applied after the product.
     x = rng.standard_normal((300, 70)).astype(dtype)
@@ -326,7 +311,7 @@ def test_matrix_vector_fused_dense_each_level(kernel_level, dtype, rng):
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("beta", [0.0, 1.0, -2.0])
-def test_matrix_vector_update(kernel_level, beta, dtype, rng):
+def test_matrix_vector_update(gemm_kernel_level, beta, dtype, rng):
     a = rng.standard_normal((300, 200)).astype(dtype)
     x = rng.standard_normal((200, 1)).astype(dtype)
     a64, x64 = a.astype(np.float64), x.astype(np.float64)
@@ -393,7 +378,7 @@ THREAD_CASES = {
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("case", sorted(THREAD_CASES))
 def test_matmul_thread_counts_identical_bytes(
-    kernel_level, case, dtype, restore_threads
+    gemm_kernel_level, case, dtype, restore_threads
 ):
     a, b = THREAD_CASES[case](np.random.default_rng(5), dtype)
     mla.set_num_threads(1)
@@ -420,7 +405,7 @@ def test_fused_dense_thread_counts_identical_bytes(dtype, restore_threads, rng):
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("mkn", [(7, 5, 9), (140, 300, 130)], ids=mkn_id)
 @pytest.mark.parametrize("alpha, beta", [(1.0, 0.0), (1.0, 1.0), (-0.5, 2.5)])
-def test_gemm_update_matches_reference(kernel_level, mkn, alpha, beta, dtype, rng):
+def test_gemm_update_matches_reference(gemm_kernel_level, mkn, alpha, beta, dtype, rng):
     m, k, n = mkn
     a, b = random_pair(rng, m, k, n, dtype)
     c = rng.standard_normal((m, n)).astype(dtype)
@@ -453,7 +438,7 @@ def test_gemm_update_strided_target(dtype, rng):
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("n, k", [(1, 3), (13, 7), (97, 300), (300, 45)])
 @pytest.mark.parametrize("beta", [0.0, 1.0, 0.5])
-def test_syrk_lower_matches_reference(kernel_level, n, k, beta, dtype, rng):
+def test_syrk_lower_matches_reference(gemm_kernel_level, n, k, beta, dtype, rng):
     a = rng.standard_normal((n, k)).astype(dtype)
     c = rng.standard_normal((n, n)).astype(dtype)
     before = c.copy()
