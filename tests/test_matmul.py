@@ -364,7 +364,10 @@ def test_matmul_infinity_and_nan(rng):
 
     result = mla.matmul(A, B)
 
-    np.testing.assert_array_equal(result, np.matmul(A, B))
+    # Some OpenBLAS kernels (SkylakeX) raise the invalid flag on inf * 0.
+    with np.errstate(invalid="ignore"):
+        expected = np.matmul(A, B)
+    np.testing.assert_array_equal(result, expected)
 
 
 # The reference matmul_loop is a Python triple loop, so its shapes stay small.
