@@ -230,7 +230,12 @@ FN(gemv_axpy_generic)(ptrdiff_t m, ptrdiff_t k, const T *a, ptrdiff_t cs_a,
 extern int mla_gemm_avx512_on_avx2;
 
 /*
- * Return the micro-kernel of the selected SIMD level and its cache blocks.
+ * Return the micro-kernel of the selected SIMD level and its cache blocks
+ * for products with n columns (0: any width). A product at most as wide as an
+ * AVX2 tile runs the AVX2 kernel on an AVX-512 CPU too: the wider tile
+ * would spend half its multiply-adds or more on padding. Each element is
+ * the same chain of fused multiply-adds on both levels, so the choice does
+ * not change the bits.
  * The blocks keep a KC x NR panel of B (16 KiB for AVX2) within a 32 KiB
  * L1 data cache and an MC x KC block of A (192 KiB for float64) within L2.
  * Those are the cache sizes of AMD Zen 3 and Intel Skylake cores. NC only
@@ -250,7 +255,7 @@ extern int mla_gemm_avx512_on_avx2;
      mla_gemv_axpy_##level##_##S}
 
 static FN(ukernel_desc)
-FN(select_ukernel)(void)
+FN(select_ukernel)(ptrdiff_t n)
 {
     FN(ukernel_desc) desc = {GENERIC_MR,
                              GENERIC_NR,
@@ -285,11 +290,13 @@ FN(select_ukernel)(void)
 #endif
     mla_level level = mla_get_level();
     if (level >= MLA_LEVEL_AVX512) {
-        desc = avx512;
+        desc = n > 1 && n <= avx2.nr ? avx2 : avx512;
     }
     else if (level >= MLA_LEVEL_AVX2) {
         desc = mla_gemm_avx512_on_avx2 ? emulated : avx2;
     }
+#else
+    (void)n;
 #endif
     return desc;
 }
@@ -1166,7 +1173,11 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
     if (FN(gemv_run)(&plan)) {
         return;
     }
-    if (plan.nthreads == 1 && FN(use_direct)(m, n, k)) {
+    /*
+     * A product one tile wide gains nothing from packed A: each panel
+     * would be read once, by the one column of tiles.
+     */
+    if (plan.nthreads == 1 && (FN(use_direct)(m, n, k) || n <= kd->nr)) {
         FN(gemm_direct)(&plan, work);
         return;
     }
@@ -1213,7 +1224,7 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
 int
 FN(mla_gemm_threads)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 {
-    FN(ukernel_desc) kd = FN(select_ukernel)();
+    FN(ukernel_desc) kd = FN(select_ukernel)(n);
     return FN(gemm_threads)(&kd, m, n, k);
 }
 
@@ -1221,7 +1232,7 @@ FN(mla_gemm_threads)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 size_t
 FN(mla_gemm_workspace)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int nthreads)
 {
-    FN(ukernel_desc) kd = FN(select_ukernel)();
+    FN(ukernel_desc) kd = FN(select_ukernel)(n);
     return FN(gemm_workspace)(&kd, m, n, k, nthreads < 1 ? 1 : nthreads);
 }
 
@@ -1237,7 +1248,7 @@ FN(mla_gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
                  ptrdiff_t cs_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                  const FN(mla_epilogue) *ep, T *work, int nthreads)
 {
-    FN(ukernel_desc) kd = FN(select_ukernel)();
+    FN(ukernel_desc) kd = FN(select_ukernel)(n);
     FN(gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, 0, ep,
                  0, &kd, work, nthreads);
 }
@@ -1251,7 +1262,7 @@ FN(mla_gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
 FN(mla_ukernel_strided)
 FN(mla_gemm_strided_kernel)(ptrdiff_t *mr, ptrdiff_t *nr)
 {
-    FN(ukernel_desc) kd = FN(select_ukernel)();
+    FN(ukernel_desc) kd = FN(select_ukernel)(0);
     *mr = kd.mr;
     *nr = kd.nr;
     return kd.strided;
@@ -1264,7 +1275,7 @@ FN(gemm_alloc_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
                    ptrdiff_t cs_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                    T beta, const FN(mla_epilogue) *ep, int lower)
 {
-    FN(ukernel_desc) kd = FN(select_ukernel)();
+    FN(ukernel_desc) kd = FN(select_ukernel)(n);
     int nthreads = FN(gemm_threads)(&kd, m, n, k);
     /* A lower triangle is half the work. */
     if (lower && nthreads > 1 &&
@@ -1317,7 +1328,7 @@ FN(mla_gemm_run_update)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a,
                         ptrdiff_t n, ptrdiff_t k, T beta,
                         const FN(mla_epilogue) *ep, T *work, int nthreads)
 {
-    FN(ukernel_desc) kd = FN(select_ukernel)();
+    FN(ukernel_desc) kd = FN(select_ukernel)(n);
     FN(gemm_run)(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, beta,
                  ep, 0, &kd, work, nthreads);
 }
@@ -1355,7 +1366,7 @@ FN(mla_matmul_batched)(T *c, const ptrdiff_t *c_offsets, ptrdiff_t rs_c,
                        ptrdiff_t cs_b, ptrdiff_t batch, ptrdiff_t m,
                        ptrdiff_t n, ptrdiff_t k)
 {
-    FN(ukernel_desc) kd = FN(select_ukernel)();
+    FN(ukernel_desc) kd = FN(select_ukernel)(n);
     int product_threads = FN(gemm_threads)(&kd, m, n, k);
     int batch_threads = 1;
 

@@ -3,8 +3,10 @@
 The product (csrc/gemm_impl.h) packs A in MC-row blocks of MR-row panels and
 B in NC-column blocks of NR-column panels, KC deep, and runs one micro-kernel
 per MR x NR tile. Products of at most 64^3 (float64) or 96^3 (float32)
-multiply-adds skip packing and run the strided twin of the kernel on the
-operands in place. The tile and block sizes of each level:
+multiply-adds, and products on one thread at most one tile wide, skip
+packing and run the strided twin of the kernel on the operands in place.
+On an AVX-512 CPU, products at most as wide as an AVX2 tile run the AVX2
+kernel. The tile and block sizes of each level:
 
 ========================  ====  ===========  ===  ===========  ====
 level                     MR    NR f32/f64   MC   KC           NC
@@ -337,6 +339,25 @@ def test_kernel_levels_agree_to_rounding(rng):
     for result in results[1:]:
         np.testing.assert_allclose(result, results[0], rtol=1e-12, atol=1e-12)
     assert _core._config()["kernel_level"] == before
+
+
+@pytest.mark.skipif("avx512" not in SUPPORTED, reason="needs an AVX-512 CPU")
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("n", [2, 8, 9, 10, 16, 17, 40])
+def test_matmul_narrow_levels_identical_bytes(n, dtype, rng):
+    # On an AVX-512 CPU a product at most as wide as an AVX2 tile runs the
+    # AVX2 kernel. Both tiles sum each element in the same order, so the
+    # two levels give the same bytes, narrow or not, direct or packed.
+    before = _core._config()["kernel_level"]
+    results = {}
+    for m, k in [(50, 30), (256, 128), (300, 700)]:
+        a = rng.standard_normal((m, k)).astype(dtype)
+        b = rng.standard_normal((k, n)).astype(dtype)
+        for level in ("avx2", "avx512"):
+            _core._set_kernel_level(level)
+            results[level] = mla.matmul(a, b)
+        _core._set_kernel_level(before)
+        np.testing.assert_array_equal(results["avx512"], results["avx2"])
 
 
 def test_set_kernel_level_rejects_unknown_name():
