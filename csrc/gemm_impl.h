@@ -68,6 +68,7 @@ typedef struct {
     ptrdiff_t kc;  /* depth of the K slices: at most KC, all but the last equal */
     int whole_k; /* bpack holds every K slice of a column block */
     struct FN(gemm_claims) *claims; /* barrier-free work sharing, or NULL */
+    ptrdiff_t pack_panels; /* B panels per pack unit */
 } FN(gemm_plan);
 
 /*
@@ -661,8 +662,21 @@ FN(gemm_direct)(const FN(gemm_plan) *plan, T *work)
     }
 }
 
-/* B panels that one unit of the packing covers. */
+/*
+ * B panels that one unit of the packing covers at most. A product on
+ * several threads cuts B finer, into at least two units per thread, so
+ * that no thread waits while another packs a B of a few panels alone.
+ */
 #define GEMM_PACK_PANELS 8
+
+static ptrdiff_t
+FN(pack_panels)(const FN(ukernel_desc) *kd, ptrdiff_t n, int nthreads)
+{
+    ptrdiff_t col_panels = (FN(min_diff)(n, kd->nc) + kd->nr - 1) / kd->nr;
+    ptrdiff_t panels = col_panels / (2 * (ptrdiff_t)nthreads);
+    panels = panels < 1 ? 1 : panels;
+    return panels > GEMM_PACK_PANELS ? GEMM_PACK_PANELS : panels;
+}
 
 /*
  * Cut the m x nc column block into units: at least four per thread when
@@ -714,16 +728,16 @@ FN(bpack_slice)(const FN(gemm_plan) *plan, ptrdiff_t nc, ptrdiff_t pc)
 }
 
 /*
- * Pack unit u of the kc x nc block of B at (pc, jc): the GEMM_PACK_PANELS
- * panels starting at panel u * GEMM_PACK_PANELS.
+ * Pack unit u of the kc x nc block of B at (pc, jc): the pack_panels
+ * panels starting at panel u * pack_panels.
  */
 static void
 FN(pack_b_unit)(const FN(gemm_plan) *plan, ptrdiff_t u, ptrdiff_t jc,
                 ptrdiff_t nc, ptrdiff_t pc, ptrdiff_t kc)
 {
     ptrdiff_t nr = plan->kd->nr;
-    ptrdiff_t start = u * GEMM_PACK_PANELS * nr;
-    ptrdiff_t cols = FN(min_diff)(nc - start, GEMM_PACK_PANELS * nr);
+    ptrdiff_t start = u * plan->pack_panels * nr;
+    ptrdiff_t cols = FN(min_diff)(nc - start, plan->pack_panels * nr);
     FN(pack_b)(FN(bpack_slice)(plan, nc, pc) + start * kc,
                plan->b + pc * plan->rs_b + (jc + start) * plan->cs_b,
                plan->rs_b, plan->cs_b, kc, cols, nr);
@@ -840,7 +854,7 @@ FN(gemm_thread_claims)(const FN(gemm_plan) *plan, T *apack, ptrdiff_t nc)
 {
     const FN(ukernel_desc) *kd = plan->kd;
     ptrdiff_t col_panels = (nc + kd->nr - 1) / kd->nr;
-    ptrdiff_t pack_units = (col_panels + GEMM_PACK_PANELS - 1) / GEMM_PACK_PANELS;
+    ptrdiff_t pack_units = (col_panels + plan->pack_panels - 1) / plan->pack_panels;
     ptrdiff_t slices = (plan->k + plan->kc - 1) / plan->kc;
     FN(gemm_grid) grid = FN(make_grid)(plan, nc);
     ptrdiff_t units = grid.row_units * grid.col_units;
@@ -892,7 +906,7 @@ FN(gemm_thread)(const FN(gemm_plan) *plan)
         ptrdiff_t nc = FN(min_diff)(plan->n - jc, kd->nc);
         ptrdiff_t col_panels = (nc + kd->nr - 1) / kd->nr;
         ptrdiff_t pack_units =
-            (col_panels + GEMM_PACK_PANELS - 1) / GEMM_PACK_PANELS;
+            (col_panels + plan->pack_panels - 1) / plan->pack_panels;
         FN(gemm_grid) grid = FN(make_grid)(plan, nc);
         ptrdiff_t units = grid.row_units * grid.col_units;
 
@@ -1152,7 +1166,7 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
     FN(gemm_plan) plan = {
         c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k,
         1, beta, NULL, 0, 0, MLA_ACT_LINEAR, lower, kd,
-        NULL, NULL, 0, nthreads < 1 ? 1 : nthreads, 0, 0, NULL,
+        NULL, NULL, 0, nthreads < 1 ? 1 : nthreads, 0, 0, NULL, GEMM_PACK_PANELS,
     };
     if (ep != NULL) {
         plan.alpha = ep->alpha;
@@ -1185,6 +1199,7 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
     plan.apack = work + FN(gemm_bpack_size)(kd, n, k, plan.nthreads);
     plan.whole_k = FN(gemm_whole_k)(kd, n, k, plan.nthreads);
     plan.apack_size = FN(gemm_apack_size)(kd, m, k);
+    plan.pack_panels = FN(pack_panels)(kd, n, plan.nthreads);
 
     /*
      * Without a second thread, skip the OpenMP region: entering one costs
@@ -1203,7 +1218,7 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
     if (plan.whole_k && n <= kd->nc) {
         ptrdiff_t col_panels = (n + kd->nr - 1) / kd->nr;
         ptrdiff_t pack_units =
-            (col_panels + GEMM_PACK_PANELS - 1) / GEMM_PACK_PANELS;
+            (col_panels + plan.pack_panels - 1) / plan.pack_panels;
         ptrdiff_t count = (k + plan.kc - 1) / plan.kc * pack_units;
         if (count <= GEMM_CLAIM_UNITS) {
             for (ptrdiff_t i = 0; i < count; i++) {
