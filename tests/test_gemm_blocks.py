@@ -8,13 +8,13 @@ packing and run the strided twin of the kernel on the operands in place.
 On an AVX-512 CPU, products at most as wide as an AVX2 tile run the AVX2
 kernel. The tile and block sizes of each level:
 
-========================  ====  ===========  ===  ===========  ====
-level                     MR    NR f32/f64   MC   KC           NC
-========================  ====  ===========  ===  ===========  ====
-generic                   4     8 / 8        96   256          4096
-avx2                      6     16 / 8       96   256          4096
-avx512, avx512-emulated   12    32 / 16      144  256          4096
-========================  ====  ===========  ===  ===========  ====
+==========================  ==  ===========  ===============  ===  ====
+level                       MR  NR f32/f64   MC f32/f64       KC   NC
+==========================  ==  ===========  ===============  ===  ====
+generic                     4   8 / 8        96 / 96          256  4096
+avx2                        6   16 / 8       96 / 96          256  4096
+avx512, avx512-emulated     8   32 / 16      144 / 192        256  4096
+==========================  ==  ===========  ===============  ===  ====
 
 Each shape below sits on one side of such an edge, in the direct or the
 packed path. The level is switched in-process with private hooks, so every
@@ -40,12 +40,12 @@ if "avx2" in SUPPORTED:
 TILES = {
     "generic": (4, 8, 8),
     "avx2": (6, 16, 8),
-    "avx512": (12, 32, 16),
-    "avx512-emulated": (12, 32, 16),
+    "avx512": (8, 32, 16),
+    "avx512-emulated": (8, 32, 16),
 }
 
 # (m, k, n) with m * k * n at most 64^3: the direct, unpacked path. Rows
-# and columns straddle MR (4, 6, 12) and NR (8, 16, 32). The inner sizes
+# and columns straddle MR (4, 6, 8) and NR (8, 16, 32). The inner sizes
 # straddle KC = 256 and its multiples, so several K slices run unpacked.
 DIRECT_EDGES = [
     (1, 1, 1),
@@ -54,6 +54,8 @@ DIRECT_EDGES = [
     (5, 4, 9),
     (6, 5, 15),
     (7, 6, 16),
+    (8, 5, 16),
+    (9, 11, 18),
     (11, 7, 17),
     (12, 8, 31),
     (13, 9, 32),
@@ -69,7 +71,7 @@ DIRECT_EDGES = [
 ]
 
 # (m, k, n) above 96^3 multiply-adds: the packed, blocked path. Rows
-# straddle MC (96, 144) and the register tiles, columns NC (4096) and NR,
+# straddle MC (96, 144, 192) and the register tiles, columns NC (4096) and NR,
 # and the inner sizes KC and its multiples.
 PACKED_EDGES = [
     (95, 97, 100),
@@ -78,6 +80,9 @@ PACKED_EDGES = [
     (143, 100, 67),
     (144, 101, 65),
     (145, 102, 63),
+    (191, 100, 64),
+    (192, 101, 65),
+    (193, 99, 66),
     (289, 60, 61),
     (100, 255, 40),
     (101, 256, 41),
