@@ -9,7 +9,7 @@
  * registers give 16 accumulators, enough to hide the latency of the
  * fused multiply-adds, and 8 divides the power-of-two sizes of most
  * layers. With two registers of B and one broadcast of A, the kernels use
- * 19 of the 32 zmm registers. They were measured on AMD Zen 4; the test
+ * 19 of the 32 zmm registers. They were measured on AMD Zen 4. The test
  * suite runs them wherever the CPU has AVX-512F, and their tile logic
  * through the AVX2 emulation (gemm_avx2.c) elsewhere.
  */
