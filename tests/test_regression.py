@@ -35,7 +35,6 @@ DESIGN_SHAPES = [
 ]
 
 
-
 def gram_condition(X, regularization=0.0):
     """Return the condition number of ``Xb^T Xb + lambda I``, ``Xb = [1, X]``."""
     X = np.asarray(X, dtype=np.float64)
@@ -44,6 +43,24 @@ def gram_condition(X, regularization=0.0):
     X_bias = np.column_stack([np.ones(len(X)), X])
     gram = X_bias.T @ X_bias + regularization * np.eye(X_bias.shape[1])
     return float(np.linalg.cond(gram))
+
+
+def assert_matches_reference(
+    weights, X, y, dtype, regularization=0.0, method="normal", **options
+):
+    """Compare fitted weights with the float64 reference fit of the same data."""
+    expected = reference.linear_regression(
+        *to_float64(X, y), float(regularization), method
+    )
+    assert_close(
+        weights,
+        expected,
+        dtype,
+        "reduction",
+        inner=len(X),
+        condition=gram_condition(X, regularization),
+        **options,
+    )
 
 
 def article_data():
@@ -61,16 +78,8 @@ def test_linear_regression_article_data():
 
     weights = mla.linear_regression(X, y)
 
-    expected = reference.linear_regression(X, y)
     assert weights.shape == (4,)
-    assert_close(
-        weights,
-        expected,
-        np.float64,
-        "reduction",
-        inner=100,
-        condition=gram_condition(X),
-    )
+    assert_matches_reference(weights, X, y, np.float64)
     # The fit recovers the generating weights up to the noise.
     np.testing.assert_allclose(weights, true_weights, atol=0.2)
 
@@ -85,18 +94,8 @@ def test_linear_regression_matches_reference(shape, dtype, rng):
 
     weights = mla.linear_regression(X, y, regularization=regularization)
 
-    expected = reference.linear_regression(*to_float64(X, y), regularization)
     assert weights.shape == (p + 1,)
-    assert_close(
-        weights,
-        expected,
-        dtype,
-        "reduction",
-        inner=n,
-        condition=gram_condition(X, regularization),
-    )
-
-
+    assert_matches_reference(weights, X, y, dtype, regularization)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
@@ -110,15 +109,7 @@ def test_linear_regression_kernel_levels(gemm_kernel_level, shape, dtype, rng):
 
     weights = mla.linear_regression(X, y)
 
-    expected = reference.linear_regression(*to_float64(X, y))
-    assert_close(
-        weights,
-        expected,
-        dtype,
-        "reduction",
-        inner=n,
-        condition=gram_condition(X),
-    )
+    assert_matches_reference(weights, X, y, dtype)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
@@ -128,16 +119,8 @@ def test_linear_regression_one_dimensional_x(dtype, rng):
 
     weights = mla.linear_regression(x, y)
 
-    expected = reference.linear_regression(*to_float64(x[:, None], y))
     assert weights.shape == (2,)
-    assert_close(
-        weights,
-        expected,
-        dtype,
-        "reduction",
-        inner=30,
-        condition=gram_condition(x),
-    )
+    assert_matches_reference(weights, x[:, None], y, dtype)
 
 
 @pytest.mark.parametrize("targets", [1, 3], ids=lambda t: f"targets{t}")
@@ -173,15 +156,7 @@ def test_linear_regression_regularization(regularization, rng):
 
     weights = mla.linear_regression(X, y, regularization)
 
-    expected = reference.linear_regression(X, y, float(regularization))
-    assert_close(
-        weights,
-        expected,
-        np.float64,
-        "reduction",
-        inner=25,
-        condition=gram_condition(X, regularization),
-    )
+    assert_matches_reference(weights, X, y, np.float64, regularization)
 
 
 def test_linear_regression_regularizes_bias(rng):
@@ -202,15 +177,7 @@ def test_linear_regression_ridge_on_singular_design(rng):
 
     weights = mla.linear_regression(X, y, regularization=0.5)
 
-    expected = reference.linear_regression(X, y, 0.5)
-    assert_close(
-        weights,
-        expected,
-        np.float64,
-        "reduction",
-        inner=20,
-        condition=gram_condition(X, 0.5),
-    )
+    assert_matches_reference(weights, X, y, np.float64, 0.5)
     assert weights[1] == pytest.approx(weights[2], rel=1e-10)
 
 
@@ -227,16 +194,7 @@ def test_linear_regression_memory_layouts(layout, rng):
 
     weights = mla.linear_regression(X, y)
 
-    expected = reference.linear_regression(X, y)
-    assert_close(
-        weights,
-        expected,
-        np.float64,
-        "reduction",
-        inner=31,
-        condition=gram_condition(X),
-        layout=layout,
-    )
+    assert_matches_reference(weights, X, y, np.float64, layout=layout)
 
 
 def test_linear_regression_ill_conditioned_design(rng):
@@ -247,15 +205,7 @@ def test_linear_regression_ill_conditioned_design(rng):
 
     weights = mla.linear_regression(X, y)
 
-    expected = reference.linear_regression(X, y)
-    assert_close(
-        weights,
-        expected,
-        np.float64,
-        "reduction",
-        inner=200,
-        condition=gram_condition(X),
-    )
+    assert_matches_reference(weights, X, y, np.float64)
 
 
 @pytest.mark.parametrize(
@@ -349,15 +299,7 @@ def test_linear_regression_float32_article_data():
     weights = mla.linear_regression(X32, y32)
 
     assert weights.dtype == np.float32
-    expected = reference.linear_regression(*to_float64(X32, y32))
-    assert_close(
-        weights,
-        expected,
-        np.float32,
-        "reduction",
-        inner=100,
-        condition=gram_condition(X32),
-    )
+    assert_matches_reference(weights, X32, y32, np.float32)
 
 
 def test_linear_regression_leaves_inputs_unchanged(rng):
@@ -639,15 +581,7 @@ def test_linear_regression_many_rows(dtype, method, rng):
 
     weights = mla.linear_regression(X, y, method=method)
 
-    expected = reference.linear_regression(*to_float64(X, y), method=method)
-    assert_close(
-        weights,
-        expected,
-        dtype,
-        "reduction",
-        inner=41_000,
-        condition=gram_condition(X),
-    )
+    assert_matches_reference(weights, X, y, dtype, method=method)
 
 
 @pytest.mark.parametrize("method", ["normal", "qr"])
@@ -659,15 +593,7 @@ def test_linear_regression_many_features(features, method, rng):
 
     weights = mla.linear_regression(X, y, regularization=0.1, method=method)
 
-    expected = reference.linear_regression(X, y, 0.1, method)
-    assert_close(
-        weights,
-        expected,
-        np.float64,
-        "reduction",
-        inner=features * 3,
-        condition=gram_condition(X, 0.1),
-    )
+    assert_matches_reference(weights, X, y, np.float64, 0.1, method=method)
 
 
 @pytest.mark.parametrize("method", ["normal", "qr"])
