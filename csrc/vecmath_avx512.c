@@ -53,6 +53,7 @@
     _mm512_castsi512_ps(_mm512_add_epi32(                                     \
         _mm512_slli_epi32(_mm512_castps_si512(t), 23),                        \
         _mm512_set1_epi32(127 << 23)))
+#define V_SCALEF(a, k) _mm512_scalef_ps(a, k)
 #include "vecmath_impl.h"
 #undef VFN
 #undef VT
@@ -78,6 +79,7 @@
 #undef V_BLEND
 #undef V_ANY
 #undef V_POW2_SHIFTED
+#undef V_SCALEF
 #undef MLA_DTYPE
 
 #define MLA_DTYPE 64
@@ -111,6 +113,7 @@
     _mm512_castsi512_pd(_mm512_add_epi64(                                     \
         _mm512_slli_epi64(_mm512_castpd_si512(t), 52),                        \
         _mm512_set1_epi64(0x3ff0000000000000LL)))
+#define V_SCALEF(a, k) _mm512_scalef_pd(a, k)
 #include "vecmath_impl.h"
 
 #endif /* MLA_HAVE_X86_VECTOR */

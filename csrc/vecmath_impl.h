@@ -19,6 +19,8 @@
  *   V_ANY(m)                       nonzero if any lane of m is set
  *   V_POW2_SHIFTED(t)              2^k from t = k + shifter (below), for an
  *                                  integer k in the normal exponent range
+ *   V_SCALEF(a, k)                 optional: a * 2^k for an integral k, one
+ *                                  rounding (AVX-512's vscalef)
  *
  * exp is evaluated on tails shorter than VLEN through a VLEN-element buffer
  * on the stack, so every element goes through the same vector code; the
@@ -92,6 +94,11 @@ VFN(exp_vector)(VT x)
 #endif
     VT p = V_ADD(V_SET1(1), V_FMA(q, V_MUL(r, r), r));
 
+#ifdef V_SCALEF
+    /* Scale by 2^k in one instruction that rounds once, even when subnormal. */
+    (void)scale_limit;
+    return V_SCALEF(p, k);
+#else
     /* Scale by 2^k, in two steps where 2^k is not a normal number. */
     VMASK far = V_GT(V_ABS(k), V_SET1(scale_limit));
     if (!V_ANY(far)) {
@@ -101,6 +108,7 @@ VFN(exp_vector)(VT x)
     VT k1 = V_SUB(t1, V_SET1(shifter));
     VT t2 = V_ADD(V_SUB(k, k1), V_SET1(shifter));
     return V_MUL(V_MUL(p, V_POW2_SHIFTED(t1)), V_POW2_SHIFTED(t2));
+#endif
 }
 
 /*
