@@ -54,6 +54,8 @@
         _mm512_slli_epi32(_mm512_castps_si512(t), 23),                        \
         _mm512_set1_epi32(127 << 23)))
 #define V_SCALEF(a, k) _mm512_scalef_ps(a, k)
+#define V_TABLE16(table, t)                                                   \
+    _mm512_permutexvar_ps(_mm512_castps_si512(t), _mm512_loadu_ps(table))
 #include "vecmath_impl.h"
 #undef VFN
 #undef VT
@@ -80,6 +82,7 @@
 #undef V_ANY
 #undef V_POW2_SHIFTED
 #undef V_SCALEF
+#undef V_TABLE16
 #undef MLA_DTYPE
 
 #define MLA_DTYPE 64
@@ -114,6 +117,9 @@
         _mm512_slli_epi64(_mm512_castpd_si512(t), 52),                        \
         _mm512_set1_epi64(0x3ff0000000000000LL)))
 #define V_SCALEF(a, k) _mm512_scalef_pd(a, k)
+#define V_TABLE16(table, t)                                                   \
+    _mm512_permutex2var_pd(_mm512_loadu_pd(table), _mm512_castpd_si512(t),    \
+                           _mm512_loadu_pd((table) + 8))
 #include "vecmath_impl.h"
 
 #endif /* MLA_HAVE_X86_VECTOR */

@@ -19,14 +19,105 @@
  *   V_ANY(m)                       nonzero if any lane of m is set
  *   V_POW2_SHIFTED(t)              2^k from t = k + shifter (below), for an
  *                                  integer k in the normal exponent range
- *   V_SCALEF(a, k)                 optional: a * 2^k for an integral k, one
- *                                  rounding (AVX-512's vscalef)
+ *   V_SCALEF(a, k)                 optional: a * 2^floor(k), one rounding
+ *                                  (AVX-512's vscalef)
+ *   V_TABLE16(table, t)            optional, with V_SCALEF: per lane, the
+ *                                  table entry that the low four bits of t
+ *                                  select (AVX-512's permutes)
  *
  * exp is evaluated on tails shorter than VLEN through a VLEN-element buffer
  * on the stack, so every element goes through the same vector code; the
  * tails of the other kernels are plain loops of the same operations.
  */
 
+#ifdef V_TABLE16
+/*
+ * 2^(j/16) for j = 0..15 as a sum hi + lo of two numbers of type T: the
+ * 16 values of hi, then the 16 of lo. The table of exp_vector below on
+ * levels that can look up 16 entries per lane (V_TABLE16).
+ */
+static const T VFN(exp2_sixteenths)[32] = {
+#if MLA_DTYPE == 64
+    0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0,
+    0x1.2387a6e756238p+0, 0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0,
+    0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0, 0x1.6a09e667f3bcdp+0,
+    0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
+    0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0,
+    0x1.ea4afa2a490dap+0,
+    0x0.0p+0, 0x1.8a62e4adc610bp-54, -0x1.19041b9d78a76p-55,
+    0x1.9b07eb6c70573p-54, 0x1.6f46ad23182e4p-55, 0x1.ada0911f09ebcp-55,
+    0x1.d4397afec42e2p-56, 0x1.6324c054647adp-54, -0x1.bdd3413b26456p-54,
+    -0x1.41577ee04992fp-55, 0x1.6e9f156864b27p-54, 0x1.c7c46b071f2bep-56,
+    0x1.7a1cd345dcc81p-54, 0x1.11065895048ddp-55, 0x1.2ed02d75b3707p-55,
+    -0x1.e9c23179c2893p-54,
+#else
+    0x1.000000p+0f, 0x1.0b5586p+0f, 0x1.172b84p+0f, 0x1.2387a6p+0f,
+    0x1.306fe0p+0f, 0x1.3dea64p+0f, 0x1.4bfdaep+0f, 0x1.5ab07ep+0f,
+    0x1.6a09e6p+0f, 0x1.7a1148p+0f, 0x1.8ace54p+0f, 0x1.9c4918p+0f,
+    0x1.ae89fap+0f, 0x1.c199bep+0f, 0x1.d5818ep+0f, 0x1.ea4afap+0f,
+    0x0.0p+0f, 0x1.9f3122p-25f, -0x1.c15742p-27f, 0x1.ceac48p-25f,
+    0x1.4636e2p-25f, 0x1.824684p-25f, -0x1.593abcp-25f, -0x1.5bd5ecp-27f,
+    0x1.9fcef4p-26f, -0x1.829fd0p-25f, 0x1.15506ep-27f, 0x1.51f848p-27f,
+    -0x1.a94b14p-26f, -0x1.3d56b2p-27f, -0x1.822dbcp-27f, 0x1.52486cp-27f,
+#endif
+};
+
+/*
+ * exp(x) with the accuracy and special values of the version below, from
+ * x = (k / 16) ln2 + r with |r| <= ln2 / 32, so that
+ * exp(x) = 2^floor(k / 16) 2^(j / 16) exp(r) with j = k mod 16. The
+ * table gives 2^(j / 16), and the smaller r needs a Taylor polynomial
+ * of degree 7 (float64) or 4 (float32) instead of 13 or 7. V_SCALEF
+ * applies 2^floor(k / 16) with one rounding.
+ */
+VATTR static inline VT
+VFN(exp_vector)(VT x)
+{
+#if MLA_DTYPE == 64
+    const T hi = 710.0, lo = -746.0;
+    const T log2e_16 = 16 * 0x1.71547652b82fep0;
+    const T ln2_hi_16 = 0x1.62e42feep-1 / 16;
+    const T ln2_lo_16 = 0x1.a39ef35793c76p-33 / 16;
+    const T shifter = 0x1.8p52;
+#else
+    const T hi = 89.0f, lo = -104.0f;
+    const T log2e_16 = 16 * 0x1.715476p0f;
+    const T ln2_hi_16 = 0x1.63p-1f / 16;
+    const T ln2_lo_16 = -0x1.bd0106p-13f / 16;
+    const T shifter = 0x1.8p23f;
+#endif
+
+    x = V_MIN(V_SET1(hi), x);
+    x = V_MAX(V_SET1(lo), x);
+    VT t = V_FMA(x, V_SET1(log2e_16), V_SET1(shifter));
+    VT k = V_SUB(t, V_SET1(shifter));
+    VT r = V_FNMA(k, V_SET1(ln2_hi_16), x);
+    r = V_FNMA(k, V_SET1(ln2_lo_16), r);
+
+#if MLA_DTYPE == 64
+    VT q = V_SET1(0x1.a01a01a01a01ap-13);
+    q = V_FMA(q, r, V_SET1(0x1.6c16c16c16c17p-10));
+    q = V_FMA(q, r, V_SET1(0x1.1111111111111p-7));
+    q = V_FMA(q, r, V_SET1(0x1.5555555555555p-5));
+    q = V_FMA(q, r, V_SET1(0x1.5555555555555p-3));
+    q = V_FMA(q, r, V_SET1(0.5));
+#else
+    VT q = V_SET1(0x1.555556p-5f);
+    q = V_FMA(q, r, V_SET1(0x1.555556p-3f));
+    q = V_FMA(q, r, V_SET1(0.5f));
+#endif
+    VT s = V_FMA(q, V_MUL(r, r), r);
+
+    /*
+     * The low four bits of t hold j. 2^(j/16) exp(r) = hi + (lo + hi s)
+     * with s = exp(r) - 1 rounds once where it matters, in the last add.
+     */
+    VT hi_part = V_TABLE16(VFN(exp2_sixteenths), t);
+    VT lo_part = V_TABLE16(VFN(exp2_sixteenths) + 16, t);
+    VT sum = V_ADD(hi_part, V_FMA(hi_part, s, lo_part));
+    return V_SCALEF(sum, V_MUL(k, V_SET1(1.0 / 16)));
+}
+#else
 /*
  * exp(x) lane by lane, within 2 ulp of the C library (the tests measure
  * it), with exp(NaN) = NaN, exp(+inf) = +inf and exp(-inf) = 0.
@@ -110,6 +201,7 @@ VFN(exp_vector)(VT x)
     return V_MUL(V_MUL(p, V_POW2_SHIFTED(t1)), V_POW2_SHIFTED(t2));
 #endif
 }
+#endif /* V_TABLE16 */
 
 /*
  * sigmoid(x) from e = exp(-|x|), which lies in (0, 1]: 1 / (1 + e) for
