@@ -232,11 +232,12 @@ extern int mla_gemm_avx512_on_avx2;
 
 /*
  * Return the micro-kernel of the selected SIMD level and its cache blocks
- * for products with n columns (0: any width). A product at most as wide as an
- * AVX2 tile runs the AVX2 kernel on an AVX-512 CPU too: the wider tile
- * would spend half its multiply-adds or more on padding. Each element is
- * the same chain of fused multiply-adds on both levels, so the choice does
- * not change the bits.
+ * for products with n columns (0: any width). A product at most as wide
+ * as an AVX2 tile runs the AVX2 kernel on an AVX-512 CPU too, because the
+ * wider tile would spend half its multiply-adds or more on padding. Each
+ * element is the same chain of fused multiply-adds on both levels, so the
+ * choice does not change the bits.
+ *
  * The blocks keep a KC x NR panel of B (16 KiB for AVX2) within a 32 KiB
  * L1 data cache and an MC x KC block of A (192 KiB for float64) within L2.
  * Those are the cache sizes of AMD Zen 3 and Intel Skylake cores. NC only
