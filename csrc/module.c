@@ -21,11 +21,17 @@ static PyObject *
 py_set_num_threads(PyObject *module, PyObject *arg)
 {
     (void)module;
-    PyObject *index = PyNumber_Index(arg);
+    if (arg == Py_None) {
+        mla_set_num_threads(0);
+        Py_RETURN_NONE;
+    }
+    /* True would pass as 1: a flag in the place of a count is a mistake. */
+    PyObject *index = PyBool_Check(arg) ? NULL : PyNumber_Index(arg);
     if (index == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+        if (PyBool_Check(arg) || PyErr_ExceptionMatches(PyExc_TypeError)) {
             PyErr_Format(PyExc_TypeError,
-                         "set_num_threads: n must be an integer; got %.100s",
+                         "set_num_threads: n must be an integer or None; "
+                         "got %.100s",
                          Py_TYPE(arg)->tp_name);
         }
         return NULL;

@@ -879,24 +879,25 @@ on the thread count.
 
 Parameters
 ----------
-n : int
-    From 1 to 4096.
+n : int or None
+    From 1 to 4096, or None to remove the setting (and that of
+    ``MLA_NUM_THREADS``), so that OpenMP's default applies again:
+    ``OMP_NUM_THREADS`` and threadpoolctl control it.
 
 Raises
 ------
 ValueError
     If n is below 1 or above 4096.
 TypeError
-    If n is not an integer.
+    If n is not an integer or None (a bool is rejected too).
 
 Examples
 --------
 >>> import mla
->>> previous = mla.get_num_threads()
 >>> mla.set_num_threads(1)
 >>> mla.get_num_threads()
 1
->>> mla.set_num_threads(previous)
+>>> mla.set_num_threads(None)
 """,
 }
 

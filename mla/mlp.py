@@ -193,7 +193,10 @@ class MLP:
         ValueError
             If X is not 2-D or has the wrong number of features.
         """
-        A = self._check_input(X, "forward")
+        return self._forward(self._check_input(X, "forward"))
+
+    def _forward(self, A):
+        """Run forward on checked input."""
         last = len(self.weights) - 1
         for index, (W, b) in enumerate(zip(self.weights, self.biases)):
             activation = self.activation if index < last else "linear"
@@ -418,7 +421,7 @@ class MLP:
                 "MLP.predict: the task is unknown until fit or "
                 "loss_and_gradients has seen targets; call fit first"
             )
-        outputs = self.forward(X)
+        outputs = self._forward(self._check_input(X, "predict"))
         if self.task == "classification":
             return np.argmax(outputs, axis=1).astype(np.int64)
         if self._target_ndim == 1:
@@ -427,7 +430,7 @@ class MLP:
 
     def predict_proba(self, X):
         """Return the class probabilities ``softmax(forward(X))``, one row per sample."""
-        return mla.softmax(self.forward(X), axis=-1)
+        return mla.softmax(self._forward(self._check_input(X, "predict_proba")), axis=-1)
 
     def _activate(self, Z):
         if self.activation == "relu":

@@ -493,12 +493,16 @@ def test_mlp_invalid_optimizer_options(options, pattern):
         mla.MLP([4, 3], **options)
 
 
-@pytest.mark.parametrize("method", ["forward", "loss_and_gradients", "fit"])
-def test_mlp_wrong_feature_count(method):
+@pytest.mark.parametrize(
+    "method", ["forward", "predict", "predict_proba", "loss_and_gradients", "fit"]
+)
+def test_mlp_wrong_feature_count(method, rng):
     model = mla.MLP([4, 3], seed=0)
+    # predict needs a trained model to know the task.
+    model.fit(rng.standard_normal((8, 4)), np.arange(8) % 3, epochs=1, progress=False)
     X = np.ones((5, 6))
     y = np.zeros(5, dtype=int)
-    args = (X,) if method == "forward" else (X, y)
+    args = (X,) if method in ("forward", "predict", "predict_proba") else (X, y)
 
     with pytest.raises(ValueError, match=rf"^MLP.{method}: X must have shape") as error:
         getattr(model, method)(*args)

@@ -164,12 +164,22 @@ def test_set_num_threads_not_positive(count, restore_threads):
     assert mla.get_num_threads() == restore_threads
 
 
-@pytest.mark.parametrize("count", [1.5, "2", None], ids=repr)
+@pytest.mark.parametrize("count", [1.5, "2", True, False], ids=repr)
 def test_set_num_threads_not_integer(count, restore_threads):
-    with pytest.raises(TypeError, match="set_num_threads"):
+    with pytest.raises(TypeError, match="^set_num_threads: n must be an integer or None"):
         mla.set_num_threads(count)
 
     assert mla.get_num_threads() == restore_threads
+
+
+def test_set_num_threads_none_restores_default(restore_threads):
+    mla._core._reset_num_threads()
+    default = mla.get_num_threads()
+    mla.set_num_threads(default + 1)
+
+    mla.set_num_threads(None)
+
+    assert mla.get_num_threads() == default
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
