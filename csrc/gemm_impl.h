@@ -234,9 +234,9 @@ extern int mla_gemm_avx512_on_avx2;
  * Return the micro-kernel of the selected SIMD level and its cache blocks
  * for products with n columns (0: any width). A product at most as wide
  * as an AVX2 tile runs the AVX2 kernel on an AVX-512 CPU too, because the
- * wider tile would spend half its multiply-adds or more on padding. Each
- * element is the same chain of fused multiply-adds on both levels, so the
- * choice does not change the bits.
+ * wider tile would spend half its multiply-adds or more on padding. The
+ * choice depends on n alone, so the thread count still never changes the
+ * bits.
  *
  * The blocks keep a KC x NR panel of B (16 KiB for AVX2) within a 32 KiB
  * L1 data cache and an MC x KC block of A (192 KiB for float64) within L2.
@@ -274,7 +274,10 @@ FN(select_ukernel)(ptrdiff_t n)
      * sizes of most layers: with 12 rows, a 256-row product computed 264.
      * On AMD Zen 4 (1 MiB L2) that took (256 x 784) @ (784 x 256) from
      * 1164 to 1060 us and n = 64 float64 from 0.85x to 1.04x np.matmul.
-     * Other MC and KC within a factor of two measured alike there.
+     * float64 takes KC = 384: on two threads a 2048 x 2048 product then
+     * passes over C 6 times instead of 8, and reached 0.94x to 0.97x
+     * np.matmul instead of 0.89x to 0.90x. On one thread the MC and KC
+     * tried within a factor of two measured alike.
      */
 #if MLA_DTYPE == 32
     FN(ukernel_desc) avx2 =
@@ -288,10 +291,10 @@ FN(select_ukernel)(ptrdiff_t n)
     FN(ukernel_desc) avx2 =
         UKERNEL_DESC(avx2, f64, MLA_AVX2_MR, MLA_AVX2_NR_F64, 96, 256, 4096);
     FN(ukernel_desc) avx512 = UKERNEL_DESC(avx512, f64, MLA_AVX512_MR,
-                                           MLA_AVX512_NR_F64, 192, 256, 4096);
+                                           MLA_AVX512_NR_F64, 192, 384, 4096);
     FN(ukernel_desc) emulated =
         UKERNEL_DESC(avx512_on_avx2, f64, MLA_AVX512_MR, MLA_AVX512_NR_F64,
-                     192, 256, 4096);
+                     192, 384, 4096);
 #endif
     mla_level level = mla_get_level();
     if (level >= MLA_LEVEL_AVX512) {
