@@ -19,8 +19,8 @@
  *   V_ANY(m)                       nonzero if any lane of m is set
  *   V_POW2_SHIFTED(t)              2^k from t = k + shifter (below), for an
  *                                  integer k in the normal exponent range
- *   V_SCALEF(a, k)                 optional: a * 2^floor(k), one rounding
- *                                  (AVX-512's vscalef)
+ *   V_SCALEF(a, k)                 optional, with V_TABLE16: a * 2^floor(k),
+ *                                  one rounding (AVX-512's vscalef)
  *   V_TABLE16(table, t)            optional, with V_SCALEF: per lane, the
  *                                  table entry that the low four bits of t
  *                                  select (AVX-512's permutes)
@@ -29,6 +29,34 @@
  * on the stack, so every element goes through the same vector code; the
  * tails of the other kernels are plain loops of the same operations.
  */
+
+/*
+ * Clamp x as exp_vector needs, then split it as x = (k / parts) ln2 + r
+ * with k = round(x parts / ln2): return r and store k, and t = k + shifter,
+ * whose low mantissa bits hold k. parts is a power of two, so the scaled
+ * constants stay exact. The version of exp_vector without a table explains
+ * the bounds and the two-part ln2.
+ */
+VATTR static inline VT
+VFN(exp_split)(VT x, T parts, T shifter, VT *t, VT *k)
+{
+#if MLA_DTYPE == 64
+    const T hi = 710.0, lo = -746.0;
+    const T log2e = 0x1.71547652b82fep0;
+    const T ln2_hi = 0x1.62e42feep-1, ln2_lo = 0x1.a39ef35793c76p-33;
+#else
+    const T hi = 89.0f, lo = -104.0f;
+    const T log2e = 0x1.715476p0f;
+    const T ln2_hi = 0x1.63p-1f, ln2_lo = -0x1.bd0106p-13f;
+#endif
+
+    x = V_MIN(V_SET1(hi), x);
+    x = V_MAX(V_SET1(lo), x);
+    *t = V_FMA(x, V_SET1(log2e * parts), V_SET1(shifter));
+    *k = V_SUB(*t, V_SET1(shifter));
+    VT r = V_FNMA(*k, V_SET1(ln2_hi / parts), x);
+    return V_FNMA(*k, V_SET1(ln2_lo / parts), r);
+}
 
 #ifdef V_TABLE16
 /*
@@ -74,25 +102,12 @@ VATTR static inline VT
 VFN(exp_vector)(VT x)
 {
 #if MLA_DTYPE == 64
-    const T hi = 710.0, lo = -746.0;
-    const T log2e_16 = 16 * 0x1.71547652b82fep0;
-    const T ln2_hi_16 = 0x1.62e42feep-1 / 16;
-    const T ln2_lo_16 = 0x1.a39ef35793c76p-33 / 16;
     const T shifter = 0x1.8p52;
 #else
-    const T hi = 89.0f, lo = -104.0f;
-    const T log2e_16 = 16 * 0x1.715476p0f;
-    const T ln2_hi_16 = 0x1.63p-1f / 16;
-    const T ln2_lo_16 = -0x1.bd0106p-13f / 16;
     const T shifter = 0x1.8p23f;
 #endif
-
-    x = V_MIN(V_SET1(hi), x);
-    x = V_MAX(V_SET1(lo), x);
-    VT t = V_FMA(x, V_SET1(log2e_16), V_SET1(shifter));
-    VT k = V_SUB(t, V_SET1(shifter));
-    VT r = V_FNMA(k, V_SET1(ln2_hi_16), x);
-    r = V_FNMA(k, V_SET1(ln2_lo_16), r);
+    VT t, k;
+    VT r = VFN(exp_split)(x, 16, shifter, &t, &k);
 
 #if MLA_DTYPE == 64
     VT q = V_SET1(0x1.a01a01a01a01ap-13);
@@ -140,26 +155,16 @@ VATTR static inline VT
 VFN(exp_vector)(VT x)
 {
 #if MLA_DTYPE == 64
-    const T hi = 710.0, lo = -746.0;
-    const T log2e = 0x1.71547652b82fep0;
-    const T ln2_hi = 0x1.62e42feep-1, ln2_lo = 0x1.a39ef35793c76p-33;
     const T shifter = 0x1.8p52;
     const T scale_limit = 1022;
 #else
-    const T hi = 89.0f, lo = -104.0f;
-    const T log2e = 0x1.715476p0f;
-    const T ln2_hi = 0x1.63p-1f, ln2_lo = -0x1.bd0106p-13f;
     const T shifter = 0x1.8p23f;
     const T scale_limit = 126;
 #endif
 
     /* Clamp, then split x = k ln2 + r. */
-    x = V_MIN(V_SET1(hi), x);
-    x = V_MAX(V_SET1(lo), x);
-    VT t = V_FMA(x, V_SET1(log2e), V_SET1(shifter));
-    VT k = V_SUB(t, V_SET1(shifter));
-    VT r = V_FNMA(k, V_SET1(ln2_hi), x);
-    r = V_FNMA(k, V_SET1(ln2_lo), r);
+    VT t, k;
+    VT r = VFN(exp_split)(x, 1, shifter, &t, &k);
 
     /* q(r) = 1/2! + r/3! + ..., so that exp(r) = 1 + r + r^2 q(r). */
 #if MLA_DTYPE == 64
@@ -185,11 +190,6 @@ VFN(exp_vector)(VT x)
 #endif
     VT p = V_ADD(V_SET1(1), V_FMA(q, V_MUL(r, r), r));
 
-#ifdef V_SCALEF
-    /* Scale by 2^k in one instruction that rounds once, even when subnormal. */
-    (void)scale_limit;
-    return V_SCALEF(p, k);
-#else
     /* Scale by 2^k, in two steps where 2^k is not a normal number. */
     VMASK far = V_GT(V_ABS(k), V_SET1(scale_limit));
     if (!V_ANY(far)) {
@@ -199,7 +199,6 @@ VFN(exp_vector)(VT x)
     VT k1 = V_SUB(t1, V_SET1(shifter));
     VT t2 = V_ADD(V_SUB(k, k1), V_SET1(shifter));
     return V_MUL(V_MUL(p, V_POW2_SHIFTED(t1)), V_POW2_SHIFTED(t2));
-#endif
 }
 #endif /* V_TABLE16 */
 
