@@ -102,6 +102,12 @@ void mla_pack_a6_avx2_f64(double *dst, const double *a, ptrdiff_t rs,
 void mla_pack_a6_avx2_f32(float *dst, const float *a, ptrdiff_t rs,
                           ptrdiff_t kc);
 
+/* Pack a full panel of B with contiguous columns (gemm_avx2.c). */
+void mla_pack_bt_avx2_f64(double *dst, const double *b, ptrdiff_t cs,
+                          ptrdiff_t kc, ptrdiff_t nr);
+void mla_pack_bt_avx2_f32(float *dst, const float *b, ptrdiff_t cs,
+                          ptrdiff_t kc, ptrdiff_t nr);
+
 /* AVX-512 (gemm_avx512.c): float64 8 x 16, float32 8 x 32. */
 #define MLA_AVX512_MR 8
 #define MLA_AVX512_NR_F64 16

@@ -263,6 +263,68 @@ mla_pack_a6_avx2_f32(float *dst, const float *a, ptrdiff_t rs, ptrdiff_t kc)
     }
 }
 
+/*
+ * Pack a full panel of nr columns of B whose columns are contiguous
+ * (column stride cs), as a transposed view such as W.T gives:
+ * dst[p * nr + j] = b[j * cs + p] for j < nr, p < kc, with nr a multiple
+ * of 4. Each 4 x 4 block goes through registers by one transpose.
+ */
+AVX2_ATTR void
+mla_pack_bt_avx2_f64(double *dst, const double *b, ptrdiff_t cs, ptrdiff_t kc,
+                     ptrdiff_t nr)
+{
+    ptrdiff_t full = kc / 4 * 4;
+    for (ptrdiff_t j = 0; j < nr; j += 4) {
+        const double *col = b + j * cs;
+        for (ptrdiff_t p = 0; p < full; p += 4) {
+            __m256d r0 = _mm256_loadu_pd(col + p);
+            __m256d r1 = _mm256_loadu_pd(col + cs + p);
+            __m256d r2 = _mm256_loadu_pd(col + 2 * cs + p);
+            __m256d r3 = _mm256_loadu_pd(col + 3 * cs + p);
+            __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+            __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+            double *out = dst + p * nr + j;
+            _mm256_storeu_pd(out, _mm256_permute2f128_pd(t0, t2, 0x20));
+            _mm256_storeu_pd(out + nr, _mm256_permute2f128_pd(t1, t3, 0x20));
+            _mm256_storeu_pd(out + 2 * nr, _mm256_permute2f128_pd(t0, t2, 0x31));
+            _mm256_storeu_pd(out + 3 * nr, _mm256_permute2f128_pd(t1, t3, 0x31));
+        }
+        for (ptrdiff_t p = full; p < kc; p++) {
+            for (int q = 0; q < 4; q++) {
+                dst[p * nr + j + q] = col[q * cs + p];
+            }
+        }
+    }
+}
+
+/* The float32 twin of mla_pack_bt_avx2_f64, with 128-bit transposes. */
+AVX2_ATTR void
+mla_pack_bt_avx2_f32(float *dst, const float *b, ptrdiff_t cs, ptrdiff_t kc,
+                     ptrdiff_t nr)
+{
+    ptrdiff_t full = kc / 4 * 4;
+    for (ptrdiff_t j = 0; j < nr; j += 4) {
+        const float *col = b + j * cs;
+        for (ptrdiff_t p = 0; p < full; p += 4) {
+            __m128 r0 = _mm_loadu_ps(col + p), r1 = _mm_loadu_ps(col + cs + p);
+            __m128 r2 = _mm_loadu_ps(col + 2 * cs + p);
+            __m128 r3 = _mm_loadu_ps(col + 3 * cs + p);
+            __m128 t0 = _mm_unpacklo_ps(r0, r1), t1 = _mm_unpackhi_ps(r0, r1);
+            __m128 t2 = _mm_unpacklo_ps(r2, r3), t3 = _mm_unpackhi_ps(r2, r3);
+            float *out = dst + p * nr + j;
+            _mm_storeu_ps(out, _mm_movelh_ps(t0, t2));
+            _mm_storeu_ps(out + nr, _mm_movehl_ps(t2, t0));
+            _mm_storeu_ps(out + 2 * nr, _mm_movelh_ps(t1, t3));
+            _mm_storeu_ps(out + 3 * nr, _mm_movehl_ps(t3, t1));
+        }
+        for (ptrdiff_t p = full; p < kc; p++) {
+            for (int q = 0; q < 4; q++) {
+                dst[p * nr + j + q] = col[q * cs + p];
+            }
+        }
+    }
+}
+
 #else
 
 /* ISO C forbids an empty translation unit. */

@@ -401,6 +401,12 @@ FN(pack_b_panel)(T *restrict dst, const T *restrict b, ptrdiff_t rs,
         }
     }
     else if (cols == NR && rs == 1) {
+#ifdef MLA_HAVE_X86_KERNELS
+        if (NR % 4 == 0 && mla_get_level() >= MLA_LEVEL_AVX2) {
+            FN(mla_pack_bt_avx2)(dst, b, cs, kc, NR);
+            return;
+        }
+#endif
         for (ptrdiff_t p = 0; p < kc; p++) {
             for (int j = 0; j < NR; j++) {
                 dst[p * NR + j] = b[j * cs + p];
