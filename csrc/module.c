@@ -25,7 +25,7 @@ py_set_num_threads(PyObject *module, PyObject *arg)
         mla_set_num_threads(0);
         Py_RETURN_NONE;
     }
-    /* True would pass as 1: a flag in the place of a count is a mistake. */
+    /* A bool would pass as 0 or 1, but a flag in place of a count is a bug. */
     PyObject *index = PyBool_Check(arg) ? NULL : PyNumber_Index(arg);
     if (index == NULL) {
         if (PyBool_Check(arg) || PyErr_ExceptionMatches(PyExc_TypeError)) {

@@ -196,7 +196,7 @@ class MLP:
         return self._forward(self._check_input(X, "forward"))
 
     def _forward(self, A):
-        """Run forward on checked input."""
+        """Return the network's output for A, already checked by _check_input."""
         last = len(self.weights) - 1
         for index, (W, b) in enumerate(zip(self.weights, self.biases)):
             activation = self.activation if index < last else "linear"
