@@ -42,3 +42,18 @@ mla_gemm_get_avx512_on_avx2(void)
 #include "activate_impl.h"
 #include "gemm_impl.h"
 #undef MLA_DTYPE
+
+mla_ukernel_strided_f64
+mla_gemm_half_strided_kernel_f64(void)
+{
+#ifdef MLA_HAVE_X86_KERNELS
+    mla_level level = mla_get_level();
+    if (level >= MLA_LEVEL_AVX512) {
+        return mla_ukernel_avx512_half_strided_f64;
+    }
+    if (level >= MLA_LEVEL_AVX2 && !mla_gemm_avx512_on_avx2) {
+        return mla_ukernel_avx2_half_strided_f64;
+    }
+#endif
+    return NULL;
+}

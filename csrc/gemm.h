@@ -94,6 +94,11 @@ typedef void (*mla_gemv_axpy_f32)(ptrdiff_t m, ptrdiff_t k, const float *a,
 MLA_DECLARE_UKERNELS(avx2, f64, double)
 MLA_DECLARE_UKERNELS(avx2, f32, float)
 double mla_fma_chains_avx2_f64(ptrdiff_t iterations);
+void mla_ukernel_avx2_half_strided_f64(ptrdiff_t kc, const double *a,
+                                       ptrdiff_t rs_a, ptrdiff_t cs_a,
+                                       const double *b, ptrdiff_t rs_b,
+                                       double *c, ptrdiff_t rs_c, double alpha,
+                                       double beta);
 double mla_fma_chains_avx2_f32(ptrdiff_t iterations);
 
 /* Pack a full 6-row panel of A with contiguous rows (gemm_avx2.c). */
@@ -115,6 +120,11 @@ void mla_pack_bt_avx2_f32(float *dst, const float *b, ptrdiff_t cs,
 MLA_DECLARE_UKERNELS(avx512, f64, double)
 MLA_DECLARE_UKERNELS(avx512, f32, float)
 double mla_fma_chains_avx512_f64(ptrdiff_t iterations);
+void mla_ukernel_avx512_half_strided_f64(ptrdiff_t kc, const double *a,
+                                         ptrdiff_t rs_a, ptrdiff_t cs_a,
+                                         const double *b, ptrdiff_t rs_b,
+                                         double *c, ptrdiff_t rs_c,
+                                         double alpha, double beta);
 double mla_fma_chains_avx512_f32(ptrdiff_t iterations);
 
 /*
@@ -135,6 +145,13 @@ mla_ukernel_strided_f64 mla_gemm_strided_kernel_f64(ptrdiff_t *mr,
                                                     ptrdiff_t *nr);
 mla_ukernel_strided_f32 mla_gemm_strided_kernel_f32(ptrdiff_t *mr,
                                                     ptrdiff_t *nr);
+
+/*
+ * The strided float64 kernel of the selected level whose tile is mr x
+ * nr / 2, computing each element as the full kernel does, or NULL where
+ * the level has none (gemm.c).
+ */
+mla_ukernel_strided_f64 mla_gemm_half_strided_kernel_f64(void);
 
 /* The peak FLOP/s loop of the selected level, for the benchmark (gemm.c). */
 double mla_gemm_peak_loop_f64(ptrdiff_t iterations, double *sink);

@@ -22,6 +22,7 @@
 
 #define UK_NAME mla_ukernel_avx2_f64
 #define UK_STRIDED_NAME mla_ukernel_avx2_strided_f64
+#define UK_HALF_NAME mla_ukernel_avx2_half_strided_f64
 #define UK_GEMV_DOT_NAME mla_gemv_dot_avx2_f64
 #define UK_GEMV_AXPY_NAME mla_gemv_axpy_avx2_f64
 #define UK_CHAINS_NAME mla_fma_chains_avx2_f64

@@ -23,6 +23,7 @@
 
 #define UK_NAME mla_ukernel_avx512_f64
 #define UK_STRIDED_NAME mla_ukernel_avx512_strided_f64
+#define UK_HALF_NAME mla_ukernel_avx512_half_strided_f64
 #define UK_GEMV_DOT_NAME mla_gemv_dot_avx512_f64
 #define UK_GEMV_AXPY_NAME mla_gemv_axpy_avx512_f64
 #define UK_CHAINS_NAME mla_fma_chains_avx512_f64

@@ -11,6 +11,8 @@
  *   UK_GEMV_DOT_NAME   name of the matrix-vector product over rows of A
  *   UK_GEMV_AXPY_NAME  name of the matrix-vector product over columns of A
  *   UK_CHAINS_NAME     optional: name of the peak FLOP/s loop (see there)
+ *   UK_HALF_NAME       optional: name of a strided kernel whose tile is
+ *                      half as wide, UK_MR x (UK_NV / 2 * UK_VLEN)
  *   UK_ATTR            attributes of the functions, such as their target
  *   UK_T               element type (float or double)
  *   UK_V               vector type holding UK_VLEN elements
@@ -37,13 +39,14 @@
 #define UK_CORE UK_PASTE(UK_NAME, _core)
 
 /*
- * Update the tile reading A as a[i * rs_a + p * cs_a] and B as
+ * Update the tile of UK_MR rows and nv vectors per row (nv <= UK_NV, a
+ * constant once inlined) reading A as a[i * rs_a + p * cs_a] and B as
  * b[p * rs_b + j]. The packed kernel inlines it with constant strides.
  */
 static inline __attribute__((always_inline)) UK_ATTR void
 UK_CORE(ptrdiff_t kc, const UK_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
         const UK_T *b, ptrdiff_t rs_b, UK_T *c, ptrdiff_t rs_c, UK_T alpha,
-        UK_T beta)
+        UK_T beta, const int nv)
 {
     UK_V acc[UK_MR][UK_NV];
 
@@ -51,13 +54,13 @@ UK_CORE(ptrdiff_t kc, const UK_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
 #pragma GCC unroll 16
     for (int i = 0; i < UK_MR; i++) {
         __builtin_prefetch(c + i * rs_c, 1);
-        __builtin_prefetch(c + i * rs_c + UK_NV * UK_VLEN - 1, 1);
+        __builtin_prefetch(c + i * rs_c + nv * UK_VLEN - 1, 1);
     }
 
 #pragma GCC unroll 16
     for (int i = 0; i < UK_MR; i++) {
 #pragma GCC unroll 4
-        for (int v = 0; v < UK_NV; v++) {
+        for (int v = 0; v < nv; v++) {
             acc[i][v] = UK_ZERO();
         }
     }
@@ -66,14 +69,14 @@ UK_CORE(ptrdiff_t kc, const UK_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
     for (ptrdiff_t p = 0; p < kc; p++) {
         UK_V bv[UK_NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < UK_NV; v++) {
+        for (int v = 0; v < nv; v++) {
             bv[v] = UK_LOAD(b + v * UK_VLEN);
         }
 #pragma GCC unroll 16
         for (int i = 0; i < UK_MR; i++) {
             UK_V ai = UK_SET1(a[i * rs_a]);
 #pragma GCC unroll 4
-            for (int v = 0; v < UK_NV; v++) {
+            for (int v = 0; v < nv; v++) {
                 acc[i][v] = UK_FMA(ai, bv[v], acc[i][v]);
             }
         }
@@ -87,7 +90,7 @@ UK_CORE(ptrdiff_t kc, const UK_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
 #pragma GCC unroll 16
         for (int i = 0; i < UK_MR; i++) {
 #pragma GCC unroll 4
-            for (int v = 0; v < UK_NV; v++) {
+            for (int v = 0; v < nv; v++) {
                 acc[i][v] = UK_MUL(va, acc[i][v]);
             }
         }
@@ -96,7 +99,7 @@ UK_CORE(ptrdiff_t kc, const UK_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
 #pragma GCC unroll 16
         for (int i = 0; i < UK_MR; i++) {
 #pragma GCC unroll 4
-            for (int v = 0; v < UK_NV; v++) {
+            for (int v = 0; v < nv; v++) {
                 UK_STORE(c + i * rs_c + v * UK_VLEN, acc[i][v]);
             }
         }
@@ -105,7 +108,7 @@ UK_CORE(ptrdiff_t kc, const UK_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
 #pragma GCC unroll 16
         for (int i = 0; i < UK_MR; i++) {
 #pragma GCC unroll 4
-            for (int v = 0; v < UK_NV; v++) {
+            for (int v = 0; v < nv; v++) {
                 UK_T *cp = c + i * rs_c + v * UK_VLEN;
                 UK_STORE(cp, UK_ADD(UK_LOAD(cp), acc[i][v]));
             }
@@ -116,7 +119,7 @@ UK_CORE(ptrdiff_t kc, const UK_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
 #pragma GCC unroll 16
         for (int i = 0; i < UK_MR; i++) {
 #pragma GCC unroll 4
-            for (int v = 0; v < UK_NV; v++) {
+            for (int v = 0; v < nv; v++) {
                 UK_T *cp = c + i * rs_c + v * UK_VLEN;
                 UK_STORE(cp, UK_ADD(UK_MUL(vb, UK_LOAD(cp)), acc[i][v]));
             }
@@ -128,7 +131,8 @@ UK_ATTR void
 UK_NAME(ptrdiff_t kc, const UK_T *a, const UK_T *b, UK_T *c, ptrdiff_t rs_c,
         UK_T alpha, UK_T beta)
 {
-    UK_CORE(kc, a, 1, UK_MR, b, UK_NV * UK_VLEN, c, rs_c, alpha, beta);
+    UK_CORE(kc, a, 1, UK_MR, b, UK_NV * UK_VLEN, c, rs_c, alpha, beta,
+            UK_NV);
 }
 
 UK_ATTR void
@@ -136,8 +140,19 @@ UK_STRIDED_NAME(ptrdiff_t kc, const UK_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
                 const UK_T *b, ptrdiff_t rs_b, UK_T *c, ptrdiff_t rs_c,
                 UK_T alpha, UK_T beta)
 {
-    UK_CORE(kc, a, rs_a, cs_a, b, rs_b, c, rs_c, alpha, beta);
+    UK_CORE(kc, a, rs_a, cs_a, b, rs_b, c, rs_c, alpha, beta, UK_NV);
 }
+
+#ifdef UK_HALF_NAME
+UK_ATTR void
+UK_HALF_NAME(ptrdiff_t kc, const UK_T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
+             const UK_T *b, ptrdiff_t rs_b, UK_T *c, ptrdiff_t rs_c,
+             UK_T alpha, UK_T beta)
+{
+    UK_CORE(kc, a, rs_a, cs_a, b, rs_b, c, rs_c, alpha, beta, UK_NV / 2);
+}
+#undef UK_HALF_NAME
+#endif
 
 /* Set y = alpha * sum + beta * y, the store of the matrix-vector products. */
 #define UK_FINISH_Y(y, sum, alpha, beta)                                      \
