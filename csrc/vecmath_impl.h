@@ -31,14 +31,15 @@
  */
 
 /*
- * Clamp x as exp_vector needs, then split it as x = (k / parts) ln2 + r
- * with k = round(x parts / ln2): return r and store k, and t = k + shifter,
- * whose low mantissa bits hold k. parts is a power of two, so the scaled
- * constants stay exact. The version of exp_vector without a table explains
+ * Clamp x as exp_vector needs, then split it as x = k ln2 + r, where k is
+ * x / ln2 rounded to a multiple of the unit of the shifter's last mantissa
+ * bit: 1 for 1.5 * 2^(mantissa bits), 1/16 for a shifter 16 times smaller.
+ * Return r and store k, and t = k + shifter, whose low mantissa bits hold
+ * k in those units. The version of exp_vector without a table explains
  * the bounds and the two-part ln2.
  */
 VATTR static inline VT
-VFN(exp_split)(VT x, T parts, T shifter, VT *t, VT *k)
+VFN(exp_split)(VT x, T shifter, VT *t, VT *k)
 {
 #if MLA_DTYPE == 64
     const T hi = 710.0, lo = -746.0;
@@ -52,10 +53,10 @@ VFN(exp_split)(VT x, T parts, T shifter, VT *t, VT *k)
 
     x = V_MIN(V_SET1(hi), x);
     x = V_MAX(V_SET1(lo), x);
-    *t = V_FMA(x, V_SET1(log2e * parts), V_SET1(shifter));
+    *t = V_FMA(x, V_SET1(log2e), V_SET1(shifter));
     *k = V_SUB(*t, V_SET1(shifter));
-    VT r = V_FNMA(*k, V_SET1(ln2_hi / parts), x);
-    return V_FNMA(*k, V_SET1(ln2_lo / parts), r);
+    VT r = V_FNMA(*k, V_SET1(ln2_hi), x);
+    return V_FNMA(*k, V_SET1(ln2_lo), r);
 }
 
 #ifdef V_TABLE16
@@ -92,22 +93,23 @@ static const T VFN(exp2_sixteenths)[32] = {
 
 /*
  * exp(x) with the accuracy and special values of the version below, from
- * x = (k / 16) ln2 + r with |r| <= ln2 / 32, so that
- * exp(x) = 2^floor(k / 16) 2^(j / 16) exp(r) with j = k mod 16. The
- * table gives 2^(j / 16), and the smaller r needs a Taylor polynomial
- * of degree 7 (float64) or 4 (float32) instead of 13 or 7. V_SCALEF
- * applies 2^floor(k / 16) with one rounding.
+ * x = (i + j / 16) ln2 + r with |r| <= ln2 / 32, j in 0..15 and i an
+ * integer, so that exp(x) = 2^i 2^(j / 16) exp(r). The table gives
+ * 2^(j / 16), and the smaller r needs a Taylor polynomial of degree 7
+ * (float64) or 4 (float32) instead of 13 or 7. V_SCALEF applies 2^i, the
+ * floor of k = i + j / 16, with one rounding.
  */
 VATTR static inline VT
 VFN(exp_vector)(VT x)
 {
+    /* 1.5 * 2^(mantissa bits) / 16: k is rounded to sixteenths. */
 #if MLA_DTYPE == 64
-    const T shifter = 0x1.8p52;
+    const T shifter = 0x1.8p48;
 #else
-    const T shifter = 0x1.8p23f;
+    const T shifter = 0x1.8p19f;
 #endif
     VT t, k;
-    VT r = VFN(exp_split)(x, 16, shifter, &t, &k);
+    VT r = VFN(exp_split)(x, shifter, &t, &k);
 
 #if MLA_DTYPE == 64
     VT q = V_SET1(0x1.a01a01a01a01ap-13);
@@ -130,7 +132,7 @@ VFN(exp_vector)(VT x)
     VT hi_part = V_TABLE16(VFN(exp2_sixteenths), t);
     VT lo_part = V_TABLE16(VFN(exp2_sixteenths) + 16, t);
     VT sum = V_ADD(hi_part, V_FMA(hi_part, s, lo_part));
-    return V_SCALEF(sum, V_MUL(k, V_SET1(1.0 / 16)));
+    return V_SCALEF(sum, k);
 }
 #else
 /*
@@ -164,7 +166,7 @@ VFN(exp_vector)(VT x)
 
     /* Clamp, then split x = k ln2 + r. */
     VT t, k;
-    VT r = VFN(exp_split)(x, 1, shifter, &t, &k);
+    VT r = VFN(exp_split)(x, shifter, &t, &k);
 
     /* q(r) = 1/2! + r/3! + ..., so that exp(r) = 1 + r + r^2 q(r). */
 #if MLA_DTYPE == 64
