@@ -61,10 +61,24 @@ from mla.bench_training import TRAINING_CASES
 __all__ = ["CASES", "Case", "format_seconds", "main", "median_time"]
 
 
-def median_time(func, repeat=7, min_seconds=2e-3):
+# Default seconds of untimed calls before the samples of each implementation
+# on several threads: see median_time.
+SETTLE_SECONDS = 0.2
+
+
+def _run_for(func, seconds):
+    """Call ``func`` back to back, untimed, at least once and for about ``seconds``."""
+    end = time.perf_counter() + seconds
+    func()
+    while time.perf_counter() < end:
+        func()
+
+
+def median_time(func, repeat=7, min_seconds=2e-3, settle_seconds=0.0):
     """Return the median wall-clock time of one call of ``func``, in seconds.
 
-    One untimed call runs first. Each sample then times enough
+    Untimed calls run first, one or ``settle_seconds`` of them. Each sample
+    then times enough
     back-to-back calls to last at least
     ``min_seconds``, so that the resolution of :func:`time.perf_counter`
     does not distort calls of a microsecond. The number of calls per sample
@@ -79,6 +93,12 @@ def median_time(func, repeat=7, min_seconds=2e-3):
         Number of samples whose median is returned.
     min_seconds : float, optional
         Minimum duration of one sample.
+    settle_seconds : float, optional
+        Seconds of untimed calls before the first sample. On several
+        threads they let the worker threads of the library timed before go
+        idle: OpenBLAS's idle workers keep a core busy for about 2^28 clock
+        cycles (0.1 s at 2.5 GHz) after each call, and a sample taken
+        meanwhile shares its cores with them.
 
     Returns
     -------
@@ -91,9 +111,9 @@ def median_time(func, repeat=7, min_seconds=2e-3):
     >>> 0 < seconds < 1
     True
     """
-    # One untimed call first: the first call pays for cold caches and
-    # page faults that later calls do not.
-    func()
+    # The first call pays for cold caches and page faults that later calls
+    # do not.
+    _run_for(func, settle_seconds)
     number = 1
     steps = (2, 2.5, 2)
     step = 0
@@ -570,7 +590,7 @@ def _results_agree(got, expected, dtype):
     return bool(np.allclose(got, expected, rtol=rtol, atol=rtol * scale))
 
 
-def run_case(case, dtype, repeat, torch):
+def run_case(case, dtype, repeat, torch, settle_seconds=0.0):
     """Check and time one case with mla, the reference and PyTorch.
 
     Parameters
@@ -583,6 +603,9 @@ def run_case(case, dtype, repeat, torch):
         Number of timing samples whose median is reported.
     torch : module or None
         The torch module, or None to skip PyTorch.
+    settle_seconds : float, optional
+        Untimed calls before the samples of each implementation (see
+        :func:`median_time`).
 
     Returns
     -------
@@ -598,9 +621,15 @@ def run_case(case, dtype, repeat, torch):
     agree = _results_agree(
         mla_function(*args, **options), reference_function(*args, **options), dtype
     )
-    mla_seconds = median_time(lambda: mla_function(*args, **options), repeat=repeat)
+    mla_seconds = median_time(
+        lambda: mla_function(*args, **options),
+        repeat=repeat,
+        settle_seconds=settle_seconds,
+    )
     reference_seconds = median_time(
-        lambda: reference_function(*args, **options), repeat=repeat
+        lambda: reference_function(*args, **options),
+        repeat=repeat,
+        settle_seconds=settle_seconds,
     )
 
     torch_seconds = None
@@ -609,25 +638,34 @@ def run_case(case, dtype, repeat, torch):
             torch.from_numpy(arg) if isinstance(arg, np.ndarray) else arg
             for arg in args
         ]
-        torch_seconds = median_time(lambda: case.torch_call(*torch_args), repeat=repeat)
+        torch_seconds = median_time(
+            lambda: case.torch_call(*torch_args),
+            repeat=repeat,
+            settle_seconds=settle_seconds,
+        )
     return Timing(case, mla_seconds, reference_seconds, torch_seconds, agree)
 
 
-def run_training_case(case, dtype, repeat, torch):
+def run_training_case(case, dtype, repeat, torch, settle_seconds=0.0):
     """Check and time one training case, or return None where it cannot run.
 
     The check compares mla's loss and gradients with the NumPy network's on
     the same weights and batch, before the timed steps change the weights.
+    ``settle_seconds`` is as in :func:`run_case`.
     """
     runners = case.make_runners(dtype, torch)
     if runners is None:
         return None
     agree = _results_agree(runners.result, runners.expected, dtype)
-    mla_seconds = median_time(runners.mla, repeat=repeat)
-    reference_seconds = median_time(runners.reference, repeat=repeat)
+    mla_seconds = median_time(runners.mla, repeat, settle_seconds=settle_seconds)
+    reference_seconds = median_time(
+        runners.reference, repeat, settle_seconds=settle_seconds
+    )
     torch_seconds = None
     if runners.torch is not None:
-        torch_seconds = median_time(runners.torch, repeat=repeat)
+        torch_seconds = median_time(
+            runners.torch, repeat, settle_seconds=settle_seconds
+        )
     return Timing(case, mla_seconds, reference_seconds, torch_seconds, agree)
 
 
@@ -780,6 +818,18 @@ def _parse_args(argv):
         help="limit BLAS, OpenMP, mla and PyTorch to N threads (default: no limit)",
     )
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE_SECONDS,
+        metavar="SECONDS",
+        help=(
+            "seconds of untimed calls before the samples of each "
+            "implementation on more than one thread, so that the idle "
+            "threads of the one timed before stop spinning (default: "
+            "%(default)s)"
+        ),
+    )
+    parser.add_argument(
         "--dtype",
         choices=("float64", "float32"),
         help=(
@@ -834,6 +884,8 @@ def _parse_args(argv):
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
+    if args.settle < 0:
+        parser.error(f"--settle must be at least 0, got {args.settle}")
     if args.plot is not None and args.names and set(args.names) <= set(SUITES):
         parser.error("--plot draws the function table, which no named function runs")
     if args.plot is not None:
@@ -891,13 +943,20 @@ def main(argv=None):
                 print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
             samples = "sample" if args.repeat == 1 else "samples"
             print(f"median of {args.repeat} {samples}")
+            settle = args.settle if mla.get_num_threads() > 1 else 0.0
+            if settle > 0:
+                print(f"each implementation's samples follow {settle} s of untimed calls")
             if run_table:
                 print(f"\ndtype {dtype}")
                 for case in cases:
-                    timings.append(run_case(case, dtype, args.repeat, torch))
+                    timings.append(
+                        run_case(case, dtype, args.repeat, torch, settle)
+                    )
                 skipped = []
                 for case in training_cases:
-                    timing = run_training_case(case, dtype, args.repeat, torch)
+                    timing = run_training_case(
+                        case, dtype, args.repeat, torch, settle
+                    )
                     if timing is None:
                         skipped.append(case)
                     else:
@@ -915,6 +974,7 @@ def main(argv=None):
                     args.repeat,
                     torch,
                     with_reference=not args.no_reference,
+                    settle_seconds=settle,
                 )
     finally:
         mla.set_num_threads(mla_threads)

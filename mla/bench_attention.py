@@ -100,18 +100,18 @@ def peak_memory(func):
     return result, max(peak, 0) * 1024
 
 
-def suite_median_time(func, repeat):
+def suite_median_time(func, repeat, settle_seconds=0.0):
     """Return the median seconds of ``func``, with fewer samples for slow calls.
 
     A first call is timed. If it took half a second or more, the median of
     ``min(repeat, 3)`` further single calls is returned; otherwise
-    ``median_time(func, repeat)`` decides.
+    ``median_time(func, repeat, settle_seconds=settle_seconds)`` decides.
     """
     start = time.perf_counter()
     func()
     first = time.perf_counter() - start
     if first < 0.5:
-        return median_time(func, repeat=repeat)
+        return median_time(func, repeat=repeat, settle_seconds=settle_seconds)
     samples = []
     for _ in range(min(repeat, 3)):
         start = time.perf_counter()
@@ -201,7 +201,7 @@ def _as_arrays(result, shape):
     return np.asarray(result).reshape(shape)
 
 
-def _measure_row(calls, arguments, shape, repeat, failures, case):
+def _measure_row(calls, arguments, shape, repeat, failures, case, settle_seconds):
     """Run each call once for its result and peak memory, then time it.
 
     Returns ``(seconds, peaks, outputs)``, dictionaries keyed by name. A call
@@ -222,11 +222,11 @@ def _measure_row(calls, arguments, shape, repeat, failures, case):
             continue
         outputs[name] = _as_arrays(output, shape)
         del output
-        seconds[name] = suite_median_time(run, repeat)
+        seconds[name] = suite_median_time(run, repeat, settle_seconds)
     return seconds, peaks, outputs
 
 
-def run_suite(shapes, dtype, repeat, torch, with_reference=True):
+def run_suite(shapes, dtype, repeat, torch, with_reference=True, settle_seconds=0.0):
     """Time and measure each attention case, print the table, return agreement.
 
     Parameters
@@ -243,6 +243,9 @@ def run_suite(shapes, dtype, repeat, torch, with_reference=True):
     with_reference : bool
         Whether to run the NumPy composite, which needs memory for
         ``3 * heads * L * L`` elements or more.
+    settle_seconds : float
+        Untimed calls before the samples of each implementation (see
+        :func:`mla.bench.median_time`).
 
     Returns
     -------
@@ -295,7 +298,13 @@ def run_suite(shapes, dtype, repeat, torch, with_reference=True):
             )
             for kind, row_calls, arguments in rows:
                 seconds, peaks, outputs = _measure_row(
-                    row_calls, arguments, shape, repeat, failures, f"{kind} {case}"
+                    row_calls,
+                    arguments,
+                    shape,
+                    repeat,
+                    failures,
+                    f"{kind} {case}",
+                    settle_seconds,
                 )
                 agree = all(
                     _results_agree(outputs["mla"], outputs[name], dtype)

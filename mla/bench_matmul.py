@@ -39,15 +39,13 @@ import numpy as np
 import mla
 from mla._cli import check_plot_option
 from mla import _core
-from mla.bench import _thread_limits, format_seconds
+from mla.bench import SETTLE_SECONDS, _run_for, _thread_limits, format_seconds
 
 __all__ = ["Product", "main", "measure_peak", "paired_medians", "products"]
 
 SQUARE_SIZES = (8, 32, 64, 128, 256, 512, 1024, 2048)
 DTYPES = ("float32", "float64")
 
-# Default pause before each sample on several threads: see paired_medians.
-SETTLE_SECONDS = 0.2
 
 
 @dataclass
@@ -145,14 +143,6 @@ def _calls_per_sample(func, min_seconds):
     while _time_calls(func, number) * number < min_seconds:
         number *= 2
     return number
-
-
-def _run_for(func, seconds):
-    """Call ``func`` back to back, untimed, for about ``seconds``."""
-    end = time.perf_counter() + seconds
-    func()
-    while time.perf_counter() < end:
-        func()
 
 
 def paired_medians(first, second, repeat=7, min_seconds=2e-3, settle_seconds=0.0):

@@ -5,6 +5,7 @@ cases. No test asserts on how long anything takes.
 """
 
 import importlib.util
+import time
 
 import numpy as np
 import pytest
@@ -28,6 +29,35 @@ def test_median_time_calls_function():
     assert len(calls) >= 3
 
 
+def test_median_time_settles_before_samples():
+    starts = []
+    bench.median_time(
+        lambda: starts.append(time.perf_counter()),
+        repeat=1,
+        min_seconds=1e-4,
+        settle_seconds=0.05,
+    )
+    # The untimed calls go on until 0.05 s after the first one began.
+    assert starts[-1] - starts[0] >= 0.05
+    assert len(starts) > 2
+
+
+def test_bench_settle_option_prints_pause(capsys):
+    status = bench.main(
+        ["relu", "--repeat", "1", "--no-torch", "--threads", "2", "--settle", "0.01"]
+    )
+    output = capsys.readouterr().out
+    assert status == 0
+    assert "each implementation's samples follow 0.01 s of untimed calls" in output
+
+
+def test_bench_rejects_negative_settle(capsys):
+    with pytest.raises(SystemExit) as raised:
+        bench.main(["--settle", "-1"])
+    assert raised.value.code == 2
+    assert "--settle must be at least 0, got -1.0" in capsys.readouterr().err
+
+
 def test_cases_name_mla_functions():
     for case in bench.CASES:
         assert callable(getattr(mla, case.function))
@@ -36,7 +66,7 @@ def test_cases_name_mla_functions():
 
 def test_bench_selected_functions_exit_zero(capsys):
     status = bench.main(
-        ["softmax", "cross_entropy_loss", "--repeat", "1", "--no-torch"]
+        ["softmax", "cross_entropy_loss", "--repeat", "1", "--no-torch", "--settle", "0"]
     )
     output = capsys.readouterr().out
     assert status == 0
@@ -49,7 +79,8 @@ def test_bench_selected_functions_exit_zero(capsys):
 
 def test_bench_float32_exit_zero(capsys):
     status = bench.main(
-        ["softmax", "--repeat", "1", "--no-torch", "--dtype", "float32"]
+        ["softmax", "--repeat", "1", "--no-torch", "--dtype", "float32", "--settle",
+         "0"]
     )
     output = capsys.readouterr().out
     assert status == 0
@@ -68,7 +99,9 @@ def test_bench_threads_option_limits_then_restores(capsys):
 def test_bench_saves_plot(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     path = tmp_path / "speedups.png"
-    status = bench.main(["softmax", "--repeat", "1", "--no-torch", "--plot", str(path)])
+    status = bench.main(
+        ["softmax", "--repeat", "1", "--no-torch", "--settle", "0", "--plot", str(path)]
+    )
     assert status == 0
     assert path.stat().st_size > 0
     assert f"saved the speed-up chart to {path}" in capsys.readouterr().out
@@ -112,7 +145,9 @@ def test_bench_plot_without_matplotlib_fails_early(tmp_path, monkeypatch, capsys
 
 
 def test_bench_training_cases_exit_zero(capsys):
-    status = bench.main(["MLP", "--repeat", "1", "--no-torch", "--dtype", "float32"])
+    status = bench.main(
+        ["MLP", "--repeat", "1", "--no-torch", "--dtype", "float32", "--settle", "0"]
+    )
     output = capsys.readouterr().out
     assert status == 0
     assert "MLP\n" in output
@@ -264,6 +299,7 @@ def test_bench_attention_suite_small_shapes(capsys):
             "--attention-shape", "130", "16",
             "--repeat", "1",
             "--no-torch",
+            "--settle", "0",
         ]
     )
     output = capsys.readouterr().out
@@ -293,6 +329,7 @@ def test_bench_attention_suite_without_reference(capsys):
             "--repeat", "1",
             "--no-torch",
             "--no-reference",
+            "--settle", "0",
             "--dtype", "float64",
         ]
     )
