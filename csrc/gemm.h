@@ -153,6 +153,15 @@ mla_ukernel_strided_f32 mla_gemm_strided_kernel_f32(ptrdiff_t *mr,
  */
 mla_ukernel_strided_f64 mla_gemm_half_strided_kernel_f64(void);
 
+/*
+ * The row units, column units and row panels of the first column block of
+ * an m x n product on nthreads threads, for the tests (gemm.c).
+ */
+void mla_gemm_grid_units_f64(ptrdiff_t m, ptrdiff_t n, int nthreads,
+                             ptrdiff_t units[3]);
+void mla_gemm_grid_units_f32(ptrdiff_t m, ptrdiff_t n, int nthreads,
+                             ptrdiff_t units[3]);
+
 /* The peak FLOP/s loop of the selected level, for the benchmark (gemm.c). */
 double mla_gemm_peak_loop_f64(ptrdiff_t iterations, double *sink);
 double mla_gemm_peak_loop_f32(ptrdiff_t iterations, double *sink);

@@ -1258,6 +1258,26 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
     FN(gemm_thread)(&plan);
 }
 
+/*
+ * Store in units[0] and units[1] the row and column units into which a
+ * product of this size on nthreads threads cuts its first column block of
+ * C, and in units[2] that block's row panels. For the tests.
+ */
+void
+FN(mla_gemm_grid_units)(ptrdiff_t m, ptrdiff_t n, int nthreads,
+                        ptrdiff_t units[3])
+{
+    FN(ukernel_desc) kd = FN(select_ukernel)(n);
+    FN(gemm_plan) plan = {0};
+    plan.m = m;
+    plan.kd = &kd;
+    plan.nthreads = nthreads < 1 ? 1 : nthreads;
+    FN(gemm_grid) grid = FN(make_grid)(&plan, FN(min_diff)(n, kd.nc));
+    units[0] = grid.row_units;
+    units[1] = grid.col_units;
+    units[2] = grid.row_panels;
+}
+
 /* Threads a product of this size runs on: pass it to the two below. */
 int
 FN(mla_gemm_threads)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)

@@ -197,6 +197,7 @@ static PyMethodDef methods[] = {
     {"_set_kernel_level", py_set_kernel_level, METH_O, NULL},
     {"_set_gemm_avx512_on_avx2", py_set_gemm_avx512_on_avx2, METH_O, NULL},
     {"_gemm_peak_loop", py_gemm_peak_loop, METH_VARARGS, NULL},
+    {"_gemm_grid", py_gemm_grid, METH_VARARGS, NULL},
     {"_gemm_update", py_gemm_update, METH_VARARGS, NULL},
     {"_syrk_lower", py_syrk_lower, METH_VARARGS, NULL},
     {"_config", py_config, METH_NOARGS, NULL},

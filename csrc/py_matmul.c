@@ -341,6 +341,42 @@ py_set_gemm_avx512_on_avx2(PyObject *module, PyObject *arg)
 }
 
 /*
+ * Test hook: _gemm_grid(dtype, m, n, threads) returns (row_units,
+ * col_units, row_panels), the work units of the first column block of an
+ * m x n product of float32 (dtype "f") or float64 (dtype "d") at the
+ * selected level on that many threads.
+ */
+PyObject *
+py_gemm_grid(PyObject *module, PyObject *args)
+{
+    (void)module;
+    const char *dtype;
+    Py_ssize_t m, n;
+    int threads;
+    ptrdiff_t units[3];
+    if (!PyArg_ParseTuple(args, "snni:_gemm_grid", &dtype, &m, &n,
+                          &threads)) {
+        return NULL;
+    }
+    if (m < 1 || n < 1 || threads < 1 ||
+        (dtype[0] != 'f' && dtype[0] != 'd') || dtype[1] != '\0') {
+        PyErr_Format(PyExc_ValueError,
+                     "_gemm_grid: dtype must be 'f' or 'd' and m, n and "
+                     "threads at least 1; got %R, %zd, %zd and %d",
+                     PyTuple_GET_ITEM(args, 0), m, n, threads);
+        return NULL;
+    }
+    if (dtype[0] == 'f') {
+        mla_gemm_grid_units_f32(m, n, threads, units);
+    }
+    else {
+        mla_gemm_grid_units_f64(m, n, threads, units);
+    }
+    return Py_BuildValue("(nnn)", (Py_ssize_t)units[0], (Py_ssize_t)units[1],
+                         (Py_ssize_t)units[2]);
+}
+
+/*
  * Benchmark hook: _gemm_peak_loop(dtype, iterations) runs the peak FLOP/s
  * loop of the selected level in float32 (dtype "f") or float64 (dtype
  * "d") and returns the floating-point operations it did, for the caller to

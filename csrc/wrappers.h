@@ -40,6 +40,7 @@ MLA_WRAPPER(scaled_dot_product_attention_backward);
 
 PyObject *py_set_gemm_avx512_on_avx2(PyObject *module, PyObject *arg);
 PyObject *py_gemm_peak_loop(PyObject *module, PyObject *args);
+PyObject *py_gemm_grid(PyObject *module, PyObject *args);
 PyObject *py_gemm_update(PyObject *module, PyObject *args);
 PyObject *py_syrk_lower(PyObject *module, PyObject *args);
 

@@ -201,6 +201,20 @@ def test_matmul_one_two_threads_identical(a_shape, b_shape, dtype, restore_threa
     assert np.array_equal(one_thread, two_threads)
 
 
+@pytest.mark.parametrize("dtype", ["f", "d"])
+def test_gemm_grid_equal_row_units_per_thread(gemm_kernel_level, dtype):
+    # Each thread gets as many row units of C as the others, so none waits
+    # at a K slice's barrier while another computes an extra unit.
+    from mla import _core
+
+    for threads in (2, 3, 4):
+        for m in range(1, 3000, 37):
+            row_units, col_units, row_panels = _core._gemm_grid(dtype, m, 2048, threads)
+            assert col_units >= 1
+            if row_units > threads and row_units < row_panels:
+                assert row_units % threads == 0, (m, threads, row_units)
+
+
 def test_show_config_reports_simd_and_threads(capfd, restore_threads):
     mla.set_num_threads(3)
 
