@@ -65,6 +65,17 @@ __all__ = ["CASES", "Case", "format_seconds", "main", "median_time"]
 # on several threads: see median_time.
 SETTLE_SECONDS = 0.2
 
+# Longest --settle accepted, so that a mistyped value cannot stall a run.
+MAX_SETTLE_SECONDS = 60.0
+
+
+def check_settle_option(parser, seconds):
+    """Exit through ``parser.error`` unless ``seconds`` is a valid ``--settle``."""
+    if not 0 <= seconds <= MAX_SETTLE_SECONDS:
+        parser.error(
+            f"--settle must be from 0 to {MAX_SETTLE_SECONDS:g} seconds, got {seconds}"
+        )
+
 
 def _run_for(func, seconds):
     """Call ``func`` back to back, untimed, at least once and for about ``seconds``."""
@@ -884,8 +895,7 @@ def _parse_args(argv):
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
-    if args.settle < 0:
-        parser.error(f"--settle must be at least 0, got {args.settle}")
+    check_settle_option(parser, args.settle)
     if args.plot is not None and args.names and set(args.names) <= set(SUITES):
         parser.error("--plot draws the function table, which no named function runs")
     if args.plot is not None:

@@ -39,7 +39,13 @@ import numpy as np
 import mla
 from mla._cli import check_plot_option
 from mla import _core
-from mla.bench import SETTLE_SECONDS, _run_for, _thread_limits, format_seconds
+from mla.bench import (
+    SETTLE_SECONDS,
+    _run_for,
+    _thread_limits,
+    check_settle_option,
+    format_seconds,
+)
 
 __all__ = ["Product", "main", "measure_peak", "paired_medians", "products"]
 
@@ -443,8 +449,7 @@ def _parse_args(argv):
     args.threads = _parse_list(args.threads, "--threads", parser)
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
-    if args.settle < 0:
-        parser.error(f"--settle must be at least 0, got {args.settle}")
+    check_settle_option(parser, args.settle)
 
     if args.plot is not None:
         check_plot_option(parser, args.plot, "bench")

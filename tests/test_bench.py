@@ -51,11 +51,13 @@ def test_bench_settle_option_prints_pause(capsys):
     assert "each implementation's samples follow 0.01 s of untimed calls" in output
 
 
-def test_bench_rejects_negative_settle(capsys):
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "1e12"])
+def test_bench_rejects_bad_settle(value, capsys):
     with pytest.raises(SystemExit) as raised:
-        bench.main(["--settle", "-1"])
+        bench.main(["--settle", value])
     assert raised.value.code == 2
-    assert "--settle must be at least 0, got -1.0" in capsys.readouterr().err
+    message = capsys.readouterr().err
+    assert f"--settle must be from 0 to 60 seconds, got {float(value)}" in message
 
 
 def test_cases_name_mla_functions():
@@ -267,7 +269,8 @@ def test_bench_matmul_saves_plot(tmp_path, capsys):
         (["--sizes", "0"], "--sizes must be positive integers"),
         (["--threads", "0"], "--threads must be positive integers"),
         (["--repeat", "0"], "--repeat must be at least 1, got 0"),
-        (["--settle", "-1"], "--settle must be at least 0, got -1.0"),
+        (["--settle", "-1"], "--settle must be from 0 to 60 seconds, got -1.0"),
+        (["--settle", "nan"], "--settle must be from 0 to 60 seconds, got nan"),
     ],
 )
 def test_bench_matmul_rejects_bad_options(argv, message, capsys):
