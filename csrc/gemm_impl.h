@@ -1252,6 +1252,11 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
         }
     }
 
+    /*
+     * NOTE: after libgomp's idle workers fall asleep, the first region can
+     * wait milliseconds for one to be scheduled (docs/benchmarks.md, "Cold
+     * calls on two threads").
+     */
     /* A team smaller than requested (nested regions) shares the units. */
     mla_note_parallel();
 #pragma omp parallel num_threads(plan.nthreads)
