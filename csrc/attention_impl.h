@@ -264,7 +264,7 @@ FN(attention_run)(const FN(attention_job) *job, FN(attention_item_fn) fn,
         nthreads = (int)items;
     }
     if (nthreads > 1) {
-        mla_note_parallel();
+        mla_note_parallel(nthreads);
         /* Causal items differ in cost, so they are handed out one by one. */
 #pragma omp parallel num_threads(nthreads)
         {

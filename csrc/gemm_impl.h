@@ -1154,7 +1154,7 @@ FN(gemv_run)(const FN(gemm_plan) *plan)
     ptrdiff_t units = (rows + GEMV_UNIT_ROWS - 1) / GEMV_UNIT_ROWS;
     int nthreads = plan->nthreads;
     if (nthreads > 1) {
-        mla_note_parallel();
+        mla_note_parallel(nthreads);
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic)
         for (ptrdiff_t u = 0; u < units; u++) {
             ptrdiff_t i = u * GEMV_UNIT_ROWS;
@@ -1252,13 +1252,8 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
         }
     }
 
-    /*
-     * NOTE: after libgomp's idle workers fall asleep, the first region can
-     * wait milliseconds for one to be scheduled (docs/benchmarks.md, "Cold
-     * calls on two threads").
-     */
     /* A team smaller than requested (nested regions) shares the units. */
-    mla_note_parallel();
+    mla_note_parallel(plan.nthreads);
 #pragma omp parallel num_threads(plan.nthreads)
     FN(gemm_thread)(&plan);
 }
@@ -1456,7 +1451,7 @@ FN(mla_matmul_batched)(T *c, const ptrdiff_t *c_offsets, ptrdiff_t rs_c,
         }
     }
     else {
-        mla_note_parallel();
+        mla_note_parallel(batch_threads);
 #pragma omp parallel for num_threads(batch_threads) schedule(dynamic)
         for (ptrdiff_t t = 0; t < batch; t++) {
             T *own = work + each * (size_t)MLA_THREAD_ID();

@@ -75,7 +75,7 @@ const char *mla_level_name(mla_level level);
 int mla_get_num_threads(void);
 void mla_set_num_threads(int n);
 void mla_runtime_init(void);
-void mla_note_parallel(void); /* call before a region of 2+ threads */
+void mla_note_parallel(int nthreads); /* call before a region of 2+ threads */
 int mla_have_openmp(void);
 void *mla_alloc(size_t count, size_t size);
 void mla_free(void *p);

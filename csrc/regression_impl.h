@@ -258,7 +258,7 @@ FN(regression_threads)(ptrdiff_t tasks, ptrdiff_t n, ptrdiff_t ncols)
     }
     threads = threads < tasks ? threads : (int)tasks;
     if (threads > 1) {
-        mla_note_parallel();
+        mla_note_parallel(threads);
     }
     return threads;
 }

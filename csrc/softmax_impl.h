@@ -262,7 +262,7 @@ FN(softmax_threads)(ptrdiff_t tasks, ptrdiff_t elements)
         threads = limit < 1 ? 1 : (int)limit;
     }
     if (threads > 1) {
-        mla_note_parallel();
+        mla_note_parallel(threads);
     }
     return threads;
 }

@@ -92,7 +92,7 @@ FN(mla_syrk_run)(T *c, ptrdiff_t ldc, const T *a, ptrdiff_t rs_a,
         }
         return;
     }
-    mla_note_parallel();
+    mla_note_parallel(nthreads);
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic)
     for (ptrdiff_t pair = 0; pair < pairs; pair++) {
         FN(syrk_block)(c, ldc, a, rs_a, cs_a, n, k, pair,

@@ -345,6 +345,68 @@ def test_forced_kernel_level_matches_reference(level):
     assert chosen.group(1) == level
 
 
+PLACEMENT_SCRIPT = textwrap.dedent(
+    """
+    import os
+    import numpy as np
+    import mla
+
+    def allowed(task):
+        with open(f"/proc/self/task/{task}/status") as status:
+            for line in status:
+                if line.startswith("Cpus_allowed_list:"):
+                    return line.split(":")[1].strip()
+
+    mla.set_num_threads(2)
+    A = np.random.default_rng(0).standard_normal((300, 300))
+    assert np.allclose(mla.matmul(A, A), A @ A)
+    main = os.getpid()
+    print("main", allowed(main))
+    for task in sorted(int(t) for t in os.listdir("/proc/self/task")):
+        if task != main:
+            print("other", allowed(task))
+    """
+)
+
+
+def _cpu_count(cpu_list):
+    """Return the number of CPUs in a list such as ``0-3,6``."""
+    count = 0
+    for part in cpu_list.split(","):
+        first, _, last = part.partition("-")
+        count += int(last or first) - int(first) + 1
+    return count
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+    reason="worker placement needs Linux and at least two CPUs",
+)
+def test_parallel_workers_avoid_callers_cpu():
+    # The workers of a 2-thread product are kept off the calling thread's
+    # CPU, so that a sleeping worker never wakes queued behind the caller.
+    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    environment.pop("OMP_PROC_BIND", None)
+    environment.pop("OMP_PLACES", None)
+
+    completed = subprocess.run(
+        [sys.executable, "-c", PLACEMENT_SCRIPT],
+        cwd=REPOSITORY_ROOT,
+        env=environment,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.split()
+    main_cpus = _cpu_count(lines[1])
+    others = [_cpu_count(cpus) for kind, cpus in zip(lines[2::2], lines[3::2])]
+    assert main_cpus >= 2
+    assert main_cpus - 1 in others, completed.stdout
+
+
 def test_num_threads_environment_default():
     environment = {**os.environ, "MLA_NUM_THREADS": "3"}
     environment.pop("OMP_NUM_THREADS", None)
