@@ -8,7 +8,7 @@
  * to 64 bytes, one cache line and one AVX-512 register.
  */
 #ifdef __linux__
-#define _GNU_SOURCE /* sched_getcpu, CPU_SET and the gettid system call */
+#define _GNU_SOURCE /* sched_getcpu and CPU_SET */
 #else
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -30,8 +30,6 @@
 
 #if defined(MLA_HAVE_OPENMP) && defined(__linux__)
 #include <sched.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #define MLA_HAVE_WORKER_PLACEMENT 1
 #endif
 
@@ -79,36 +77,39 @@ mla_runtime_init(void)
  * 2-thread product after 0.1 s of idling took 7.8 ms instead of 0.34 ms.
  * With the workers kept off the caller's CPU it took 0.5 ms.
  *
- * libgomp keeps one pool of workers per calling thread and gives team
- * member i the same pool thread in every region. So each calling thread
- * records its workers' thread ids once, and sets their affinity again
- * only when the mask to give them changes. Nothing is changed when the
- * user binds threads (OMP_PROC_BIND) or inside another parallel region.
+ * libgomp keeps one pool of workers per calling thread. Each worker sets
+ * its own mask in a small region of its own, so no thread is ever named
+ * by id. Each calling thread remembers the mask it gave and the team size
+ * it gave it to, and starts that region again only when the mask changes
+ * or a larger team may have brought new threads. Nothing is changed when
+ * the user binds threads (OMP_PROC_BIND) or inside another parallel
+ * region.
  */
-#define MLA_PLACED_WORKERS 64
+static _Thread_local int placed_team = 0;
+static _Thread_local cpu_set_t placed_mask;
 
-static _Thread_local pid_t worker_ids[MLA_PLACED_WORKERS];
-static _Thread_local int workers_known = 0;
-static _Thread_local int mask_applied = 0;
-static _Thread_local cpu_set_t applied_mask;
-
-/* Record the thread ids of the workers of a team of nthreads threads. */
+/*
+ * Give each worker of a team of nthreads threads the affinity mask. The
+ * calling thread yields until every worker has taken it, so that a worker
+ * queued behind it on its CPU runs at once instead of at the next tick.
+ */
 static void
-record_workers(int nthreads)
+set_worker_masks(int nthreads, const cpu_set_t *mask)
 {
-    pid_t ids[MLA_PLACED_WORKERS + 1];
+    atomic_int done = 0;
 #pragma omp parallel num_threads(nthreads)
     {
-        int id = omp_get_thread_num();
-        if (id <= MLA_PLACED_WORKERS) {
-            ids[id] = (pid_t)syscall(SYS_gettid);
+        if (omp_get_thread_num() == 0) {
+            int workers = omp_get_num_threads() - 1;
+            while (atomic_load(&done) < workers) {
+                sched_yield();
+            }
+        }
+        else {
+            sched_setaffinity(0, sizeof *mask, mask);
+            atomic_fetch_add(&done, 1);
         }
     }
-    for (int i = 1; i < nthreads; i++) {
-        worker_ids[i - 1] = ids[i];
-    }
-    workers_known = nthreads - 1;
-    mask_applied = 0;
 }
 
 /*
@@ -118,8 +119,7 @@ record_workers(int nthreads)
 static void
 place_workers(int nthreads)
 {
-    if (nthreads - 1 > MLA_PLACED_WORKERS || omp_in_parallel() ||
-        omp_get_proc_bind() != omp_proc_bind_false) {
+    if (omp_in_parallel() || omp_get_proc_bind() != omp_proc_bind_false) {
         return;
     }
     int cpu = sched_getcpu();
@@ -130,25 +130,24 @@ place_workers(int nthreads)
     if (CPU_ISSET(cpu, &mask) && CPU_COUNT(&mask) >= nthreads) {
         CPU_CLR(cpu, &mask);
     }
-    else if (!mask_applied) {
-        /* The workers still have the mask they started with. */
+    if (nthreads <= placed_team && CPU_EQUAL(&mask, &placed_mask)) {
         return;
     }
-    if (workers_known < nthreads - 1) {
-        record_workers(nthreads);
+    set_worker_masks(nthreads, &mask);
+    placed_mask = mask;
+    placed_team = nthreads;
+}
+
+/*
+ * A team smaller than the placed one may end the pool's extra threads, and
+ * libgomp starts new ones for the next larger team with the caller's mask.
+ */
+static void
+note_team(int nthreads)
+{
+    if (nthreads < placed_team) {
+        placed_team = nthreads;
     }
-    if (mask_applied && CPU_EQUAL(&mask, &applied_mask)) {
-        return;
-    }
-    for (int i = 0; i < workers_known; i++) {
-        if (sched_setaffinity(worker_ids[i], sizeof mask, &mask) != 0) {
-            /* The pool changed (the thread has exited): record it again. */
-            workers_known = 0;
-            return;
-        }
-    }
-    applied_mask = mask;
-    mask_applied = 1;
 }
 #endif
 
@@ -157,6 +156,7 @@ mla_note_parallel(int nthreads)
 {
     parallel_used = 1;
 #ifdef MLA_HAVE_WORKER_PLACEMENT
+    note_team(nthreads);
     place_workers(nthreads);
 #else
     (void)nthreads;
