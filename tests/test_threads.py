@@ -407,6 +407,65 @@ def test_parallel_workers_avoid_callers_cpu():
     assert main_cpus - 1 in others, completed.stdout
 
 
+NARROWED_SCRIPT = textwrap.dedent(
+    """
+    import os
+    import numpy as np
+    import mla
+
+    def allowed(task):
+        with open(f"/proc/self/task/{task}/status") as status:
+            for line in status:
+                if line.startswith("Cpus_allowed_list:"):
+                    return line.split(":")[1].strip()
+
+    mla.set_num_threads(2)
+    A = np.random.default_rng(0).standard_normal((300, 300))
+    cpus = sorted(os.sched_getaffinity(0))
+    # The workers start on the first CPU, then the caller moves to the last.
+    for first, then in (([cpus[0]], [cpus[-1]]), (cpus, [cpus[-1]])):
+        os.sched_setaffinity(0, set(first))
+        assert np.allclose(mla.matmul(A, A), A @ A)
+        assert os.sched_getaffinity(0) == set(first)
+        os.sched_setaffinity(0, set(then))
+        assert np.allclose(mla.matmul(A, A), A @ A)
+        assert os.sched_getaffinity(0) == set(then)
+        for task in os.listdir("/proc/self/task"):
+            print(allowed(int(task)))
+    """
+)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+    reason="worker placement needs Linux and at least two CPUs",
+)
+@pytest.mark.parametrize("limit", [None, "1"], ids=["no-limit", "thread-limit-1"])
+def test_parallel_workers_follow_narrowed_caller(limit):
+    # The caller's own mask is never changed, also when OpenMP gives a
+    # smaller team than requested, and once the caller narrows its mask to
+    # one CPU the workers get that mask too.
+    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    for name in ("OMP_PROC_BIND", "OMP_PLACES", "OMP_THREAD_LIMIT"):
+        environment.pop(name, None)
+    if limit is not None:
+        environment["OMP_THREAD_LIMIT"] = limit
+
+    completed = subprocess.run(
+        [sys.executable, "-c", NARROWED_SCRIPT],
+        cwd=REPOSITORY_ROOT,
+        env=environment,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    last_cpu = str(max(os.sched_getaffinity(0)))
+    assert set(completed.stdout.split()) == {last_cpu}, completed.stdout
+
+
 def test_num_threads_environment_default():
     environment = {**os.environ, "MLA_NUM_THREADS": "3"}
     environment.pop("OMP_NUM_THREADS", None)
