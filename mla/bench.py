@@ -69,6 +69,21 @@ SETTLE_SECONDS = 0.2
 MAX_SETTLE_SECONDS = 60.0
 
 
+def add_settle_option(parser, where):
+    """Add ``--settle`` to ``parser``, with ``where`` naming when the untimed calls run."""
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE_SECONDS,
+        metavar="SECONDS",
+        help=(
+            f"seconds of untimed calls {where} on more than one thread, so "
+            "that the idle threads of the library timed before stop "
+            "spinning (default: %(default)s)"
+        ),
+    )
+
+
 def check_settle_option(parser, seconds):
     """Exit through ``parser.error`` unless ``seconds`` is a valid ``--settle``."""
     if not 0 <= seconds <= MAX_SETTLE_SECONDS:
@@ -828,18 +843,7 @@ def _parse_args(argv):
         metavar="N",
         help="limit BLAS, OpenMP, mla and PyTorch to N threads (default: no limit)",
     )
-    parser.add_argument(
-        "--settle",
-        type=float,
-        default=SETTLE_SECONDS,
-        metavar="SECONDS",
-        help=(
-            "seconds of untimed calls before the samples of each "
-            "implementation on more than one thread, so that the idle "
-            "threads of the one timed before stop spinning (default: "
-            "%(default)s)"
-        ),
-    )
+    add_settle_option(parser, "before the samples of each implementation")
     parser.add_argument(
         "--dtype",
         choices=("float64", "float32"),

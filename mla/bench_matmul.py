@@ -40,9 +40,9 @@ import mla
 from mla._cli import check_plot_option
 from mla import _core
 from mla.bench import (
-    SETTLE_SECONDS,
     _run_for,
     _thread_limits,
+    add_settle_option,
     check_settle_option,
     format_seconds,
 )
@@ -427,17 +427,7 @@ def _parse_args(argv):
         metavar="N",
         help="samples per library whose median is reported (default: 7)",
     )
-    parser.add_argument(
-        "--settle",
-        type=float,
-        default=SETTLE_SECONDS,
-        metavar="SECONDS",
-        help=(
-            "seconds of untimed calls before each sample on more than one "
-            "thread, so that the other library's idle threads stop spinning "
-            "(default: %(default)s)"
-        ),
-    )
+    add_settle_option(parser, "before each sample")
     parser.add_argument(
         "--plot",
         metavar="FILE",

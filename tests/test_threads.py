@@ -345,7 +345,9 @@ def test_forced_kernel_level_matches_reference(level):
     assert chosen.group(1) == level
 
 
-PLACEMENT_SCRIPT = textwrap.dedent(
+# Start of the child scripts of the placement tests: allowed(task) returns
+# the CPU list that a thread of the child may run on.
+PLACEMENT_PRELUDE = textwrap.dedent(
     """
     import os
     import numpy as np
@@ -359,6 +361,11 @@ PLACEMENT_SCRIPT = textwrap.dedent(
 
     mla.set_num_threads(2)
     A = np.random.default_rng(0).standard_normal((300, 300))
+    """
+)
+
+AVOID_SCRIPT = PLACEMENT_PRELUDE + textwrap.dedent(
+    """
     assert np.allclose(mla.matmul(A, A), A @ A)
     main = os.getpid()
     print("main", allowed(main))
@@ -368,59 +375,8 @@ PLACEMENT_SCRIPT = textwrap.dedent(
     """
 )
 
-
-def _cpu_count(cpu_list):
-    """Return the number of CPUs in a list such as ``0-3,6``."""
-    count = 0
-    for part in cpu_list.split(","):
-        first, _, last = part.partition("-")
-        count += int(last or first) - int(first) + 1
-    return count
-
-
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
-    reason="worker placement needs Linux and at least two CPUs",
-)
-def test_parallel_workers_avoid_callers_cpu():
-    # The workers of a 2-thread product are kept off the calling thread's
-    # CPU, so that a sleeping worker never wakes queued behind the caller.
-    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    environment.pop("OMP_PROC_BIND", None)
-    environment.pop("OMP_PLACES", None)
-
-    completed = subprocess.run(
-        [sys.executable, "-c", PLACEMENT_SCRIPT],
-        cwd=REPOSITORY_ROOT,
-        env=environment,
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=120,
-    )
-
-    assert completed.returncode == 0, completed.stderr
-    lines = completed.stdout.split()
-    main_cpus = _cpu_count(lines[1])
-    others = [_cpu_count(cpus) for kind, cpus in zip(lines[2::2], lines[3::2])]
-    assert main_cpus >= 2
-    assert main_cpus - 1 in others, completed.stdout
-
-
-NARROWED_SCRIPT = textwrap.dedent(
+NARROWED_SCRIPT = PLACEMENT_PRELUDE + textwrap.dedent(
     """
-    import os
-    import numpy as np
-    import mla
-
-    def allowed(task):
-        with open(f"/proc/self/task/{task}/status") as status:
-            for line in status:
-                if line.startswith("Cpus_allowed_list:"):
-                    return line.split(":")[1].strip()
-
-    mla.set_num_threads(2)
-    A = np.random.default_rng(0).standard_normal((300, 300))
     cpus = sorted(os.sched_getaffinity(0))
     # The workers start on the first CPU, then the caller moves to the last.
     for first, then in (([cpus[0]], [cpus[-1]]), (cpus, [cpus[-1]])):
@@ -435,24 +391,21 @@ NARROWED_SCRIPT = textwrap.dedent(
     """
 )
 
-
-@pytest.mark.skipif(
+needs_placement = pytest.mark.skipif(
     not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
     reason="worker placement needs Linux and at least two CPUs",
 )
-@pytest.mark.parametrize("limit", [None, "1"], ids=["no-limit", "thread-limit-1"])
-def test_parallel_workers_follow_narrowed_caller(limit):
-    # The caller's own mask is never changed, also when OpenMP gives a
-    # smaller team than requested, and once the caller narrows its mask to
-    # one CPU the workers get that mask too.
+
+
+def _run_placement_child(script, thread_limit=None):
+    """Run a placement script in a child without OpenBLAS threads or binding."""
     environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     for name in ("OMP_PROC_BIND", "OMP_PLACES", "OMP_THREAD_LIMIT"):
         environment.pop(name, None)
-    if limit is not None:
-        environment["OMP_THREAD_LIMIT"] = limit
-
+    if thread_limit is not None:
+        environment["OMP_THREAD_LIMIT"] = thread_limit
     completed = subprocess.run(
-        [sys.executable, "-c", NARROWED_SCRIPT],
+        [sys.executable, "-c", script],
         cwd=REPOSITORY_ROOT,
         env=environment,
         capture_output=True,
@@ -460,10 +413,42 @@ def test_parallel_workers_follow_narrowed_caller(limit):
         text=True,
         timeout=120,
     )
-
     assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def _cpu_count(cpu_list):
+    """Return the number of CPUs in a list such as ``0-3,6``."""
+    count = 0
+    for part in cpu_list.split(","):
+        first, _, last = part.partition("-")
+        count += int(last or first) - int(first) + 1
+    return count
+
+
+@needs_placement
+def test_parallel_workers_avoid_callers_cpu():
+    # The workers of a 2-thread product are kept off the calling thread's
+    # CPU, so that a sleeping worker never wakes queued behind the caller.
+    output = _run_placement_child(AVOID_SCRIPT)
+
+    lines = output.split()
+    main_cpus = _cpu_count(lines[1])
+    others = [_cpu_count(cpus) for cpus in lines[3::2]]
+    assert main_cpus >= 2
+    assert main_cpus - 1 in others, output
+
+
+@needs_placement
+@pytest.mark.parametrize("limit", [None, "1"], ids=["no-limit", "thread-limit-1"])
+def test_parallel_workers_follow_narrowed_caller(limit):
+    # The caller's own mask is never changed, also when OpenMP gives a
+    # smaller team than requested, and once the caller narrows its mask to
+    # one CPU the workers get that mask too.
+    output = _run_placement_child(NARROWED_SCRIPT, thread_limit=limit)
+
     last_cpu = str(max(os.sched_getaffinity(0)))
-    assert set(completed.stdout.split()) == {last_cpu}, completed.stdout
+    assert set(output.split()) == {last_cpu}, output
 
 
 def test_num_threads_environment_default():
