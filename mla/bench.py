@@ -70,7 +70,7 @@ MAX_SETTLE_SECONDS = 60.0
 
 
 def add_settle_option(parser, where):
-    """Add ``--settle`` to ``parser``, with ``where`` naming when the untimed calls run."""
+    """Add ``--settle`` to ``parser``; ``where`` names when its calls run."""
     parser.add_argument(
         "--settle",
         type=float,
