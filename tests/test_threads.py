@@ -397,13 +397,8 @@ needs_placement = pytest.mark.skipif(
 )
 
 
-def _run_placement_child(script, thread_limit=None):
-    """Run a placement script in a child without OpenBLAS threads or binding."""
-    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    for name in ("OMP_PROC_BIND", "OMP_PLACES", "OMP_THREAD_LIMIT"):
-        environment.pop(name, None)
-    if thread_limit is not None:
-        environment["OMP_THREAD_LIMIT"] = thread_limit
+def _run_child(script, environment):
+    """Run ``python -c script`` with ``environment``; return its standard output."""
     completed = subprocess.run(
         [sys.executable, "-c", script],
         cwd=REPOSITORY_ROOT,
@@ -415,6 +410,16 @@ def _run_placement_child(script, thread_limit=None):
     )
     assert completed.returncode == 0, completed.stderr
     return completed.stdout
+
+
+def _run_placement_child(script, thread_limit=None):
+    """Run a placement script in a child without OpenBLAS threads or binding."""
+    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    for name in ("OMP_PROC_BIND", "OMP_PLACES", "OMP_THREAD_LIMIT"):
+        environment.pop(name, None)
+    if thread_limit is not None:
+        environment["OMP_THREAD_LIMIT"] = thread_limit
+    return _run_child(script, environment)
 
 
 def _cpu_count(cpu_list):
@@ -455,18 +460,9 @@ def test_num_threads_environment_default():
     environment = {**os.environ, "MLA_NUM_THREADS": "3"}
     environment.pop("OMP_NUM_THREADS", None)
 
-    completed = subprocess.run(
-        [sys.executable, "-c", "import mla; print(mla.get_num_threads())"],
-        cwd=REPOSITORY_ROOT,
-        env=environment,
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=120,
-    )
+    output = _run_child("import mla; print(mla.get_num_threads())", environment)
 
-    assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.strip() == "3"
+    assert output.strip() == "3"
 
 
 def test_set_num_threads_huge_value_rejected():
