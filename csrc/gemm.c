@@ -44,16 +44,17 @@ mla_gemm_get_avx512_on_avx2(void)
 #undef MLA_DTYPE
 
 mla_ukernel_strided_f64
-mla_gemm_half_strided_kernel_f64(void)
+mla_gemm_half_strided_kernel_f64(mla_ukernel_strided_f64 full)
 {
 #ifdef MLA_HAVE_X86_KERNELS
-    mla_level level = mla_get_level();
-    if (level >= MLA_LEVEL_AVX512) {
+    if (full == mla_ukernel_avx512_strided_f64) {
         return mla_ukernel_avx512_half_strided_f64;
     }
-    if (level >= MLA_LEVEL_AVX2 && !mla_gemm_avx512_on_avx2) {
+    if (full == mla_ukernel_avx2_strided_f64) {
         return mla_ukernel_avx2_half_strided_f64;
     }
+#else
+    (void)full;
 #endif
     return NULL;
 }

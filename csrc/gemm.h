@@ -147,15 +147,17 @@ mla_ukernel_strided_f32 mla_gemm_strided_kernel_f32(ptrdiff_t *mr,
                                                     ptrdiff_t *nr);
 
 /*
- * The strided float64 kernel of the selected level whose tile is mr x
- * nr / 2, computing each element as the full kernel does, or NULL where
- * the level has none (gemm.c).
+ * The strided float64 kernel whose tile is mr x nr / 2 of the tile of
+ * full, computing each element as full does, or NULL where full has no
+ * such twin (gemm.c).
  */
-mla_ukernel_strided_f64 mla_gemm_half_strided_kernel_f64(void);
+mla_ukernel_strided_f64
+mla_gemm_half_strided_kernel_f64(mla_ukernel_strided_f64 full);
 
 /*
- * The row units, column units and row panels of the first column block of
- * an m x n product on nthreads threads, for the tests (gemm.c).
+ * Store the row units, column units and row panels of the first column
+ * block of an m x n product on nthreads threads. The tests call it through
+ * a hook (gemm.c).
  */
 void mla_gemm_grid_units_f64(ptrdiff_t m, ptrdiff_t n, int nthreads,
                              ptrdiff_t units[3]);

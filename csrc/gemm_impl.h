@@ -1261,7 +1261,8 @@ FN(gemm_run)(T *c, ptrdiff_t rs_c, ptrdiff_t cs_c, const T *a, ptrdiff_t rs_a,
 /*
  * Store in units[0] and units[1] the row and column units into which a
  * product of this size on nthreads threads cuts its first column block of
- * C, and in units[2] that block's row panels. For the tests.
+ * C, and in units[2] that block's row panels. The tests call it through a
+ * hook.
  */
 void
 FN(mla_gemm_grid_units)(ptrdiff_t m, ptrdiff_t n, int nthreads,

@@ -457,7 +457,7 @@ gram_tiles_for(ptrdiff_t ncols)
 {
     gram_tiles g;
     g.kernel = mla_gemm_strided_kernel_f64(&g.mr, &g.nr);
-    g.half_kernel = mla_gemm_half_strided_kernel_f64();
+    g.half_kernel = mla_gemm_half_strided_kernel_f64(g.kernel);
     g.ncols = ncols;
     ptrdiff_t rows = (ncols + g.mr - 1) / g.mr * g.mr;
     ptrdiff_t cols = (ncols + g.nr - 1) / g.nr * g.nr;
