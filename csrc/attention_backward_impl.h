@@ -11,8 +11,12 @@
  * that one thread sums in increasing order.
  *
  * Batches of ATTENTION_FUSED_MIN_PROBLEMS or more problems that share no
- * gradient matrix run a fused scheme instead: one thread runs all three
- * passes of a problem, recomputing P once per block rather than twice.
+ * gradient matrix run a fused scheme instead, one thread per problem.
+ * Where a query block's P for all keys fits ATTENTION_ROWS_BYTES, the
+ * thread computes it from whole rows of scores and gets D from P and dP,
+ * so each block costs five products and one exponential per score
+ * (attention_rows_item). Otherwise it runs all three passes of the block
+ * scheme, recomputing P once per block rather than twice.
  */
 
 #ifndef MLA_ATTENTION_BACKWARD_COMMON
@@ -201,16 +205,12 @@ FN(attention_backward_block_t)(const FN(attention_job) *job,
     FN(mla_gemm_run)(s->grads, m, 1, job->v + a->v_offsets[t] + j0 * a->rs_v,
                      a->rs_v, a->cs_v, s->d_out_t, m, 1, n, m, a->dv,
                      &plain_ep, s->gemm, 1);
-    for (ptrdiff_t c = 0; c < n; c++) {
-        T *grow = s->grads + c * m;
-        const T *prow = s->probs + c * m;
-        for (ptrdiff_t r = 0; r < m; r++) {
-            grow[r] = prow[r] * (grow[r] - delta[r]);
-        }
-        /* A row with no allowed key had a zero output whatever V holds. */
-        for (ptrdiff_t r = 0; r < m; r++) {
-            if (row_lse[r] == INFINITY) {
-                grow[r] = 0;
+    vk->softmax_grad_columns(s->grads, s->probs, m, n, delta, m);
+    /* A row with no allowed key had a zero output whatever V holds. */
+    for (ptrdiff_t r = 0; r < m; r++) {
+        if (row_lse[r] == INFINITY) {
+            for (ptrdiff_t c = 0; c < n; c++) {
+                s->grads[c * m + r] = 0;
             }
         }
     }
@@ -380,6 +380,138 @@ FN(attention_problem_item)(const FN(attention_job) *job,
 }
 
 /*
+ * Compute the gradients of one whole problem t on one thread, the fused
+ * scheme where P^T and dS^T of a query block fit the scratch for all keys
+ * (ATTENTION_ROWS_BYTES). For each query block i it runs five products:
+ *
+ *     S^T = scale K Q_i^T,  dP^T = V dO_i^T,
+ *     dV += P^T dO_i,  dK += scale dS^T Q_i,  dQ_i = scale dS K,
+ *
+ * with P from the whole rows of S, so that no pass streams the output
+ * first, and D = rowsum(dO * out) = rowsum(P * dP) comes from P and dP.
+ */
+static void
+FN(attention_rows_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
+                        ptrdiff_t t)
+{
+    const mla_attention_args *a = job->args;
+    const FN(mla_vector_kernels) *vk = FN(mla_select_vector_kernels)();
+    ptrdiff_t d = a->d, dv = a->dv;
+    T *grad_q = job->grad_q + job->grad_q_offsets[t];
+    T *grad_k = job->grad_k + job->grad_k_offsets[t];
+    T *grad_v = job->grad_v + job->grad_v_offsets[t];
+    const T *q = job->q + a->q_offsets[t];
+    const T *k = job->k + a->k_offsets[t];
+    const T *v = job->v + a->v_offsets[t];
+    const T *d_out = job->d_out + job->d_out_offsets[t];
+    FN(mla_epilogue) scaled_ep = {(T)a->scale, NULL, 0, 0, MLA_ACT_LINEAR};
+    FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
+    ACC delta[ATTENTION_BLOCK_Q];
+
+    for (ptrdiff_t i0 = 0; i0 < a->lq; i0 += ATTENTION_BLOCK_Q) {
+        ptrdiff_t m = attention_min(ATTENTION_BLOCK_Q, a->lq - i0);
+        ptrdiff_t key_end = attention_key_end(a, i0 + m);
+        const T *q_i = q + i0 * a->rs_q;
+        const T *d_out_i = d_out + i0 * job->rs_do;
+
+        /* P^T = exp(S^T - max) / sum, column by column of S^T. */
+        FN(attention_transpose)(s->q_t, q_i, a->rs_q, a->cs_q, m, d);
+        for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_STREAM_K) {
+            ptrdiff_t n = attention_min(ATTENTION_STREAM_K, key_end - j0);
+            FN(mla_gemm_run)(s->probs + j0 * m, m, 1, k + j0 * a->rs_k,
+                             a->rs_k, a->cs_k, s->q_t, m, 1, n, m, d,
+                             &scaled_ep, s->gemm, 1);
+        }
+        FN(attention_mask_block_t)(s->probs, m, a, t, i0, m, 0, key_end);
+        for (ptrdiff_t r = 0; r < m; r++) {
+            s->row_max[r] = (T)-INFINITY;
+            s->row_sum[r] = 0;
+        }
+        vk->max_columns(s->row_max, s->probs, m, key_end, m);
+        for (ptrdiff_t r = 0; r < m; r++) {
+            /* A row with no allowed key is shifted by 0: its P is 0. */
+            s->shift[r] = s->row_max[r] == (T)-INFINITY ? 0 : s->row_max[r];
+        }
+        /* The sums run per key block in T, then in ACC, as when streaming. */
+        for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_STREAM_K) {
+            ptrdiff_t n = attention_min(ATTENTION_STREAM_K, key_end - j0);
+            for (ptrdiff_t r = 0; r < m; r++) {
+                s->block_sum[r] = 0;
+            }
+            vk->exp_sum_columns(s->probs + j0 * m, s->probs + j0 * m, m, n,
+                                s->shift, s->block_sum, m);
+            for (ptrdiff_t r = 0; r < m; r++) {
+                s->row_sum[r] += s->block_sum[r];
+            }
+        }
+        int empty = 0;
+        for (ptrdiff_t r = 0; r < m; r++) {
+            empty |= s->row_max[r] == (T)-INFINITY;
+            s->alpha[r] = s->row_max[r] == (T)-INFINITY
+                              ? 0
+                              : (T)(1 / s->row_sum[r]);
+            delta[r] = 0;
+        }
+
+        /*
+         * dP^T = V dO_i^T. Then, a key block at a time, P = exp(S - max) /
+         * sum and D = rowsum(P * dP) in T, summed over the blocks in ACC;
+         * and last dS = P (dP - D).
+         */
+        FN(attention_transpose)(s->d_out_t, d_out_i, job->rs_do, job->cs_do,
+                                m, dv);
+        for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_STREAM_K) {
+            ptrdiff_t n = attention_min(ATTENTION_STREAM_K, key_end - j0);
+            FN(mla_gemm_run)(s->grads + j0 * m, m, 1, v + j0 * a->rs_v,
+                             a->rs_v, a->cs_v, s->d_out_t, m, 1, n, m, dv,
+                             &plain_ep, s->gemm, 1);
+            for (ptrdiff_t r = 0; r < m; r++) {
+                s->block_sum[r] = 0;
+            }
+            vk->scale_dot_columns(s->probs + j0 * m, s->probs + j0 * m, m, n,
+                                  s->alpha, s->grads + j0 * m, s->block_sum,
+                                  m);
+            for (ptrdiff_t r = 0; r < m; r++) {
+                delta[r] += s->block_sum[r];
+            }
+        }
+        for (ptrdiff_t r = 0; r < m; r++) {
+            s->exponent[r] = (T)delta[r];
+        }
+        vk->softmax_grad_columns(s->grads, s->probs, m, key_end, s->exponent,
+                                 m);
+        /* A row with no allowed key had a zero output whatever V holds. */
+        for (ptrdiff_t c = 0; empty && c < key_end; c++) {
+            for (ptrdiff_t r = 0; r < m; r++) {
+                if (s->row_max[r] == (T)-INFINITY) {
+                    s->grads[c * m + r] = 0;
+                }
+            }
+        }
+
+        /*
+         * P^T and dS^T are read in place, dS with swapped strides. dK and
+         * dV are zero on entry and summed over the query blocks in
+         * increasing order; each block writes its own rows of dQ.
+         */
+        for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_STREAM_K) {
+            ptrdiff_t n = attention_min(ATTENTION_STREAM_K, key_end - j0);
+            const T *p_t = s->probs + j0 * m, *ds_t = s->grads + j0 * m;
+            FN(mla_gemm_run_update)(grad_v + j0 * dv, dv, 1, p_t, m, 1,
+                                    d_out_i, job->rs_do, job->cs_do, n, dv, m,
+                                    1, &plain_ep, s->gemm, 1);
+            FN(mla_gemm_run_update)(grad_k + j0 * d, d, 1, ds_t, m, 1, q_i,
+                                    a->rs_q, a->cs_q, n, d, m, 1, &scaled_ep,
+                                    s->gemm, 1);
+            FN(mla_gemm_run_update)(grad_q + i0 * d, d, 1, ds_t, 1, m,
+                                    k + j0 * a->rs_k, a->rs_k, a->cs_k, m, d,
+                                    n, j0 > 0 ? 1 : 0, &scaled_ep, s->gemm,
+                                    1);
+        }
+    }
+}
+
+/*
  * Compute the gradients of sum(d_out * out) with respect to Q, K and V
  * for the problems of args. grad_q, grad_k and grad_v are C-contiguous arrays of
  * the shapes of Q, K and V, zero on entry. Problem t adds to the matrices
@@ -387,9 +519,10 @@ FN(attention_problem_item)(const FN(attention_job) *job,
  * into one matrix, in increasing t. dO of problem t is d_out at
  * d_out_offsets[t] with strides rs_do and cs_do.
  *
- * Memory beyond the gradients: two doubles per query row of every problem
- * (log-sum-exp and D), a few integers per problem and one block of scratch
- * per thread.
+ * Memory beyond the gradients: a few integers per problem, and scratch.
+ * In the row scheme each thread holds two query blocks of P for all keys,
+ * at most ATTENTION_ROWS_BYTES each. Otherwise each thread holds one block
+ * of scratch, and every query row two doubles (log-sum-exp and D).
  */
 mla_status
 FN(mla_attention_backward)(T *grad_q, const ptrdiff_t *grad_q_offsets,
@@ -427,20 +560,11 @@ FN(mla_attention_backward)(T *grad_q, const ptrdiff_t *grad_q_offsets,
     job.q_blocks = (lq + ATTENTION_BLOCK_Q - 1) / ATTENTION_BLOCK_Q;
     job.k_blocks = (lk + ATTENTION_STREAM_K - 1) / ATTENTION_STREAM_K;
 
-    ACC *rows = mla_alloc(2 * (size_t)batch * (size_t)lq, sizeof(ACC));
     ptrdiff_t *index = mla_alloc(6 * (size_t)batch + 2, sizeof(ptrdiff_t));
-    ptrdiff_t blocks = job.q_blocks > job.k_blocks ? job.q_blocks
-                                                   : job.k_blocks;
-    int nthreads = attention_threads(batch * blocks,
-                                     FN(attention_work)(args, 7));
-    job.scratch = FN(attention_alloc_scratch)(&job, ATTENTION_BACKWARD,
-                                              nthreads);
-    if (rows == NULL || index == NULL || job.scratch == NULL) {
-        status = MLA_ERR_NOMEM;
-        goto done;
+    ACC *rows = NULL;
+    if (index == NULL) {
+        return MLA_ERR_NOMEM;
     }
-    job.lse = rows;
-    job.delta = rows + batch * lq;
 
     /* Problems that write a common gradient matrix form one group. */
     ptrdiff_t *q_order = index, *q_starts = index + batch;
@@ -459,12 +583,40 @@ FN(mla_attention_backward)(T *grad_q, const ptrdiff_t *grad_q_offsets,
     job.kv_starts = kv_starts;
 
     /*
-     * NOTE: the fused scheme shares out whole problems, so it runs on at
+     * NOTE: the fused schemes share out whole problems, so they run on at
      * most batch threads. The choice depends on the shapes alone, never on
      * the thread count, so that results stay the same for every count.
      */
-    if (q_groups == batch && kv_groups == batch &&
-        batch >= ATTENTION_FUSED_MIN_PROBLEMS) {
+    int fused = q_groups == batch && kv_groups == batch &&
+                batch >= ATTENTION_FUSED_MIN_PROBLEMS;
+    size_t row_bytes = (size_t)attention_min(ATTENTION_BLOCK_Q, lq) *
+                       (size_t)lk * sizeof(T);
+    if (fused && row_bytes <= ATTENTION_ROWS_BYTES) {
+        int nthreads = attention_threads(batch, FN(attention_work)(args, 5));
+        job.scratch = FN(attention_alloc_scratch)(
+            &job, ATTENTION_BACKWARD_ROWS, nthreads);
+        if (job.scratch == NULL) {
+            status = MLA_ERR_NOMEM;
+            goto done;
+        }
+        FN(attention_run)(&job, FN(attention_rows_item), batch, nthreads);
+        goto done;
+    }
+
+    ptrdiff_t blocks = job.q_blocks > job.k_blocks ? job.q_blocks
+                                                   : job.k_blocks;
+    int nthreads = attention_threads(batch * blocks,
+                                     FN(attention_work)(args, 7));
+    rows = mla_alloc(2 * (size_t)batch * (size_t)lq, sizeof(ACC));
+    job.scratch = FN(attention_alloc_scratch)(&job, ATTENTION_BACKWARD,
+                                              nthreads);
+    if (rows == NULL || job.scratch == NULL) {
+        status = MLA_ERR_NOMEM;
+        goto done;
+    }
+    job.lse = rows;
+    job.delta = rows + batch * lq;
+    if (fused) {
         FN(attention_run)(&job, FN(attention_problem_item), batch, nthreads);
         goto done;
     }

@@ -21,8 +21,9 @@
  *   the running max, the running sum of exponentials and the unnormalized
  *   output, rescaled whenever the max grows. Memory is the output plus one
  *   block of scores per thread, never Lq x Lk;
- * - backward (attention_backward_impl.h): the FlashAttention-2 scheme,
- *   which recomputes P block by block from each row's log-sum-exp.
+ * - backward (attention_backward_impl.h): P recomputed from whole rows of
+ *   scores of a query block, or, for longer keys, the FlashAttention-2
+ *   scheme, which recomputes P block by block from each row's log-sum-exp.
  *
  * Work items (a block of query rows, or of keys, of one problem or group
  * of problems, or a whole problem in the fused backward) are shared among
@@ -60,11 +61,19 @@
 /* Independent accumulators of the row reductions. */
 #define ATTENTION_LANES 8
 
+/*
+ * The fused backward holds P^T and dS^T of one query block for all keys
+ * (attention_rows_item) while each takes at most this many bytes. Beyond
+ * it, the blocks are recomputed from a streamed log-sum-exp instead.
+ */
+#define ATTENTION_ROWS_BYTES ((size_t)1 << 22)
+
 /* Kernel modes, which decide the scratch each thread needs. */
 enum {
     ATTENTION_MATERIALIZED,
     ATTENTION_STREAMING,
-    ATTENTION_BACKWARD
+    ATTENTION_BACKWARD,
+    ATTENTION_BACKWARD_ROWS
 };
 
 /* Byte offsets of one thread's arrays in the scratch, and its size. */
@@ -177,12 +186,17 @@ FN(attention_gemm_size)(const mla_attention_args *a, int mode)
         sizes[0] = FN(mla_gemm_workspace)(bq, a->lk, d, 1);
         sizes[1] = FN(mla_gemm_workspace)(bq, dv, a->lk, 1);
     }
+    else if (mode == ATTENTION_BACKWARD_ROWS) {
+        /* The five products of attention_rows_item, over all keys. */
+        bs = a->lk;
+        sizes[0] = FN(mla_gemm_workspace)(bs, bq, d, 1);
+    }
     else {
         /* The streaming pass, which the backward pass runs first. */
         sizes[0] = FN(mla_gemm_workspace)(bs, bq, d, 1);
         sizes[1] = FN(mla_gemm_workspace)(bq, dv, bs, 1);
     }
-    if (mode == ATTENTION_BACKWARD) {
+    if (mode == ATTENTION_BACKWARD || mode == ATTENTION_BACKWARD_ROWS) {
         /* attention_backward_block_t and the three gradient products. */
         sizes[2] = FN(mla_gemm_workspace)(bs, bq, dv, 1);
         sizes[3] = FN(mla_gemm_workspace)(bs, dv, bq, 1);
@@ -203,25 +217,27 @@ FN(attention_plan)(const mla_attention_args *a, int mode)
     size_t bq = (size_t)attention_min(ATTENTION_BLOCK_Q, a->lq);
     size_t bs = (size_t)attention_min(ATTENTION_STREAM_K, a->lk);
     size_t d = (size_t)a->d, dv = (size_t)a->dv;
+    int rows = mode == ATTENTION_BACKWARD_ROWS;
+    int backward = mode == ATTENTION_BACKWARD || rows;
     size_t block = mode == ATTENTION_MATERIALIZED ? 0 : bq * bs;
     attention_layout layout;
     size_t used = 0;
 
     layout.gemm = attention_reserve(&used, FN(attention_gemm_size)(a, mode),
                                     sizeof(T));
-    layout.scores = attention_reserve(&used, block, sizeof(T));
-    layout.probs = attention_reserve(
-        &used, mode == ATTENTION_BACKWARD ? block : 0, sizeof(T));
-    layout.grads = attention_reserve(
-        &used, mode == ATTENTION_BACKWARD ? block : 0, sizeof(T));
+    layout.scores = attention_reserve(&used, rows ? 0 : block, sizeof(T));
+    /* The row scheme holds P^T and dS^T of a query block for all keys. */
+    block = rows ? bq * (size_t)a->lk : block;
+    layout.probs = attention_reserve(&used, backward ? block : 0, sizeof(T));
+    layout.grads = attention_reserve(&used, backward ? block : 0, sizeof(T));
     layout.output = attention_reserve(
         &used, mode == ATTENTION_BACKWARD ? bq * dv : 0, sizeof(T));
     layout.row = attention_reserve(
         &used, mode == ATTENTION_MATERIALIZED ? (size_t)a->lk : 0, sizeof(T));
     layout.q_t = attention_reserve(
         &used, mode == ATTENTION_MATERIALIZED ? 0 : bq * d, sizeof(T));
-    layout.d_out_t = attention_reserve(
-        &used, mode == ATTENTION_BACKWARD ? bq * dv : 0, sizeof(T));
+    layout.d_out_t = attention_reserve(&used, backward ? bq * dv : 0,
+                                       sizeof(T));
     layout.row_max = attention_reserve(&used, bq, sizeof(T));
     layout.exponent = attention_reserve(&used, bq, sizeof(T));
     layout.alpha = attention_reserve(&used, bq, sizeof(T));

@@ -65,6 +65,14 @@
         void (*log_normalize_columns)(T *y, const T *x, ptrdiff_t ld,         \
                                       ptrdiff_t rows, const T *max,           \
                                       const T *log_sum, ptrdiff_t n);         \
+        /* y[i][j] = x[i][j] * factor[j]; sum[j] += y[i][j] * g[i][j]. */     \
+        void (*scale_dot_columns)(T *y, const T *x, ptrdiff_t ld,             \
+                                  ptrdiff_t rows, const T *factor,            \
+                                  const T *g, T *sum, ptrdiff_t n);           \
+        /* g[i][j] = p[i][j] * (g[i][j] - delta[j]). */                       \
+        void (*softmax_grad_columns)(T *g, const T *p, ptrdiff_t ld,          \
+                                     ptrdiff_t rows, const T *delta,          \
+                                     ptrdiff_t n);                            \
     } mla_vector_kernels_##S;                                                 \
                                                                               \
     extern const mla_vector_kernels_##S mla_vector_kernels_generic_##S;       \

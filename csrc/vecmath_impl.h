@@ -591,6 +591,50 @@ VFN(log_normalize_columns_array)(T *y, const T *x, ptrdiff_t ld,
     }
 }
 
+VATTR static void
+VFN(scale_dot_columns_array)(T *y, const T *x, ptrdiff_t ld, ptrdiff_t rows,
+                             const T *factor, const T *g, T *sum, ptrdiff_t n)
+{
+    ptrdiff_t j = 0;
+    for (; j + VLEN <= n; j += VLEN) {
+        VT vfactor = V_LOAD(factor + j);
+        VT running = V_LOAD(sum + j);
+        for (ptrdiff_t i = 0; i < rows; i++) {
+            VT scaled = V_MUL(V_LOAD(x + i * ld + j), vfactor);
+            V_STORE(y + i * ld + j, scaled);
+            running = V_FMA(scaled, V_LOAD(g + i * ld + j), running);
+        }
+        V_STORE(sum + j, running);
+    }
+    for (; j < n; j++) {
+        T running = sum[j];
+        for (ptrdiff_t i = 0; i < rows; i++) {
+            T scaled = x[i * ld + j] * factor[j];
+            y[i * ld + j] = scaled;
+            running += scaled * g[i * ld + j];
+        }
+        sum[j] = running;
+    }
+}
+
+VATTR static void
+VFN(softmax_grad_columns_array)(T *g, const T *p, ptrdiff_t ld, ptrdiff_t rows,
+                                const T *delta, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < rows; i++) {
+        const T *pi = p + i * ld;
+        T *gi = g + i * ld;
+        ptrdiff_t j = 0;
+        for (; j + VLEN <= n; j += VLEN) {
+            VT diff = V_SUB(V_LOAD(gi + j), V_LOAD(delta + j));
+            V_STORE(gi + j, V_MUL(V_LOAD(pi + j), diff));
+        }
+        for (; j < n; j++) {
+            gi[j] = pi[j] * (gi[j] - delta[j]);
+        }
+    }
+}
+
 const FN(mla_vector_kernels) VFN(mla_vector_kernels) = {
     VFN(exp_array),
     VFN(sigmoid_array),
@@ -606,4 +650,6 @@ const FN(mla_vector_kernels) VFN(mla_vector_kernels) = {
     VFN(exp_sum_columns_array),
     VFN(scale_columns_array),
     VFN(log_normalize_columns_array),
+    VFN(scale_dot_columns_array),
+    VFN(softmax_grad_columns_array),
 };

@@ -731,6 +731,25 @@ def test_attention_backward_matches_reference(
     assert_gradients_close(Q, K, V, d_output, dtype, mask=mask, causal=causal)
 
 
+# The fused backward keeps 96 query rows of weights for all keys while they
+# take at most 4 MiB; past that key count it streams key blocks instead.
+ROWS_SCHEME_MAX_KEYS = {np.float32: (1 << 22) // (96 * 4), np.float64: (1 << 22) // (96 * 8)}
+
+
+@pytest.mark.parametrize("past_limit", [0, 1], ids=["rows", "streamed"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_attention_backward_long_keys(dtype, causal, past_limit, rng):
+    Lk = ROWS_SCHEME_MAX_KEYS[dtype] + past_limit
+    Q, K, V = random_qkv(rng, (4, 97, 3), (4, Lk, 3), (4, Lk, 2), dtype)
+    d_output = rng.standard_normal((4, 97, 2)).astype(dtype)
+    mask = rng.random((97, Lk)) < 0.9
+    # Query 5 may attend no key: its gradients must vanish, not turn NaN.
+    mask[5] = False
+
+    assert_gradients_close(Q, K, V, d_output, dtype, mask=mask, causal=causal)
+
+
 # (Q, K, V, mask) shapes whose batch dimensions broadcast; None: no mask.
 BACKWARD_BROADCAST_SHAPES = [
     ((2, 3, 50, 8), (3, 70, 8), (2, 3, 70, 5), None),
