@@ -802,10 +802,10 @@ mask=mask, causal=causal, scale=scale, return_weights=False)``. With
 
 The weights are recomputed, never stored whole. With four or more batch
 entries along which none of Q, K and V broadcast, each entry runs whole on
-one thread, so such a call uses at most one thread per entry. Where 96
-query rows of weights for all keys take at most 4 MiB, each thread holds
-that block of weights and of their gradient, and runs five products per
-block. Otherwise the weights are recomputed block by block from each query
+one thread, so such a call uses at most one thread per entry. Where
+min(96, Lq) query rows of weights for all keys take at most 4 MiB, each
+thread holds that block of weights and of their gradient, and runs five
+products per block. Otherwise the weights are recomputed block by block from each query
 row's log-sum-exp, as in FlashAttention-2, and memory beyond the gradients
 is two numbers per query row, a few per batch entry and a block of scores
 per thread. A gradient is summed over the dimensions
