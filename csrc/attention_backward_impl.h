@@ -10,13 +10,16 @@
  * broadcast, the problems that add into one gradient matrix form a group
  * that one thread sums in increasing order.
  *
- * Batches of ATTENTION_FUSED_MIN_PROBLEMS or more problems that share no
- * gradient matrix run a fused scheme instead, one thread per problem.
- * Where a query block's P for all keys fits ATTENTION_ROWS_BYTES, the
+ * Problems that share no gradient matrix run a fused scheme instead.
+ * Where a query block's P for all keys fits ATTENTION_ROWS_BYTES, a
  * thread computes it from whole rows of scores and gets D from P and dP,
  * so each block costs five products and one exponential per score
- * (attention_rows_item). Otherwise it runs all three passes of the block
- * scheme, recomputing P once per block rather than twice.
+ * (attention_rows_item). Batches of fewer than
+ * ATTENTION_FUSED_MIN_PROBLEMS problems split each problem's query blocks
+ * into chunks, whose dK and dV are added in chunk order. Past that size,
+ * batches of ATTENTION_FUSED_MIN_PROBLEMS or more run all three passes of
+ * the block scheme on one thread per problem, recomputing P once per
+ * block rather than twice.
  */
 
 #ifndef MLA_ATTENTION_BACKWARD_COMMON
@@ -392,14 +395,27 @@ FN(attention_problem_item)(const FN(attention_job) *job,
  */
 static void
 FN(attention_rows_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
-                        ptrdiff_t t)
+                        ptrdiff_t item)
 {
     const mla_attention_args *a = job->args;
     const FN(mla_vector_kernels) *vk = FN(mla_select_vector_kernels)();
     ptrdiff_t d = a->d, dv = a->dv;
+    ptrdiff_t t = item / job->chunks, chunk = item % job->chunks;
+    ptrdiff_t first = chunk * job->chunk_rows;
+    ptrdiff_t last = attention_min(a->lq, first + job->chunk_rows);
     T *grad_q = job->grad_q + job->grad_q_offsets[t];
     T *grad_k = job->grad_k + job->grad_k_offsets[t];
     T *grad_v = job->grad_v + job->grad_v_offsets[t];
+
+    /* Chunks after the first sum dK and dV into their own partial sums. */
+    if (chunk > 0) {
+        grad_k = job->partial + (t * (job->chunks - 1) + chunk - 1) *
+                                    a->lk * (d + dv);
+        grad_v = grad_k + a->lk * d;
+        for (ptrdiff_t i = 0; i < a->lk * (d + dv); i++) {
+            grad_k[i] = 0;
+        }
+    }
     const T *q = job->q + a->q_offsets[t];
     const T *k = job->k + a->k_offsets[t];
     const T *v = job->v + a->v_offsets[t];
@@ -408,8 +424,8 @@ FN(attention_rows_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
     FN(mla_epilogue) plain_ep = {1, NULL, 0, 0, MLA_ACT_LINEAR};
     ACC delta[ATTENTION_BLOCK_Q];
 
-    for (ptrdiff_t i0 = 0; i0 < a->lq; i0 += ATTENTION_BLOCK_Q) {
-        ptrdiff_t m = attention_min(ATTENTION_BLOCK_Q, a->lq - i0);
+    for (ptrdiff_t i0 = first; i0 < last; i0 += ATTENTION_BLOCK_Q) {
+        ptrdiff_t m = attention_min(ATTENTION_BLOCK_Q, last - i0);
         ptrdiff_t key_end = attention_key_end(a, i0 + m);
         const T *q_i = q + i0 * a->rs_q;
         const T *d_out_i = d_out + i0 * job->rs_do;
@@ -512,6 +528,32 @@ FN(attention_rows_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
 }
 
 /*
+ * Add the partial dK and dV of the later chunks of problem t to the first
+ * chunk's, in chunk order.
+ */
+static void
+FN(attention_rows_sum_item)(const FN(attention_job) *job,
+                            FN(attention_scratch) *s, ptrdiff_t t)
+{
+    const mla_attention_args *a = job->args;
+    ptrdiff_t size = a->lk * (a->d + a->dv), k_size = a->lk * a->d;
+    T *grad_k = job->grad_k + job->grad_k_offsets[t];
+    T *grad_v = job->grad_v + job->grad_v_offsets[t];
+    (void)s;
+
+    for (ptrdiff_t chunk = 1; chunk < job->chunks; chunk++) {
+        const T *part = job->partial + (t * (job->chunks - 1) + chunk - 1) *
+                                           size;
+        for (ptrdiff_t i = 0; i < k_size; i++) {
+            grad_k[i] += part[i];
+        }
+        for (ptrdiff_t i = 0; i < size - k_size; i++) {
+            grad_v[i] += part[k_size + i];
+        }
+    }
+}
+
+/*
  * Compute the gradients of sum(d_out * out) with respect to Q, K and V
  * for the problems of args. grad_q, grad_k and grad_v are C-contiguous arrays of
  * the shapes of Q, K and V, zero on entry. Problem t adds to the matrices
@@ -591,15 +633,41 @@ FN(mla_attention_backward)(T *grad_q, const ptrdiff_t *grad_q_offsets,
                 batch >= ATTENTION_FUSED_MIN_PROBLEMS;
     size_t row_bytes = (size_t)attention_min(ATTENTION_BLOCK_Q, lq) *
                        (size_t)lk * sizeof(T);
-    if (fused && row_bytes <= ATTENTION_ROWS_BYTES) {
-        int nthreads = attention_threads(batch, FN(attention_work)(args, 5));
+    if (q_groups == batch && kv_groups == batch &&
+        row_bytes <= ATTENTION_ROWS_BYTES) {
+        /*
+         * Fewer problems than ATTENTION_FUSED_MIN_PROBLEMS split their
+         * query blocks into chunks, so that there is work for several
+         * threads, where the partial sums of dK and dV fit their limit.
+         */
+        ptrdiff_t chunks = (ATTENTION_FUSED_MIN_PROBLEMS + batch - 1) / batch;
+        chunks = attention_min(chunks, job.q_blocks);
+        size_t partial_bytes = (size_t)batch * (size_t)(chunks - 1) *
+                               (size_t)lk * (size_t)(args->d + args->dv) *
+                               sizeof(T);
+        if (partial_bytes > ATTENTION_PARTIAL_BYTES) {
+            chunks = 1;
+        }
+        job.chunks = chunks;
+        job.chunk_rows = (job.q_blocks + chunks - 1) / chunks *
+                         ATTENTION_BLOCK_Q;
+        int nthreads = attention_threads(batch * chunks,
+                                         FN(attention_work)(args, 5));
         job.scratch = FN(attention_alloc_scratch)(
             &job, ATTENTION_BACKWARD_ROWS, nthreads);
-        if (job.scratch == NULL) {
+        if (chunks > 1) {
+            job.partial = mla_alloc(partial_bytes / sizeof(T), sizeof(T));
+        }
+        if (job.scratch == NULL || (chunks > 1 && job.partial == NULL)) {
             status = MLA_ERR_NOMEM;
             goto done;
         }
-        FN(attention_run)(&job, FN(attention_rows_item), batch, nthreads);
+        FN(attention_run)(&job, FN(attention_rows_item), batch * chunks,
+                          nthreads);
+        if (chunks > 1) {
+            FN(attention_run)(&job, FN(attention_rows_sum_item), batch,
+                              nthreads);
+        }
         goto done;
     }
 
@@ -628,6 +696,7 @@ FN(mla_attention_backward)(T *grad_q, const ptrdiff_t *grad_q_offsets,
                       nthreads);
 
 done:
+    mla_free(job.partial);
     mla_free(rows);
     mla_free(index);
     mla_free(job.scratch);

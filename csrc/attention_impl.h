@@ -68,6 +68,9 @@
  */
 #define ATTENTION_ROWS_BYTES ((size_t)1 << 22)
 
+/* Largest partial sums of dK and dV that the row scheme allocates. */
+#define ATTENTION_PARTIAL_BYTES ((size_t)1 << 26)
+
 /* Kernel modes, which decide the scratch each thread needs. */
 enum {
     ATTENTION_MATERIALIZED,
@@ -165,6 +168,10 @@ typedef struct {
     const ptrdiff_t *q_order, *q_starts, *kv_order, *kv_starts;
 
     ptrdiff_t q_blocks, k_blocks;
+    /* Row scheme: query rows per chunk, chunks per problem and the partial
+       sums of dK and dV of every chunk after the first. */
+    ptrdiff_t chunk_rows, chunks;
+    T *partial;
     unsigned char *scratch;
     attention_layout layout;
 } FN(attention_job);

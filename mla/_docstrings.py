@@ -800,14 +800,17 @@ mask=mask, causal=causal, scale=scale, return_weights=False)``. With
 
     dQ = scale * dS @ K,   dK = scale * dS^T @ Q,   dV = weights^T @ d_output
 
-The weights are recomputed, never stored whole. With four or more batch
-entries along which none of Q, K and V broadcast, each entry runs whole on
-one thread, so such a call uses at most one thread per entry. Where
-min(96, Lq) query rows of weights for all keys take at most 4 MiB, each
-thread holds that block of weights and of their gradient, and runs five
-products per block. Otherwise the weights are recomputed block by block from each query
-row's log-sum-exp, as in FlashAttention-2, and memory beyond the gradients
-is two numbers per query row, a few per batch entry and a block of scores
+The weights are recomputed, never stored whole. Where none of Q, K and V
+broadcast along the batch dimensions and min(96, Lq) query rows of
+weights for all keys take at most 4 MiB, each thread holds such a block
+of weights and of their gradient, and runs five products per block. A
+call with four or more batch entries then runs each entry whole on one
+thread, so it uses at most one thread per entry. A call with fewer
+entries splits each entry's query rows into up to four parts, which
+takes up to three more copies of dK and dV (at most 64 MiB). Otherwise
+the weights are recomputed block by block from each query row's
+log-sum-exp, as in FlashAttention-2, and memory beyond the gradients is
+two numbers per query row, a few per batch entry and a block of scores
 per thread. A gradient is summed over the dimensions
 along which its input was broadcast, so dQ, dK and dV have the shapes of
 Q, K and V; the sums run in a fixed order, and results do not depend on

@@ -709,9 +709,21 @@ def assert_gradients_close(Q, K, V, d_output, dtype, layout="C", **options):
         )
 
 
-# Batches of 4 or more problems without broadcasting run the fused
-# backward, one problem per work item; smaller ones run three block passes.
-BACKWARD_HEADS = {"block-passes": 2, "fused": 4}
+# (query heads, key and value heads) that select each backward scheme.
+# Broadcast keys and values run three block passes. Fewer than 4 problems
+# split their query blocks into chunks with partial sums, and 4 or more
+# run one problem per work item.
+BACKWARD_HEADS = {"block-passes": (2, 1), "row-chunks": (2, 2), "rows": (4, 4)}
+
+
+def backward_inputs(rng, scheme, Lq, Lk, d, dv, dtype=np.float64):
+    """Return Q, K, V and d_output shaped for one backward scheme."""
+    heads, kv_heads = BACKWARD_HEADS[scheme]
+    Q, K, V = random_qkv(
+        rng, (heads, Lq, d), (kv_heads, Lk, d), (kv_heads, Lk, dv), dtype
+    )
+    d_output = rng.standard_normal((heads, Lq, dv)).astype(dtype)
+    return Q, K, V, d_output
 
 
 @pytest.mark.parametrize("scheme", list(BACKWARD_HEADS))
@@ -723,10 +735,8 @@ def test_attention_backward_matches_reference(
     sizes, dtype, causal, mask_kind, scheme, rng
 ):
     Lq, Lk, d, dv = sizes
-    heads = BACKWARD_HEADS[scheme]
-    Q, K, V = random_qkv(rng, (heads, Lq, d), (heads, Lk, d), (heads, Lk, dv), dtype)
-    d_output = rng.standard_normal((heads, Lq, dv)).astype(dtype)
-    mask = make_mask(mask_kind, rng, heads, Lq, Lk)
+    Q, K, V, d_output = backward_inputs(rng, scheme, Lq, Lk, d, dv, dtype)
+    mask = make_mask(mask_kind, rng, Q.shape[0], Lq, Lk)
 
     assert_gradients_close(Q, K, V, d_output, dtype, mask=mask, causal=causal)
 
@@ -802,9 +812,7 @@ def attention_loss(Q, K, V, d_output, **options):
 @pytest.mark.parametrize("scheme", list(BACKWARD_HEADS))
 def test_attention_backward_finite_differences(options, scheme, rng):
     Lq, Lk, d, dv = 110, 140, 6, 5
-    heads = BACKWARD_HEADS[scheme]
-    Q, K, V = random_qkv(rng, (heads, Lq, d), (heads, Lk, d), (heads, Lk, dv))
-    d_output = rng.standard_normal((heads, Lq, dv))
+    Q, K, V, d_output = backward_inputs(rng, scheme, Lq, Lk, d, dv)
     options = dict(options)
     if options.get("mask") == "random":
         options["mask"] = rng.random((Lq, Lk)) < 0.6
@@ -868,9 +876,7 @@ def test_attention_backward_matches_torch(dtype, causal, mask_kind, rng):
 @pytest.mark.parametrize("scheme", list(BACKWARD_HEADS))
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 def test_attention_backward_masked_rows_zero(dtype, scheme, rng):
-    heads = BACKWARD_HEADS[scheme]
-    Q, K, V = random_qkv(rng, (heads, 100, 8), (heads, 150, 8), (heads, 150, 4), dtype)
-    d_output = rng.standard_normal((heads, 100, 4)).astype(dtype)
+    Q, K, V, d_output = backward_inputs(rng, scheme, 100, 150, 8, 4, dtype)
     mask = rng.random((100, 150)) < 0.5
     mask[[3, 97]] = False
     mask[:, 10] = False
