@@ -2,8 +2,8 @@
 
 Every function takes NumPy arrays (or anything ``numpy.asarray`` accepts)
 and runs a kernel written in C. Real input is computed in its own precision:
-float32 stays float32, float64 stays float64, integers and bools become
-float64 and float16 is computed as float32. ``mla.reference`` contains the
+float32 stays float32, float64 stays float64, integers, bools and long
+double become float64, and float16 is computed and returned as float32. ``mla.reference`` contains the
 same functions in plain NumPy.
 
 Environment variables read at import:

@@ -8,8 +8,8 @@ signature that ``inspect.signature`` and ``help`` show.
 
 _DTYPES = """\
 Real input is computed in its own precision: float32 stays float32,
-float64 stays float64, float16 is computed as float32, and integers,
-bools and long double become float64. With several inputs, each is mapped
+float64 stays float64, float16 is computed and returned as float32, and
+integers, bools and long double become float64. With several inputs, each is mapped
 first and the widest result wins, so float32 with an integer or bool
 array gives float64."""
 
@@ -501,7 +501,9 @@ method : {{'normal', 'qr'}}, default 'normal'
 Returns
 -------
 w : ndarray, shape (p + 1,) or (p + 1, t)
-    ``[bias, w1, ..., wp]``. NaN when the data hold inf or NaN.
+    ``[bias, w1, ..., wp]``. NaN when the data hold inf or NaN. float32
+    for float32 and float16 data, although the sums run in double, and
+    float64 otherwise.
 
 Raises
 ------
@@ -609,10 +611,10 @@ log-softmax, which is stable for logits of any magnitude. A probability of 0
 contributes 0 even where its logit is ``-inf`` (``0 log 0 = 0``).
 Probability rows are used as given; they are not checked to sum to 1.
 
-The computation runs in the precision of logits (float32 stays float32,
-float64 stays float64, float16 is computed as float32, integers become
-float64); probability labels are converted to it, and the loss is
-accumulated in double precision.
+The computation runs in the precision of logits: float32 stays float32,
+float64 stays float64, float16 is computed as float32, and integers,
+bools and long double become float64. Probability labels are converted
+to that precision, and the loss is accumulated in double precision.
 
 Parameters
 ----------
@@ -621,7 +623,8 @@ logits : array_like, shape (batch, classes) or (classes,)
 labels : array_like, shape (batch,), () or the shape of logits
     Class indices in ``[0, classes)`` (an integer dtype, one per row, or a
     0-d index for 1-D logits), or target probabilities shaped like logits.
-    The number of dimensions decides which form labels has.
+    The number of dimensions decides which form labels has, so 1-D
+    integer labels for 1-D logits are read as probabilities.
 return_grad : bool, default False
     Also return the gradient of the mean loss with respect to logits.
 
@@ -630,7 +633,7 @@ Returns
 loss : float
     The mean loss over the batch; 0.0 for an empty batch. A row holding NaN
     or +inf, or only -inf, makes it NaN.
-grad : ndarray, same shape and dtype as logits
+grad : ndarray, same shape as logits, in the precision of the computation
     Only with ``return_grad=True``: ``(softmax(z) * sum(p) - p) / batch``
     row by row, which is ``(softmax(z) - onehot) / batch`` for indices.
 
