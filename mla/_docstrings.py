@@ -9,9 +9,9 @@ signature that ``inspect.signature`` and ``help`` show.
 _DTYPES = """\
 Real input is computed in its own precision: float32 stays float32,
 float64 stays float64, float16 is computed and returned as float32, and
-integers, bools and long double become float64. With several inputs, each is mapped
-first and the widest result wins, so float32 with an integer or bool
-array gives float64."""
+integers, bools and long double become float64. With several inputs,
+each is mapped first and the widest result wins, so float32 with an
+integer or bool array gives float64."""
 
 DOCSTRINGS = {
     "sigmoid": """sigmoid($module, x)
@@ -814,12 +814,11 @@ takes up to three more copies of dK and dV (at most 64 MiB). Otherwise
 the weights are recomputed block by block from each query row's
 log-sum-exp, as in FlashAttention-2, and memory beyond the gradients is
 two numbers per query row, a few per batch entry and a block of scores
-per thread. A gradient is summed over the dimensions
-along which its input was broadcast, so dQ, dK and dV have the shapes of
-Q, K and V; the sums run in a fixed order, and results do not depend on
-the thread count. Rows with no key to attend
-to contribute nothing. The mask and scale are constants: they get no
-gradient.
+per thread. A gradient is summed over the dimensions along which its
+input was broadcast, so dQ, dK and dV have the shapes of Q, K and V; the
+sums run in a fixed order, and results do not depend on the thread
+count. Rows with no key to attend to contribute nothing. The mask and
+scale are constants: they get no gradient.
 
 {dtypes}
 
