@@ -383,8 +383,9 @@ FN(attention_problem_item)(const FN(attention_job) *job,
 }
 
 /*
- * Compute the gradients of one whole problem t on one thread, the fused
- * scheme where P^T and dS^T of a query block fit the scratch for all keys
+ * Compute the gradients of one chunk of query blocks of one problem on one
+ * thread (the whole problem when job->chunks is 1), in the row scheme,
+ * where P^T and dS^T of a query block fit the scratch for all keys
  * (ATTENTION_ROWS_BYTES). For each query block i it runs five products:
  *
  *     S^T = scale K Q_i^T,  dP^T = V dO_i^T,
@@ -507,8 +508,8 @@ FN(attention_rows_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
 
         /*
          * P^T and dS^T are read in place, dS with swapped strides. dK and
-         * dV are zero on entry and summed over the query blocks in
-         * increasing order; each block writes its own rows of dQ.
+         * dV start at zero and are summed over the chunk's query blocks in
+         * increasing order. Each block writes its own rows of dQ.
          */
         for (ptrdiff_t j0 = 0; j0 < key_end; j0 += ATTENTION_STREAM_K) {
             ptrdiff_t n = attention_min(ATTENTION_STREAM_K, key_end - j0);
@@ -625,9 +626,10 @@ FN(mla_attention_backward)(T *grad_q, const ptrdiff_t *grad_q_offsets,
     job.kv_starts = kv_starts;
 
     /*
-     * NOTE: the fused schemes share out whole problems, so they run on at
-     * most batch threads. The choice depends on the shapes alone, never on
-     * the thread count, so that results stay the same for every count.
+     * NOTE: for ATTENTION_FUSED_MIN_PROBLEMS or more problems the fused
+     * schemes share out whole problems, so they run on at most batch
+     * threads. The choice depends on the shapes alone, never on the thread
+     * count, so that results stay the same for every count.
      */
     int fused = q_groups == batch && kv_groups == batch &&
                 batch >= ATTENTION_FUSED_MIN_PROBLEMS;

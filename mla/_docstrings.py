@@ -815,10 +815,10 @@ the weights are recomputed block by block from each query row's
 log-sum-exp, as in FlashAttention-2, and memory beyond the gradients is
 two numbers per query row, a few per batch entry and a block of scores
 per thread. A gradient is summed over the dimensions along which its
-input was broadcast, so dQ, dK and dV have the shapes of Q, K and V; the
-sums run in a fixed order, and results do not depend on the thread
-count. Rows with no key to attend to contribute nothing. The mask and
-scale are constants: they get no gradient.
+input was broadcast, so dQ, dK and dV have the shapes of Q, K and V. The
+sums run in a fixed order, so results do not depend on the thread count.
+Rows with no key to attend to contribute nothing. The mask and scale are
+constants: they get no gradient.
 
 {dtypes}
 
