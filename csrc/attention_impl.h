@@ -193,13 +193,11 @@ FN(attention_gemm_size)(const mla_attention_args *a, int mode)
         sizes[0] = FN(mla_gemm_workspace)(bq, a->lk, d, 1);
         sizes[1] = FN(mla_gemm_workspace)(bq, dv, a->lk, 1);
     }
-    else if (mode == ATTENTION_BACKWARD_ROWS) {
-        /* The five products of attention_rows_item, over all keys. */
-        bs = a->lk;
-        sizes[0] = FN(mla_gemm_workspace)(bs, bq, d, 1);
-    }
     else {
-        /* The streaming pass, which the backward pass runs first. */
+        /*
+         * The streaming pass, which the block backward runs first. The
+         * row scheme runs the same products, a key block at a time.
+         */
         sizes[0] = FN(mla_gemm_workspace)(bs, bq, d, 1);
         sizes[1] = FN(mla_gemm_workspace)(bq, dv, bs, 1);
     }
