@@ -3,23 +3,25 @@
  * attention, instantiated per element type by attention.c after
  * attention_impl.h, whose blocks, scratch and streaming pass it reuses.
  *
- * The scheme is FlashAttention-2's. A streaming pass stores each query
- * row's log-sum-exp and D = rowsum(dO * out). Then one pass over key
- * blocks sums dK and dV, and one pass over query blocks sums dQ, both
- * recomputing P block by block from the log-sum-exp. Where Q, K or V is
- * broadcast, the problems that add into one gradient matrix form a group
- * that one thread sums in increasing order.
+ * Where a query block's P for all keys fits ATTENTION_ROWS_BYTES, the row
+ * scheme runs (attention_rows_item). A thread computes P from whole rows
+ * of scores and gets D = rowsum(dO * out) from P and dP, so each block
+ * costs five products and one exponential per score. Batches of fewer
+ * than ATTENTION_FUSED_MIN_PROBLEMS problems split each problem's query
+ * blocks into chunks. A chunk sums into a slot of partial sums where
+ * another chunk or problem adds into the same gradient, and the slots are
+ * added in a fixed order afterwards.
  *
- * Problems that share no gradient matrix run a fused scheme instead.
- * Where a query block's P for all keys fits ATTENTION_ROWS_BYTES, a
- * thread computes it from whole rows of scores and gets D from P and dP,
- * so each block costs five products and one exponential per score
- * (attention_rows_item). Batches of fewer than
- * ATTENTION_FUSED_MIN_PROBLEMS problems split each problem's query blocks
- * into chunks, whose dK and dV are added in chunk order. Past that size,
- * batches of ATTENTION_FUSED_MIN_PROBLEMS or more run all three passes of
- * the block scheme on one thread per problem, recomputing P once per
- * block rather than twice.
+ * Past that size, or where the slots would exceed ATTENTION_PARTIAL_BYTES,
+ * the scheme is FlashAttention-2's. A streaming pass stores each query
+ * row's log-sum-exp and D. Then one pass over key blocks sums dK and dV,
+ * and one pass over query blocks sums dQ, both recomputing P block by
+ * block from the log-sum-exp. Where Q, K or V is broadcast, the problems
+ * that add into one gradient matrix form a group that one thread sums in
+ * increasing order. Batches of ATTENTION_FUSED_MIN_PROBLEMS or more
+ * problems that share no gradient matrix run all three passes of a
+ * problem on one thread instead, recomputing P once per block rather than
+ * twice.
  */
 
 #ifndef MLA_ATTENTION_BACKWARD_COMMON
@@ -404,18 +406,27 @@ FN(attention_rows_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
     ptrdiff_t t = item / job->chunks, chunk = item % job->chunks;
     ptrdiff_t first = chunk * job->chunk_rows;
     ptrdiff_t last = attention_min(a->lq, first + job->chunk_rows);
-    T *grad_q = job->grad_q + job->grad_q_offsets[t];
+    T *grad_q = job->grad_q + job->grad_q_offsets[t] + first * d;
     T *grad_k = job->grad_k + job->grad_k_offsets[t];
     T *grad_v = job->grad_v + job->grad_v_offsets[t];
 
-    /* Chunks after the first sum dK and dV into their own partial sums. */
-    if (chunk > 0) {
-        grad_k = job->partial + (t * (job->chunks - 1) + chunk - 1) *
-                                    a->lk * (d + dv);
-        grad_v = grad_k + a->lk * d;
+    /*
+     * An item sums into its own slot of partial sums where another item
+     * also adds into the same gradient. That is dK and dV of every chunk
+     * but the first, or of every chunk where K or V is shared. It is dQ
+     * where Q is shared.
+     */
+    T *slot = job->partial == NULL ? NULL
+                                   : job->partial + item * job->slot_size;
+    if (chunk > 0 || !job->kv_direct) {
+        grad_k = slot;
+        grad_v = slot + a->lk * d;
         for (ptrdiff_t i = 0; i < a->lk * (d + dv); i++) {
             grad_k[i] = 0;
         }
+    }
+    if (!job->q_direct) {
+        grad_q = slot + a->lk * (d + dv);
     }
     const T *q = job->q + a->q_offsets[t];
     const T *k = job->k + a->k_offsets[t];
@@ -520,7 +531,8 @@ FN(attention_rows_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
             FN(mla_gemm_run_update)(grad_k + j0 * d, d, 1, ds_t, m, 1, q_i,
                                     a->rs_q, a->cs_q, n, d, m, 1, &scaled_ep,
                                     s->gemm, 1);
-            FN(mla_gemm_run_update)(grad_q + i0 * d, d, 1, ds_t, 1, m,
+            FN(mla_gemm_run_update)(grad_q + (i0 - first) * d, d, 1, ds_t,
+                                    1, m,
                                     k + j0 * a->rs_k, a->rs_k, a->cs_k, m, d,
                                     n, j0 > 0 ? 1 : 0, &scaled_ep, s->gemm,
                                     1);
@@ -529,29 +541,99 @@ FN(attention_rows_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
 }
 
 /*
- * Add the partial dK and dV of the later chunks of problem t to the first
- * chunk's, in chunk order.
+ * Add the partial dK and dV sums of kv group g into the gradients: for
+ * each problem of the group in increasing order, its chunks in order.
  */
 static void
-FN(attention_rows_sum_item)(const FN(attention_job) *job,
-                            FN(attention_scratch) *s, ptrdiff_t t)
+FN(attention_rows_kv_sum_item)(const FN(attention_job) *job,
+                               FN(attention_scratch) *s, ptrdiff_t g)
 {
     const mla_attention_args *a = job->args;
-    ptrdiff_t size = a->lk * (a->d + a->dv), k_size = a->lk * a->d;
-    T *grad_k = job->grad_k + job->grad_k_offsets[t];
-    T *grad_v = job->grad_v + job->grad_v_offsets[t];
+    ptrdiff_t k_size = a->lk * a->d, v_size = a->lk * a->dv;
     (void)s;
 
-    for (ptrdiff_t chunk = 1; chunk < job->chunks; chunk++) {
-        const T *part = job->partial + (t * (job->chunks - 1) + chunk - 1) *
-                                           size;
-        for (ptrdiff_t i = 0; i < k_size; i++) {
-            grad_k[i] += part[i];
-        }
-        for (ptrdiff_t i = 0; i < size - k_size; i++) {
-            grad_v[i] += part[k_size + i];
+    for (ptrdiff_t at = job->kv_starts[g]; at < job->kv_starts[g + 1];
+         at++) {
+        ptrdiff_t t = job->kv_order[at];
+        T *grad_k = job->grad_k + job->grad_k_offsets[t];
+        T *grad_v = job->grad_v + job->grad_v_offsets[t];
+        for (ptrdiff_t chunk = job->kv_direct; chunk < job->chunks; chunk++) {
+            const T *slot = job->partial +
+                            (t * job->chunks + chunk) * job->slot_size;
+            for (ptrdiff_t i = 0; i < k_size; i++) {
+                grad_k[i] += slot[i];
+            }
+            for (ptrdiff_t i = 0; i < v_size; i++) {
+                grad_v[i] += slot[k_size + i];
+            }
         }
     }
+}
+
+/*
+ * Add the partial dQ rows of q group g into dQ, for each problem of the
+ * group in increasing order.
+ */
+static void
+FN(attention_rows_q_sum_item)(const FN(attention_job) *job,
+                              FN(attention_scratch) *s, ptrdiff_t g)
+{
+    const mla_attention_args *a = job->args;
+    ptrdiff_t d = a->d;
+    (void)s;
+
+    for (ptrdiff_t at = job->q_starts[g]; at < job->q_starts[g + 1]; at++) {
+        ptrdiff_t t = job->q_order[at];
+        for (ptrdiff_t chunk = 0; chunk < job->chunks; chunk++) {
+            ptrdiff_t first = chunk * job->chunk_rows;
+            ptrdiff_t rows = attention_min(a->lq, first + job->chunk_rows) -
+                             first;
+            T *grad_q = job->grad_q + job->grad_q_offsets[t] + first * d;
+            const T *slot = job->partial +
+                            (t * job->chunks + chunk) * job->slot_size +
+                            a->lk * (d + a->dv);
+            for (ptrdiff_t i = 0; i < rows * d; i++) {
+                grad_q[i] += slot[i];
+            }
+        }
+    }
+}
+
+/*
+ * Choose the chunks of the row scheme: problems of batches smaller than
+ * ATTENTION_FUSED_MIN_PROBLEMS split their query blocks so that there is
+ * work for several threads. Set the slot of partial sums that each item
+ * needs, and return 0 where all the slots would exceed
+ * ATTENTION_PARTIAL_BYTES, so that the block scheme runs instead.
+ */
+static int
+FN(attention_rows_plan)(FN(attention_job) *job, ptrdiff_t q_groups,
+                        ptrdiff_t kv_groups)
+{
+    const mla_attention_args *a = job->args;
+    ptrdiff_t batch = a->batch;
+    ptrdiff_t chunks = (ATTENTION_FUSED_MIN_PROBLEMS + batch - 1) / batch;
+    chunks = attention_min(chunks, job->q_blocks);
+    job->chunks = chunks;
+    job->chunk_rows = (job->q_blocks + chunks - 1) / chunks *
+                      ATTENTION_BLOCK_Q;
+    job->kv_direct = kv_groups == batch;
+    job->q_direct = q_groups == batch;
+
+    /* A slot contains dK and dV, then the chunk's rows of dQ. */
+    double slot = 0;
+    if (chunks > 1 || !job->kv_direct || !job->q_direct) {
+        slot = (double)a->lk * (double)(a->d + a->dv);
+    }
+    if (!job->q_direct) {
+        slot += (double)job->chunk_rows * (double)a->d;
+    }
+    if (slot * (double)(batch * chunks) * sizeof(T) >
+        (double)ATTENTION_PARTIAL_BYTES) {
+        return 0;
+    }
+    job->slot_size = (ptrdiff_t)slot;
+    return 1;
 }
 
 /*
@@ -635,39 +717,29 @@ FN(mla_attention_backward)(T *grad_q, const ptrdiff_t *grad_q_offsets,
                 batch >= ATTENTION_FUSED_MIN_PROBLEMS;
     size_t row_bytes = (size_t)attention_min(ATTENTION_BLOCK_Q, lq) *
                        (size_t)lk * sizeof(T);
-    if (q_groups == batch && kv_groups == batch &&
-        row_bytes <= ATTENTION_ROWS_BYTES) {
-        /*
-         * Fewer problems than ATTENTION_FUSED_MIN_PROBLEMS split their
-         * query blocks into chunks, so that there is work for several
-         * threads, where the partial sums of dK and dV fit their limit.
-         */
-        ptrdiff_t chunks = (ATTENTION_FUSED_MIN_PROBLEMS + batch - 1) / batch;
-        chunks = attention_min(chunks, job.q_blocks);
-        size_t partial_bytes = (size_t)batch * (size_t)(chunks - 1) *
-                               (size_t)lk * (size_t)(args->d + args->dv) *
-                               sizeof(T);
-        if (partial_bytes > ATTENTION_PARTIAL_BYTES) {
-            chunks = 1;
-        }
-        job.chunks = chunks;
-        job.chunk_rows = (job.q_blocks + chunks - 1) / chunks *
-                         ATTENTION_BLOCK_Q;
-        int nthreads = attention_threads(batch * chunks,
+    if (row_bytes <= ATTENTION_ROWS_BYTES &&
+        FN(attention_rows_plan)(&job, q_groups, kv_groups)) {
+        int nthreads = attention_threads(batch * job.chunks,
                                          FN(attention_work)(args, 5));
         job.scratch = FN(attention_alloc_scratch)(
             &job, ATTENTION_BACKWARD_ROWS, nthreads);
-        if (chunks > 1) {
-            job.partial = mla_alloc(partial_bytes / sizeof(T), sizeof(T));
+        if (job.slot_size > 0) {
+            job.partial = mla_alloc((size_t)(batch * job.chunks),
+                                    (size_t)job.slot_size * sizeof(T));
         }
-        if (job.scratch == NULL || (chunks > 1 && job.partial == NULL)) {
+        if (job.scratch == NULL ||
+            (job.slot_size > 0 && job.partial == NULL)) {
             status = MLA_ERR_NOMEM;
             goto done;
         }
-        FN(attention_run)(&job, FN(attention_rows_item), batch * chunks,
+        FN(attention_run)(&job, FN(attention_rows_item), batch * job.chunks,
                           nthreads);
-        if (chunks > 1) {
-            FN(attention_run)(&job, FN(attention_rows_sum_item), batch,
+        if (!job.kv_direct || job.chunks > 1) {
+            FN(attention_run)(&job, FN(attention_rows_kv_sum_item),
+                              kv_groups, nthreads);
+        }
+        if (!job.q_direct) {
+            FN(attention_run)(&job, FN(attention_rows_q_sum_item), q_groups,
                               nthreads);
         }
         goto done;

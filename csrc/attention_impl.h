@@ -168,9 +168,13 @@ typedef struct {
     const ptrdiff_t *q_order, *q_starts, *kv_order, *kv_starts;
 
     ptrdiff_t q_blocks, k_blocks;
-    /* Row scheme: query rows per chunk, chunks per problem and the partial
-       sums of dK and dV of every chunk after the first. */
-    ptrdiff_t chunk_rows, chunks;
+    /*
+     * Row scheme: query rows per chunk, chunks per problem, whether the
+     * first chunk adds straight into dK and dV and every chunk into dQ,
+     * and the partial sums, a slot of slot_size elements per item.
+     */
+    ptrdiff_t chunk_rows, chunks, slot_size;
+    int kv_direct, q_direct;
     T *partial;
     unsigned char *scratch;
     attention_layout layout;

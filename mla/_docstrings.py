@@ -803,21 +803,22 @@ mask=mask, causal=causal, scale=scale, return_weights=False)``. With
 
     dQ = scale * dS @ K,   dK = scale * dS^T @ Q,   dV = weights^T @ d_output
 
-The weights are recomputed, never stored whole. Where none of Q, K and V
-broadcast along the batch dimensions and min(96, Lq) query rows of
-weights for all keys take at most 4 MiB, each thread holds such a block
-of weights and of their gradient, and runs five products per block. A
-call with four or more batch entries then runs each entry whole on one
-thread, so it uses at most one thread per entry. A call with fewer
-entries splits each entry's query rows into up to four parts, which
-takes up to three more copies of dK and dV (at most 64 MiB). Otherwise
-the weights are recomputed block by block from each query row's
-log-sum-exp, as in FlashAttention-2, and memory beyond the gradients is
-two numbers per query row, a few per batch entry and a block of scores
-per thread. A gradient is summed over the dimensions along which its
-input was broadcast, so dQ, dK and dV have the shapes of Q, K and V. The
-sums run in a fixed order, so results do not depend on the thread count.
-Rows with no key to attend to contribute nothing. The mask and scale are
+The weights are recomputed, never stored whole. Where min(96, Lq) query
+rows of weights for all keys take at most 4 MiB, each thread holds such
+a block of weights and of their gradient, and runs five products per
+block. A call with fewer than four batch entries splits each entry's
+query rows into up to four parts. Parts that add into one gradient,
+because an input is broadcast or because they belong to one entry, sum
+into partial copies of it, at most 64 MiB in all. A call with four or
+more entries that share no input runs each entry whole on one thread, so
+it uses at most one thread per entry. Past these limits the weights are
+recomputed block by block from each query row's log-sum-exp, as in
+FlashAttention-2. Memory beyond the gradients is then two numbers per
+query row, a few per batch entry and a block of scores per thread. A
+gradient is summed over the dimensions along which its input was
+broadcast, so dQ, dK and dV have the shapes of Q, K and V. The sums run
+in a fixed order, so results do not depend on the thread count. Rows
+with no key to attend to contribute nothing. The mask and scale are
 constants: they get no gradient.
 
 {dtypes}

@@ -709,11 +709,11 @@ def assert_gradients_close(Q, K, V, d_output, dtype, layout="C", **options):
         )
 
 
-# (query heads, key and value heads) that select each backward scheme.
-# Broadcast keys and values run three block passes. Fewer than 4 problems
-# split their query blocks into chunks with partial sums, and 4 or more
-# run one problem per work item.
-BACKWARD_HEADS = {"block-passes": (2, 1), "row-chunks": (2, 2), "rows": (4, 4)}
+# (query heads, key and value heads) that select each form of the row
+# scheme. Fewer than 4 problems split their query blocks into chunks with
+# partial sums, and so do shared keys and values. 4 or more problems that
+# share nothing run one problem per work item.
+BACKWARD_HEADS = {"shared-kv": (2, 1), "row-chunks": (2, 2), "rows": (4, 4)}
 
 
 def backward_inputs(rng, scheme, Lq, Lk, d, dv, dtype=np.float64):
@@ -741,17 +741,19 @@ def test_attention_backward_matches_reference(
     assert_gradients_close(Q, K, V, d_output, dtype, mask=mask, causal=causal)
 
 
-# The fused backward keeps 96 query rows of weights for all keys while they
-# take at most 4 MiB; past that key count it streams key blocks instead.
+# The row scheme keeps 96 query rows of weights for all keys while they
+# take at most 4 MiB. Past that key count the backward streams key blocks,
+# one problem per thread, or in three block passes where K and V are shared.
 ROWS_SCHEME_MAX_KEYS = {np.float32: (1 << 22) // (96 * 4), np.float64: (1 << 22) // (96 * 8)}
 
 
+@pytest.mark.parametrize("kv_heads", [4, 1], ids=["own-kv", "shared-kv"])
 @pytest.mark.parametrize("past_limit", [0, 1], ids=["rows", "streamed"])
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
-def test_attention_backward_long_keys(dtype, causal, past_limit, rng):
+def test_attention_backward_long_keys(dtype, causal, past_limit, kv_heads, rng):
     Lk = ROWS_SCHEME_MAX_KEYS[dtype] + past_limit
-    Q, K, V = random_qkv(rng, (4, 97, 3), (4, Lk, 3), (4, Lk, 2), dtype)
+    Q, K, V = random_qkv(rng, (4, 97, 3), (kv_heads, Lk, 3), (kv_heads, Lk, 2), dtype)
     d_output = rng.standard_normal((4, 97, 2)).astype(dtype)
     mask = rng.random((97, Lk)) < 0.9
     # Query 5 may attend no key: its gradients must vanish, not turn NaN.
