@@ -385,6 +385,20 @@ FN(attention_problem_item)(const FN(attention_job) *job,
 }
 
 /*
+ * Return the slot of partial sums of chunk `chunk` of problem t. Where
+ * every first chunk adds straight into dK, dV and dQ, first chunks have no
+ * slot, so the slots of problem t start at its second chunk.
+ */
+static T *
+FN(attention_slot)(const FN(attention_job) *job, ptrdiff_t t,
+                   ptrdiff_t chunk)
+{
+    ptrdiff_t skip = job->kv_direct && job->q_direct;
+    return job->partial +
+           (t * (job->chunks - skip) + chunk - skip) * job->slot_size;
+}
+
+/*
  * Compute the gradients of one chunk of query blocks of one problem on one
  * thread (the whole problem when job->chunks is 1), in the row scheme,
  * where P^T and dS^T of a query block fit the scratch for all keys
@@ -416,8 +430,10 @@ FN(attention_rows_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
      * but the first, or of every chunk where K or V is shared. It is dQ
      * where Q is shared.
      */
-    T *slot = job->partial == NULL ? NULL
-                                   : job->partial + item * job->slot_size;
+    T *slot = NULL;
+    if (chunk > 0 || !job->kv_direct || !job->q_direct) {
+        slot = FN(attention_slot)(job, t, chunk);
+    }
     if (chunk > 0 || !job->kv_direct) {
         grad_k = slot;
         grad_v = slot + a->lk * d;
@@ -558,8 +574,7 @@ FN(attention_rows_kv_sum_item)(const FN(attention_job) *job,
         T *grad_k = job->grad_k + job->grad_k_offsets[t];
         T *grad_v = job->grad_v + job->grad_v_offsets[t];
         for (ptrdiff_t chunk = job->kv_direct; chunk < job->chunks; chunk++) {
-            const T *slot = job->partial +
-                            (t * job->chunks + chunk) * job->slot_size;
+            const T *slot = FN(attention_slot)(job, t, chunk);
             for (ptrdiff_t i = 0; i < k_size; i++) {
                 grad_k[i] += slot[i];
             }
@@ -589,8 +604,7 @@ FN(attention_rows_q_sum_item)(const FN(attention_job) *job,
             ptrdiff_t rows = attention_min(a->lq, first + job->chunk_rows) -
                              first;
             T *grad_q = job->grad_q + job->grad_q_offsets[t] + first * d;
-            const T *slot = job->partial +
-                            (t * job->chunks + chunk) * job->slot_size +
+            const T *slot = FN(attention_slot)(job, t, chunk) +
                             a->lk * (d + a->dv);
             for (ptrdiff_t i = 0; i < rows * d; i++) {
                 grad_q[i] += slot[i];
@@ -614,6 +628,9 @@ FN(attention_rows_plan)(FN(attention_job) *job, ptrdiff_t q_groups,
     ptrdiff_t batch = a->batch;
     ptrdiff_t chunks = (ATTENTION_FUSED_MIN_PROBLEMS + batch - 1) / batch;
     chunks = attention_min(chunks, job->q_blocks);
+    /* Drop the chunks that whole-block rounding would leave empty. */
+    ptrdiff_t chunk_blocks = (job->q_blocks + chunks - 1) / chunks;
+    chunks = (job->q_blocks + chunk_blocks - 1) / chunk_blocks;
     job->chunks = chunks;
     job->chunk_rows = (job->q_blocks + chunks - 1) / chunks *
                       ATTENTION_BLOCK_Q;
@@ -628,7 +645,9 @@ FN(attention_rows_plan)(FN(attention_job) *job, ptrdiff_t q_groups,
     if (!job->q_direct) {
         slot += (double)job->chunk_rows * (double)a->d;
     }
-    if (slot * (double)(batch * chunks) * sizeof(T) >
+    ptrdiff_t skip = job->kv_direct && job->q_direct;
+    job->slots = batch * (chunks - skip);
+    if (slot * (double)job->slots * sizeof(T) >
         (double)ATTENTION_PARTIAL_BYTES) {
         return 0;
     }
@@ -646,8 +665,9 @@ FN(attention_rows_plan)(FN(attention_job) *job, ptrdiff_t q_groups,
  *
  * Memory beyond the gradients: a few integers per problem, and scratch.
  * In the row scheme each thread holds two query blocks of P for all keys,
- * at most ATTENTION_ROWS_BYTES each. Otherwise each thread holds one block
- * of scratch, and every query row two doubles (log-sum-exp and D).
+ * at most ATTENTION_ROWS_BYTES each, and the slots of partial sums take at
+ * most ATTENTION_PARTIAL_BYTES. Otherwise each thread holds one block of
+ * scratch, and every query row two doubles (log-sum-exp and D).
  */
 mla_status
 FN(mla_attention_backward)(T *grad_q, const ptrdiff_t *grad_q_offsets,
@@ -724,7 +744,7 @@ FN(mla_attention_backward)(T *grad_q, const ptrdiff_t *grad_q_offsets,
         job.scratch = FN(attention_alloc_scratch)(
             &job, ATTENTION_BACKWARD_ROWS, nthreads);
         if (job.slot_size > 0) {
-            job.partial = mla_alloc((size_t)(batch * job.chunks),
+            job.partial = mla_alloc((size_t)job.slots,
                                     (size_t)job.slot_size * sizeof(T));
         }
         if (job.scratch == NULL ||

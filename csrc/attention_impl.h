@@ -171,9 +171,10 @@ typedef struct {
     /*
      * Row scheme: query rows per chunk, chunks per problem, whether the
      * first chunk adds straight into dK and dV and every chunk into dQ,
-     * and the partial sums, a slot of slot_size elements per item.
+     * and the partial sums: slots slots of slot_size elements, one per
+     * item except first chunks that add straight into all three gradients.
      */
-    ptrdiff_t chunk_rows, chunks, slot_size;
+    ptrdiff_t chunk_rows, chunks, slot_size, slots;
     int kv_direct, q_direct;
     T *partial;
     unsigned char *scratch;

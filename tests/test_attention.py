@@ -762,6 +762,35 @@ def test_attention_backward_long_keys(dtype, causal, past_limit, kv_heads, rng):
     assert_gradients_close(Q, K, V, d_output, dtype, mask=mask, causal=causal)
 
 
+# (batch, Lq): one problem of four and of five query blocks (chunks of
+# two, two and one block, none left empty), and three problems of two.
+CHUNKED_SHAPES = [(1, 385), (1, 481), (3, 193)]
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("batch_lq", CHUNKED_SHAPES, ids=str)
+def test_attention_backward_query_chunks(batch_lq, causal, rng):
+    batch, Lq = batch_lq
+    Q, K, V = random_qkv(rng, (batch, Lq, 5), (batch, 300, 5), (batch, 300, 4))
+    d_output = rng.standard_normal((batch, Lq, 4))
+    mask = rng.random((Lq, 300)) < 0.8
+    mask[Lq - 2] = False
+
+    assert_gradients_close(Q, K, V, d_output, np.float64, mask=mask, causal=causal)
+
+
+@pytest.mark.parametrize("width", [559, 560], ids=["slots-fit", "slots-too-big"])
+def test_attention_backward_partial_sums_limit(width, rng):
+    # One problem of four query blocks needs three slots of Lk * (d + dv)
+    # doubles: 63.97 MiB at d + dv = 559, and past the 64 MiB limit, where
+    # the block passes run instead, at 560.
+    d = width // 2
+    Q, K, V = random_qkv(rng, (1, 385, d), (1, 5000, d), (1, 5000, width - d))
+    d_output = rng.standard_normal((1, 385, width - d))
+
+    assert_gradients_close(Q, K, V, d_output, np.float64, causal=True)
+
+
 # (Q, K, V, mask) shapes whose batch dimensions broadcast; None: no mask.
 BACKWARD_BROADCAST_SHAPES = [
     ((2, 3, 50, 8), (3, 70, 8), (2, 3, 70, 5), None),
