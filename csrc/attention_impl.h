@@ -168,14 +168,14 @@ typedef struct {
     const ptrdiff_t *q_order, *q_starts, *kv_order, *kv_starts;
 
     ptrdiff_t q_blocks, k_blocks;
-    /*
-     * Row scheme: query rows per chunk, chunks per problem, whether the
-     * first chunk adds straight into dK and dV and every chunk into dQ,
-     * and the partial sums: slots slots of slot_size elements, one per
-     * item except first chunks that add straight into all three gradients.
-     */
-    ptrdiff_t chunk_rows, chunks, slot_size, slots;
+    /* Row scheme: query rows per chunk and chunks per problem. */
+    ptrdiff_t chunk_rows, chunks;
+    /* Whether the first chunk adds straight into dK and dV, and every
+       chunk into dQ. */
     int kv_direct, q_direct;
+    /* Partial sums: `slots` slots of slot_size elements, one per item but
+       for first chunks that add straight into all three gradients. */
+    ptrdiff_t slot_size, slots;
     T *partial;
     unsigned char *scratch;
     attention_layout layout;
