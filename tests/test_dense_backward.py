@@ -243,6 +243,22 @@ def test_dense_backward_derivative_edges(dtype):
     assert tanh_dX[0, 7] == 0
 
 
+def test_dense_backward_tanh_subnormal_derivative():
+    # tanh'(52) = sech(52)^2 = 2.7e-45 is a float32 subnormal. It must not
+    # round to 0 on the way, or an infinite weight turns inf into NaN.
+    Z = np.array([[52.0, -52.0, 45.0]], np.float32)
+    d_out = np.ones_like(Z)
+    X = np.zeros((1, 1), np.float32)
+    W = np.full((3, 1), np.inf, np.float32)
+
+    dX, _, db = mla.dense_backward(d_out, X, W, Z, "tanh")
+
+    expected = 1 / np.cosh(Z[0].astype(np.float64)) ** 2
+    assert np.all(db > 0)
+    np.testing.assert_allclose(db, expected, rtol=0.5)
+    assert dX[0, 0] == np.inf
+
+
 def test_dense_backward_nan_propagates(rng):
     d_out, X, W, Z = layer_inputs(rng, 4, 3, 5)
     d_out[1, 2] = np.nan
