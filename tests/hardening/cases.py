@@ -321,6 +321,19 @@ def attention_options(draw, dims, arrays):
     return options
 
 
+def attention_backward_options(draw, dims, arrays):
+    """Draw attention_options, with a finite scale where d is 0.
+
+    With d = 0 the default scale 1 / sqrt(d) is infinite, and every score
+    becomes inf * 0 = NaN: the non-finite scores that the backward case
+    leaves out (see its NOTE).
+    """
+    options = attention_options(draw, dims, arrays)
+    if dims["d"] == 0 and "scale" not in options:
+        options["scale"] = 1.0
+    return options
+
+
 def cross_entropy_options(draw, dims, arrays):
     return {"return_grad": draw.choice((False, True))}
 
@@ -853,7 +866,7 @@ CASES = (
         ),
         reference.scaled_dot_product_attention_backward,
         defaults={"mask": None, "causal": False, "scale": None},
-        options=attention_options,
+        options=attention_backward_options,
         # NOTE: NaN and infinities are left out. The kernel gives a row
         # with no key to attend to (all scores -inf) zero gradients, and it
         # skips the keys past the diagonal of causal attention. NumPy's
