@@ -174,6 +174,19 @@ FN(attention_lse_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
 }
 
 /*
+ * Zero query row r of the transposed n x m block x_t (row stride ld): a
+ * row with no allowed key had a zero output whatever V holds, so its dS
+ * is 0 even where dP is not finite.
+ */
+static void
+FN(attention_zero_row_t)(T *x_t, ptrdiff_t ld, ptrdiff_t n, ptrdiff_t r)
+{
+    for (ptrdiff_t c = 0; c < n; c++) {
+        x_t[c * ld + r] = 0;
+    }
+}
+
+/*
  * Recompute the transposed blocks P^T (s->probs) and dS^T (s->grads),
  * both n x m with row stride m, for keys j0.. and query rows i0.. of
  * problem t:
@@ -211,12 +224,9 @@ FN(attention_backward_block_t)(const FN(attention_job) *job,
                      a->rs_v, a->cs_v, s->d_out_t, m, 1, n, m, a->dv,
                      &plain_ep, s->gemm, 1);
     vk->softmax_grad_columns(s->grads, s->probs, m, n, delta, m);
-    /* A row with no allowed key had a zero output whatever V holds. */
     for (ptrdiff_t r = 0; r < m; r++) {
         if (row_lse[r] == INFINITY) {
-            for (ptrdiff_t c = 0; c < n; c++) {
-                s->grads[c * m + r] = 0;
-            }
+            FN(attention_zero_row_t)(s->grads, m, n, r);
         }
     }
 }
@@ -488,12 +498,10 @@ FN(attention_rows_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
                 s->row_sum[r] += s->block_sum[r];
             }
         }
-        int empty = 0;
         for (ptrdiff_t r = 0; r < m; r++) {
-            empty |= s->row_max[r] == (T)-INFINITY;
-            s->alpha[r] = s->row_max[r] == (T)-INFINITY
-                              ? 0
-                              : (T)(1 / s->row_sum[r]);
+            s->exponent[r] = s->row_max[r] == (T)-INFINITY
+                                 ? 0
+                                 : (T)(1 / s->row_sum[r]);
             delta[r] = 0;
         }
 
@@ -513,23 +521,19 @@ FN(attention_rows_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
                 s->block_sum[r] = 0;
             }
             vk->scale_dot_columns(s->probs + j0 * m, s->probs + j0 * m, m, n,
-                                  s->alpha, s->grads + j0 * m, s->block_sum,
-                                  m);
+                                  s->exponent, s->grads + j0 * m,
+                                  s->block_sum, m);
             for (ptrdiff_t r = 0; r < m; r++) {
                 delta[r] += s->block_sum[r];
             }
         }
         for (ptrdiff_t r = 0; r < m; r++) {
-            s->exponent[r] = (T)delta[r];
+            s->alpha[r] = (T)delta[r];
         }
-        vk->softmax_grad_columns(s->grads, s->probs, m, key_end, s->exponent,
-                                 m);
-        /* A row with no allowed key had a zero output whatever V holds. */
-        for (ptrdiff_t c = 0; empty && c < key_end; c++) {
-            for (ptrdiff_t r = 0; r < m; r++) {
-                if (s->row_max[r] == (T)-INFINITY) {
-                    s->grads[c * m + r] = 0;
-                }
+        vk->softmax_grad_columns(s->grads, s->probs, m, key_end, s->alpha, m);
+        for (ptrdiff_t r = 0; r < m; r++) {
+            if (s->row_max[r] == (T)-INFINITY) {
+                FN(attention_zero_row_t)(s->grads, m, key_end, r);
             }
         }
 
@@ -548,10 +552,9 @@ FN(attention_rows_item)(const FN(attention_job) *job, FN(attention_scratch) *s,
                                     a->rs_q, a->cs_q, n, d, m, 1, &scaled_ep,
                                     s->gemm, 1);
             FN(mla_gemm_run_update)(grad_q + (i0 - first) * d, d, 1, ds_t,
-                                    1, m,
-                                    k + j0 * a->rs_k, a->rs_k, a->cs_k, m, d,
-                                    n, j0 > 0 ? 1 : 0, &scaled_ep, s->gemm,
-                                    1);
+                                    1, m, k + j0 * a->rs_k, a->rs_k, a->cs_k,
+                                    m, d, n, j0 > 0 ? 1 : 0, &scaled_ep,
+                                    s->gemm, 1);
         }
     }
 }

@@ -144,7 +144,8 @@ typedef struct {
     T *q_t;       /* the query block transposed, (d, rows) */
     T *d_out_t;   /* backward: the block of dO transposed, (dv, rows) */
     T *row_max;   /* per query row: running max of the scores */
-    T *exponent;  /* per query row: old max minus new max */
+    T *exponent;  /* per query row: old max minus new max; row scheme:
+                     1 / the sum of exponentials */
     T *alpha;     /* per query row: exp(exponent); backward: D */
     T *shift;     /* per query row: the max subtracted before exp; backward:
                      the log-sum-exp */
