@@ -920,6 +920,32 @@ def test_attention_backward_masked_rows_zero(dtype, scheme, rng):
     assert_gradients_close(Q, K, V, d_output, dtype, mask=mask)
 
 
+# (query heads, key and value heads, keys): the three forms of the row
+# scheme, and past its key limit the streamed schemes.
+EMPTY_ROW_SCHEMES = {
+    **{name: (*heads, 150) for name, heads in BACKWARD_HEADS.items()},
+    "streamed": (4, 4, ROWS_SCHEME_MAX_KEYS[np.float64] + 1),
+    "streamed-shared-kv": (4, 1, ROWS_SCHEME_MAX_KEYS[np.float64] + 1),
+}
+
+
+@pytest.mark.parametrize("scheme", list(EMPTY_ROW_SCHEMES))
+def test_attention_backward_empty_row_ignores_inf(scheme, rng):
+    heads, kv_heads, Lk = EMPTY_ROW_SCHEMES[scheme]
+    Q, K, V = random_qkv(rng, (heads, 100, 3), (kv_heads, Lk, 3), (kv_heads, Lk, 2))
+    d_output = rng.standard_normal((heads, 100, 2))
+    V[:, 5] = np.inf
+    d_output[:, 3] = np.inf
+    mask = np.ones((100, Lk), dtype=bool)
+    mask[3] = False
+
+    dQ, _, _ = mla.scaled_dot_product_attention_backward(Q, K, V, d_output, mask=mask)
+
+    # Query 3 attends no key, so it contributes nothing, even though its
+    # d_output and the values it would have weighted are infinite.
+    assert np.all(dQ[:, 3] == 0)
+
+
 @pytest.mark.parametrize(
     "shapes",
     [
