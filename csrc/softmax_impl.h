@@ -7,8 +7,10 @@
  * online max-and-sum recurrence, taken a chunk of MLA_SOFTMAX_CHUNK
  * elements at a time: the chunk's max m_c, then s_c = sum(exp(z - m_c))
  * over the chunk while it is still in L1 (softmax also stores those
- * exponentials, and log-softmax the differences z - m_c). With M the max of
- * the row, its sum is S = sum_c s_c exp(m_c - M). The second pass turns
+ * exponentials, and log-softmax the differences z - m_c). The loop over
+ * the exponentials of chunk c also reads chunk c + 1 for its max, so that
+ * the loads from memory overlap the arithmetic. With M the max of the row,
+ * its sum is S = sum_c s_c exp(m_c - M). The second pass turns
  * the stored values into the result, from the cache for rows up to the
  * size of L2: softmax scales each chunk by exp(m_c - M) / S, and
  * log-softmax subtracts (M - m_c) and then log(S). exp is the vectorized
@@ -22,25 +24,6 @@
 typedef FN(mla_vector_kernels) FN(vector_kernels);
 
 /*
- * Ask for the MLA_SOFTMAX_CHUNK elements at z to be loaded into the cache,
- * so that they arrive while the exponentials of the chunk before them are
- * computed. Past the end of the data the hint is harmless: a prefetch
- * never faults.
- */
-static inline void
-FN(prefetch_chunk)(const T *z)
-{
-#if defined(__GNUC__)
-    const char *bytes = (const char *)z;
-    for (size_t i = 0; i < MLA_SOFTMAX_CHUNK * sizeof(T); i += 64) {
-        __builtin_prefetch(bytes + i);
-    }
-#else
-    (void)z;
-#endif
-}
-
-/*
  * Pass 1 over the contiguous row z (n >= 1). For each chunk c, stores its
  * shift in shift[c] (its max, or 0 if that max is -inf) and
  * sum(exp(z - shift[c])) over it in sum[c]. Unless y is NULL, also stores
@@ -52,24 +35,24 @@ FN(row_first_pass)(const FN(vector_kernels) *kernels, T *y, int shifted,
                    const T *z, ptrdiff_t n, T *shift, double *sum)
 {
     T row_max = -INFINITY;
+    T chunk_max =
+        kernels->max(z, n < MLA_SOFTMAX_CHUNK ? n : MLA_SOFTMAX_CHUNK);
     for (ptrdiff_t c = 0, start = 0; start < n; c++) {
         ptrdiff_t len = n - start < MLA_SOFTMAX_CHUNK ? n - start
                                                       : MLA_SOFTMAX_CHUNK;
-        T chunk_max = kernels->max(z + start, len);
-        FN(prefetch_chunk)(z + start + len);
+        ptrdiff_t next = start + len;
+        ptrdiff_t next_len = n - next < MLA_SOFTMAX_CHUNK ? n - next
+                                                          : MLA_SOFTMAX_CHUNK;
+        T next_max;
         shift[c] = chunk_max == -INFINITY ? 0 : chunk_max;
-        if (shifted) {
-            sum[c] = kernels->shift_exp_sum(y + start, z + start, shift[c],
-                                            len);
-        }
-        else {
-            sum[c] = kernels->exp_sum(y == NULL ? NULL : y + start,
-                                      z + start, shift[c], len);
-        }
+        sum[c] = kernels->exp_sum(y == NULL ? NULL : y + start, z + start,
+                                  shift[c], len, shifted, z + next, next_len,
+                                  &next_max);
         if (chunk_max > row_max || chunk_max != chunk_max) {
             row_max = chunk_max;
         }
-        start += len;
+        chunk_max = next_max;
+        start = next;
     }
     return row_max;
 }

@@ -30,10 +30,15 @@
         void (*sigmoid_derivative)(T *y, const T *x, ptrdiff_t n);            \
         /* max of x, NaN when any element is NaN; n >= 1. */                  \
         T (*max)(const T *x, ptrdiff_t n);                                    \
-        /* Returns sum(exp(x - shift)), also stored in y unless y is NULL. */ \
-        double (*exp_sum)(T *y, const T *x, T shift, ptrdiff_t n);            \
-        /* Returns sum(exp(x - shift)) and stores x - shift in y. */          \
-        double (*shift_exp_sum)(T *y, const T *x, T shift, ptrdiff_t n);      \
+        /*                                                                    \
+         * Returns sum(exp(x - shift)). Unless y is NULL, stores in y the     \
+         * exponentials, or with `shifted` the differences x - shift. Also    \
+         * stores in *next_max the max of next[0..next_n) as `max` gives it,  \
+         * or -inf when next_n is 0 (next may then be NULL).                  \
+         */                                                                   \
+        double (*exp_sum)(T *y, const T *x, T shift, ptrdiff_t n,             \
+                          int shifted, const T *next, ptrdiff_t next_n,       \
+                          T *next_max);                                       \
         /* y = x * factor. */                                                 \
         void (*scale)(T *y, const T *x, T factor, ptrdiff_t n);               \
         /* y = x * factor - p * weight. */                                    \

@@ -292,22 +292,15 @@ VFN(sigmoid_derivative_array)(T *y, const T *x, ptrdiff_t n)
     }
 }
 
+/*
+ * The max of the lanes of running and of x[start..n), NaN sticking: the
+ * end of max_array and of the read ahead of exp_sum_array. x is not
+ * offset unless start < n, so it may be NULL when n is 0.
+ */
 VATTR static T
-VFN(max_array)(const T *x, ptrdiff_t n)
+VFN(max_finish)(VT running, const T *x, ptrdiff_t start, ptrdiff_t n)
 {
-    /* Four running maxima, so that no compare waits for the previous one. */
-    VT running = V_SET1(-INFINITY), running1 = running;
-    VT running2 = running, running3 = running;
-    ptrdiff_t i = 0;
-    for (; i + 4 * VLEN <= n; i += 4 * VLEN) {
-        running = VFN(max_nan)(running, V_LOAD(x + i));
-        running1 = VFN(max_nan)(running1, V_LOAD(x + i + VLEN));
-        running2 = VFN(max_nan)(running2, V_LOAD(x + i + 2 * VLEN));
-        running3 = VFN(max_nan)(running3, V_LOAD(x + i + 3 * VLEN));
-    }
-    running = VFN(max_nan)(running, running1);
-    running2 = VFN(max_nan)(running2, running3);
-    running = VFN(max_nan)(running, running2);
+    ptrdiff_t i = start;
     for (; i + VLEN <= n; i += VLEN) {
         running = VFN(max_nan)(running, V_LOAD(x + i));
     }
@@ -327,75 +320,92 @@ VFN(max_array)(const T *x, ptrdiff_t n)
     return max;
 }
 
+VATTR static T
+VFN(max_array)(const T *x, ptrdiff_t n)
+{
+    /* Four running maxima, so that no compare waits for the previous one. */
+    VT running = V_SET1(-INFINITY), running1 = running;
+    VT running2 = running, running3 = running;
+    ptrdiff_t i = 0;
+    for (; i + 4 * VLEN <= n; i += 4 * VLEN) {
+        running = VFN(max_nan)(running, V_LOAD(x + i));
+        running1 = VFN(max_nan)(running1, V_LOAD(x + i + VLEN));
+        running2 = VFN(max_nan)(running2, V_LOAD(x + i + 2 * VLEN));
+        running3 = VFN(max_nan)(running3, V_LOAD(x + i + 3 * VLEN));
+    }
+    running = VFN(max_nan)(running, running1);
+    running2 = VFN(max_nan)(running2, running3);
+    running = VFN(max_nan)(running, running2);
+    return VFN(max_finish)(running, x, i, n);
+}
+
+/* What exp_sum_array stores in y. */
+enum { VFN(store_nothing), VFN(store_exp), VFN(store_shifted) };
+
+/*
+ * Adds exp(x - shift) of the two vectors at x + i into sum0 and sum1, and
+ * stores at y + i the values that `store` selects (y is NULL for
+ * store_nothing).
+ */
+VATTR static inline void
+VFN(exp_sum_step)(T *y, const T *x, ptrdiff_t i, VT vshift, int store,
+                  VT *sum0, VT *sum1)
+{
+    VT d0 = V_SUB(V_LOAD(x + i), vshift);
+    VT d1 = V_SUB(V_LOAD(x + i + VLEN), vshift);
+    VT e0 = VFN(exp_vector)(d0);
+    VT e1 = VFN(exp_vector)(d1);
+    if (store != VFN(store_nothing)) {
+        V_STORE(y + i, store == VFN(store_shifted) ? d0 : e0);
+        V_STORE(y + i + VLEN, store == VFN(store_shifted) ? d1 : e1);
+    }
+    *sum0 = V_ADD(*sum0, e0);
+    *sum1 = V_ADD(*sum1, e1);
+}
+
 /*
  * The sum runs in VLEN lanes of T, two vectors at a time. Callers keep n
  * to a chunk of about a thousand elements, so each lane adds at most a few
  * hundred terms in [0, 1] before the lanes are added in double.
+ *
+ * The max of the next chunk is read in the same loop: its loads from
+ * memory then overlap the arithmetic of the exponentials, where a loop of
+ * their own would wait for them.
  */
 VATTR static double
-VFN(exp_sum_array)(T *y, const T *x, T shift, ptrdiff_t n)
+VFN(exp_sum_array)(T *y, const T *x, T shift, ptrdiff_t n, int shifted,
+                   const T *next, ptrdiff_t next_n, T *next_max)
 {
+    int store = y == NULL ? VFN(store_nothing)
+                : shifted ? VFN(store_shifted)
+                          : VFN(store_exp);
     VT vshift = V_SET1(shift);
     VT sum0 = V_SET1(0), sum1 = V_SET1(0);
+    VT ahead0 = V_SET1(-INFINITY), ahead1 = ahead0;
     ptrdiff_t i = 0;
-    if (y != NULL) {
-        for (; i + 2 * VLEN <= n; i += 2 * VLEN) {
-            VT e0 = VFN(exp_vector)(V_SUB(V_LOAD(x + i), vshift));
-            VT e1 = VFN(exp_vector)(V_SUB(V_LOAD(x + i + VLEN), vshift));
-            V_STORE(y + i, e0);
-            V_STORE(y + i + VLEN, e1);
-            sum0 = V_ADD(sum0, e0);
-            sum1 = V_ADD(sum1, e1);
-        }
+    for (; i + 2 * VLEN <= n && i + 2 * VLEN <= next_n; i += 2 * VLEN) {
+        ahead0 = VFN(max_nan)(ahead0, V_LOAD(next + i));
+        ahead1 = VFN(max_nan)(ahead1, V_LOAD(next + i + VLEN));
+        VFN(exp_sum_step)(y, x, i, vshift, store, &sum0, &sum1);
     }
-    else {
-        for (; i + 2 * VLEN <= n; i += 2 * VLEN) {
-            sum0 = V_ADD(sum0,
-                         VFN(exp_vector)(V_SUB(V_LOAD(x + i), vshift)));
-            sum1 = V_ADD(sum1, VFN(exp_vector)(
-                                   V_SUB(V_LOAD(x + i + VLEN), vshift)));
-        }
+    *next_max = VFN(max_finish)(VFN(max_nan)(ahead0, ahead1), next, i,
+                                next_n);
+    for (; i + 2 * VLEN <= n; i += 2 * VLEN) {
+        VFN(exp_sum_step)(y, x, i, vshift, store, &sum0, &sum1);
     }
     /* At most two vectors are left; the padding -inf gives exp = 0. */
     for (; i < n; i += VLEN) {
         T buf[VLEN];
         ptrdiff_t count = n - i < VLEN ? n - i : VLEN;
         VFN(load_tail)(buf, x + i, count, -INFINITY);
-        VT e = VFN(exp_vector)(V_SUB(V_LOAD(buf), vshift));
+        VT d = V_SUB(V_LOAD(buf), vshift);
+        VT e = VFN(exp_vector)(d);
         sum0 = V_ADD(sum0, e);
-        if (y != NULL) {
-            V_STORE(buf, e);
+        if (store != VFN(store_nothing)) {
+            V_STORE(buf, store == VFN(store_shifted) ? d : e);
             for (ptrdiff_t j = 0; j < count; j++) {
                 y[i + j] = buf[j];
             }
-        }
-    }
-    return VFN(sum_lanes)(V_ADD(sum0, sum1));
-}
-
-VATTR static double
-VFN(shift_exp_sum_array)(T *y, const T *x, T shift, ptrdiff_t n)
-{
-    VT vshift = V_SET1(shift);
-    VT sum0 = V_SET1(0), sum1 = V_SET1(0);
-    ptrdiff_t i = 0;
-    for (; i + 2 * VLEN <= n; i += 2 * VLEN) {
-        VT d0 = V_SUB(V_LOAD(x + i), vshift);
-        VT d1 = V_SUB(V_LOAD(x + i + VLEN), vshift);
-        V_STORE(y + i, d0);
-        V_STORE(y + i + VLEN, d1);
-        sum0 = V_ADD(sum0, VFN(exp_vector)(d0));
-        sum1 = V_ADD(sum1, VFN(exp_vector)(d1));
-    }
-    for (; i < n; i += VLEN) {
-        T buf[VLEN];
-        ptrdiff_t count = n - i < VLEN ? n - i : VLEN;
-        VFN(load_tail)(buf, x + i, count, -INFINITY);
-        VT d = V_SUB(V_LOAD(buf), vshift);
-        sum0 = V_ADD(sum0, VFN(exp_vector)(d));
-        V_STORE(buf, d);
-        for (ptrdiff_t j = 0; j < count; j++) {
-            y[i + j] = buf[j];
         }
     }
     return VFN(sum_lanes)(V_ADD(sum0, sum1));
@@ -628,7 +638,6 @@ const FN(mla_vector_kernels) VFN(mla_vector_kernels) = {
     VFN(sigmoid_derivative_array),
     VFN(max_array),
     VFN(exp_sum_array),
-    VFN(shift_exp_sum_array),
     VFN(scale_array),
     VFN(scale_subtract_array),
     VFN(log_normalize_array),

@@ -602,6 +602,26 @@ def test_softmax_non_finite_in_a_late_chunk(axis, value, name, rng):
 
 
 @pytest.mark.parametrize("name", list(SOFTMAX_FUNCTIONS))
+@pytest.mark.parametrize("value", [60.0, np.nan, np.inf], ids=["max", "nan", "positive-infinity"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_softmax_value_at_a_chunk_edge(dtype, value, name, rng):
+    # A chunk's max is read in the loop over the vectors of the chunk
+    # before it, and the elements past the last whole pair of vectors after
+    # it. Row i contains the value at positions[i]; the last chunk has 952
+    # elements.
+    function, expected_function = SOFTMAX_FUNCTIONS[name]
+    positions = [0, 1023, 1024, 1039, 2047, 2048, 2900, 2991, 2999]
+    z = (rng.standard_normal((len(positions), 3000)) - 50).astype(dtype)
+    z[np.arange(len(positions)), positions] = value
+
+    result = function(z)
+
+    expected = expected_function(z)
+    np.testing.assert_array_equal(np.isnan(result), np.isnan(expected))
+    assert_close(result, expected, dtype, "reduction", inner=3000)
+
+
+@pytest.mark.parametrize("name", list(SOFTMAX_FUNCTIONS))
 @pytest.mark.parametrize("axis", [0, -1])
 def test_softmax_thread_count_gives_identical_results(axis, name, rng):
     function = SOFTMAX_FUNCTIONS[name][0]
