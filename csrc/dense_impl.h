@@ -4,39 +4,19 @@
  */
 
 /*
- * Return sum(a[j] * b[j]) over n contiguous elements. Eight independent
- * partial sums break the dependency chain of one running sum and let the
- * compiler vectorize the loop without reassociating it itself.
- */
-static inline T
-FN(dot)(const T *a, const T *b, ptrdiff_t n)
-{
-    T lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    ptrdiff_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        for (int l = 0; l < 8; l++) {
-            lanes[l] += a[j + l] * b[j + l];
-        }
-    }
-    T sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) +
-            ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
-    for (; j < n; j++) {
-        sum += a[j] * b[j];
-    }
-    return sum;
-}
-
-/*
  * y (n_out,) = act(W (n_out, n_in) x (n_in,) + b (n_out,)), W C-contiguous.
- * Each output is one dot product, so bias and activation cost no extra pass.
+ * The product is the GEMM's matrix-vector form with the bias and the
+ * activation in its epilogue. That form reads rows of W with the SIMD dot
+ * kernel and shares them among threads. It needs no scratch, so nothing
+ * is allocated.
  */
 void
 FN(mla_forward_layer)(T *y, const T *x, const T *w, const T *b,
                       ptrdiff_t n_out, ptrdiff_t n_in, mla_activation activation)
 {
-    for (ptrdiff_t i = 0; i < n_out; i++) {
-        y[i] = FN(activate)(FN(dot)(w + i * n_in, x, n_in) + b[i], activation);
-    }
+    FN(mla_epilogue) ep = {1, b, 1, 0, activation};
+    FN(mla_gemm_run)(y, 1, 1, w, n_in, 1, x, 1, 1, n_out, 1, n_in, &ep, NULL,
+                     FN(mla_gemm_threads)(n_out, 1, n_in));
 }
 
 /*

@@ -37,6 +37,8 @@ LAYER_SHAPES = [
     (64, 128),
     (128, 257),
     (257, 64),
+    # Split among threads in units of 256 output rows.
+    (300, 700),
 ]
 
 # (batch, n_in, n_out)

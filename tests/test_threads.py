@@ -185,7 +185,12 @@ def test_set_num_threads_none_restores_default(restore_threads):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
 @pytest.mark.parametrize(
     "a_shape, b_shape",
-    [((300, 257), (257, 129)), ((4, 130, 70), (70, 90)), ((1000, 64), (64, 3))],
+    [
+        ((300, 257), (257, 129)),
+        ((4, 130, 70), (70, 90)),
+        ((1000, 64), (64, 3)),
+        ((1000, 300), (300,)),
+    ],
     ids=lambda shape: "x".join(map(str, shape)),
 )
 def test_matmul_one_two_threads_identical(a_shape, b_shape, dtype, restore_threads):
@@ -197,6 +202,23 @@ def test_matmul_one_two_threads_identical(a_shape, b_shape, dtype, restore_threa
     one_thread = mla.matmul(A, B)
     mla.set_num_threads(2)
     two_threads = mla.matmul(A, B)
+
+    assert np.array_equal(one_thread, two_threads)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
+def test_forward_layer_one_two_threads_identical(dtype, restore_threads):
+    # 700 outputs of 300 inputs: a matrix-vector product that two threads
+    # share in units of 256 rows.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(300).astype(dtype)
+    W = rng.standard_normal((700, 300)).astype(dtype)
+    b = rng.standard_normal(700).astype(dtype)
+
+    mla.set_num_threads(1)
+    one_thread = mla.forward_layer(x, W, b, "sigmoid")
+    mla.set_num_threads(2)
+    two_threads = mla.forward_layer(x, W, b, "sigmoid")
 
     assert np.array_equal(one_thread, two_threads)
 
