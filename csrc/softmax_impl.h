@@ -526,20 +526,66 @@ FN(mla_softmax_cross_entropy)(double *loss, T *grad, const T *logits,
     return MLA_OK;
 }
 
+/* Tasks of mla_cross_entropy, each a run of consecutive chunks. */
+#define CROSS_ENTROPY_TASKS 64
+
+/*
+ * Return the sum of y_true * log(clip(y_pred)) over the chunks of task
+ * `task` of `tasks`.
+ */
+static double
+FN(cross_entropy_task)(const FN(vector_kernels) *kernels, const T *y_pred,
+                       const T *y_true, ptrdiff_t n, ptrdiff_t task,
+                       ptrdiff_t tasks)
+{
+    const T lo = (T)1e-15, hi = (T)(1 - 1e-15);
+    ptrdiff_t chunks = (n + MLA_SOFTMAX_CHUNK - 1) / MLA_SOFTMAX_CHUNK;
+    ptrdiff_t first = task * chunks / tasks;
+    ptrdiff_t last = (task + 1) * chunks / tasks;
+    double sum = 0;
+    for (ptrdiff_t c = first; c < last; c++) {
+        ptrdiff_t start = c * MLA_SOFTMAX_CHUNK;
+        ptrdiff_t len = n - start < MLA_SOFTMAX_CHUNK ? n - start
+                                                      : MLA_SOFTMAX_CHUNK;
+        sum += kernels->clipped_log_dot(y_pred + start, y_true + start, lo, hi,
+                                        len);
+    }
+    return sum;
+}
+
 /*
  * Return -sum(y_true * log(clip(y_pred, 1e-15, 1 - 1e-15))) over n
- * elements of two C-contiguous arrays, summed in double. The clip passes NaN
- * through, as np.clip does.
+ * elements of two C-contiguous arrays, with the bounds rounded to T as
+ * NumPy rounds them for np.clip (1 - 1e-15 becomes 1 in float32). The
+ * clip passes NaN through, as np.clip does. The tasks depend on n alone
+ * and their sums are added in order, so the result does not depend on
+ * the thread count.
  */
 double
 FN(mla_cross_entropy)(const T *y_pred, const T *y_true, ptrdiff_t n)
 {
-    const double lo = 1e-15, hi = 1 - 1e-15;
+    const FN(vector_kernels) *kernels = FN(mla_select_vector_kernels)();
+    ptrdiff_t chunks = (n + MLA_SOFTMAX_CHUNK - 1) / MLA_SOFTMAX_CHUNK;
+    ptrdiff_t tasks = chunks < CROSS_ENTROPY_TASKS ? chunks
+                                                   : CROSS_ENTROPY_TASKS;
+    double task_sum[CROSS_ENTROPY_TASKS];
+    int threads = FN(softmax_threads)(tasks, n);
+    if (threads == 1) {
+        for (ptrdiff_t t = 0; t < tasks; t++) {
+            task_sum[t] = FN(cross_entropy_task)(kernels, y_pred, y_true, n, t,
+                                                 tasks);
+        }
+    }
+    else {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (ptrdiff_t t = 0; t < tasks; t++) {
+            task_sum[t] = FN(cross_entropy_task)(kernels, y_pred, y_true, n, t,
+                                                 tasks);
+        }
+    }
     double sum = 0;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        double p = y_pred[i];
-        p = p < lo ? lo : (p > hi ? hi : p);
-        sum += (double)y_true[i] * log(p);
+    for (ptrdiff_t t = 0; t < tasks; t++) {
+        sum += task_sum[t];
     }
     /* 0 - sum rather than -sum: an empty input gives 0.0, not -0.0. */
     return 0.0 - sum;

@@ -56,17 +56,49 @@ pow2_shifted_f32(float t)
     return result;
 }
 
+/*
+ * m with x = 2^e m and m in [sqrt(1/2), sqrt(2)), e stored in *e, for x
+ * positive and normal; NaN gives NaN. frexp gives m in [1/2, 1).
+ */
+static inline double
+split_sqrt2_f64(double x, double *e)
+{
+    int exponent;
+    double m = frexp(x, &exponent);
+    if (m < 0x1.6a09e667f3bcdp-1) {
+        m *= 2;
+        exponent--;
+    }
+    *e = exponent;
+    return m;
+}
+
+static inline float
+split_sqrt2_f32(float x, float *e)
+{
+    int exponent;
+    float m = frexpf(x, &exponent);
+    if (m < 0x1.6a09e6p-1f) {
+        m *= 2;
+        exponent--;
+    }
+    *e = (float)exponent;
+    return m;
+}
+
 #define MLA_DTYPE 32
 #include "dtype.h"
 #define VFN(name) FN(FN_(name, generic))
 #define VT float
 #define V_ABS(a) fabsf(a)
 #define V_POW2_SHIFTED(t) pow2_shifted_f32(t)
+#define V_SPLIT_SQRT2(x, e) split_sqrt2_f32(x, e)
 #include "vecmath_impl.h"
 #undef VFN
 #undef VT
 #undef V_ABS
 #undef V_POW2_SHIFTED
+#undef V_SPLIT_SQRT2
 #undef MLA_DTYPE
 
 #define MLA_DTYPE 64
@@ -75,11 +107,13 @@ pow2_shifted_f32(float t)
 #define VT double
 #define V_ABS(a) fabs(a)
 #define V_POW2_SHIFTED(t) pow2_shifted_f64(t)
+#define V_SPLIT_SQRT2(x, e) split_sqrt2_f64(x, e)
 #include "vecmath_impl.h"
 #undef VFN
 #undef VT
 #undef V_ABS
 #undef V_POW2_SHIFTED
+#undef V_SPLIT_SQRT2
 #undef MLA_DTYPE
 
 const mla_vector_kernels_f32 *

@@ -47,6 +47,9 @@
         /* y = (x - max) - log_sum. */                                        \
         void (*log_normalize)(T *y, const T *x, T max, T log_sum,             \
                               ptrdiff_t n);                                   \
+        /* Returns sum(w * log(min(max(p, lo), hi))) for 0 < lo <= hi. */  \
+        double (*clipped_log_dot)(const T *p, const T *w, T lo, T hi,         \
+                                  ptrdiff_t n);                               \
         /*                                                                    \
          * Returns the sum of p * (shift - x) over the elements with          \
          * p != 0, and adds sum(p) to *mass.                                  \

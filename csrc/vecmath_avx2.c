@@ -15,6 +15,42 @@
 
 #define VATTR __attribute__((target("avx2,fma")))
 
+/*
+ * m with x = 2^e m and m in [sqrt(1/2), sqrt(2)), e stored in *e, for x
+ * positive and normal, from the bits of x as integers. Subtracting the
+ * bits of sqrt(1/2) carries into the exponent field exactly when the
+ * significand of x is at least sqrt(2). The offset 2^62 (2^30 for
+ * float32) keeps the difference positive, so that a logical shift
+ * extracts e + 1024 (e + 128).
+ */
+VATTR static inline __m256d
+split_sqrt2_avx2_f64(__m256d x, __m256d *e)
+{
+    const __m256i offset = _mm256_set1_epi64x(1LL << 62);
+    const __m256i sqrt_half = _mm256_set1_epi64x(0x3fe6a09e667f3bcdLL);
+    const __m256i two52 = _mm256_set1_epi64x(0x4330000000000000LL);
+    __m256i bits = _mm256_castpd_si256(x);
+    __m256i diff = _mm256_sub_epi64(bits, sqrt_half);
+    __m256i biased = _mm256_srli_epi64(_mm256_add_epi64(diff, offset), 52);
+    __m256i m = _mm256_sub_epi64(bits, _mm256_slli_epi64(biased, 52));
+    /* 2^52 + (e + 1024) as a double, minus 2^52 + 1024. */
+    __m256d shifted = _mm256_castsi256_pd(_mm256_or_si256(biased, two52));
+    *e = _mm256_sub_pd(shifted, _mm256_set1_pd(0x1p52 + 1024));
+    return _mm256_castsi256_pd(_mm256_add_epi64(m, offset));
+}
+
+VATTR static inline __m256
+split_sqrt2_avx2_f32(__m256 x, __m256 *e)
+{
+    const __m256i offset = _mm256_set1_epi32(1 << 30);
+    __m256i bits = _mm256_castps_si256(x);
+    __m256i diff = _mm256_sub_epi32(bits, _mm256_set1_epi32(0x3f3504f3));
+    __m256i biased = _mm256_srli_epi32(_mm256_add_epi32(diff, offset), 23);
+    __m256i m = _mm256_sub_epi32(bits, _mm256_slli_epi32(biased, 23));
+    *e = _mm256_sub_ps(_mm256_cvtepi32_ps(biased), _mm256_set1_ps(128));
+    return _mm256_castsi256_ps(_mm256_add_epi32(m, offset));
+}
+
 #define MLA_DTYPE 32
 #include "dtype.h"
 #define VFN(name) FN(FN_(name, avx2))
@@ -44,7 +80,9 @@
     _mm256_castsi256_ps(_mm256_add_epi32(                                     \
         _mm256_slli_epi32(_mm256_castps_si256(t), 23),                        \
         _mm256_set1_epi32(127 << 23)))
+#define V_SPLIT_SQRT2(x, e) split_sqrt2_avx2_f32(x, e)
 #include "vecmath_impl.h"
+#undef V_SPLIT_SQRT2
 #undef VFN
 #undef VT
 #undef VMASK
@@ -100,6 +138,8 @@
     _mm256_castsi256_pd(_mm256_add_epi64(                                     \
         _mm256_slli_epi64(_mm256_castpd_si256(t), 52),                        \
         _mm256_set1_epi64x(0x3ff0000000000000LL)))
+#define V_SPLIT_SQRT2(x, e) split_sqrt2_avx2_f64(x, e)
 #include "vecmath_impl.h"
+#undef V_SPLIT_SQRT2
 
 #endif /* MLA_HAVE_X86_VECTOR */

@@ -21,6 +21,35 @@
 
 #define VATTR __attribute__((target("avx512f,avx2,fma")))
 
+/* split_sqrt2_avx2_f64 and _f32 of vecmath_avx2.c in 512-bit vectors. */
+VATTR static inline __m512d
+split_sqrt2_avx512_f64(__m512d x, __m512d *e)
+{
+    const __m512i offset = _mm512_set1_epi64(1LL << 62);
+    const __m512i sqrt_half = _mm512_set1_epi64(0x3fe6a09e667f3bcdLL);
+    const __m512i two52 = _mm512_set1_epi64(0x4330000000000000LL);
+    __m512i bits = _mm512_castpd_si512(x);
+    __m512i diff = _mm512_sub_epi64(bits, sqrt_half);
+    __m512i biased = _mm512_srli_epi64(_mm512_add_epi64(diff, offset), 52);
+    __m512i m = _mm512_sub_epi64(bits, _mm512_slli_epi64(biased, 52));
+    /* 2^52 + (e + 1024) as a double, minus 2^52 + 1024. */
+    __m512d shifted = _mm512_castsi512_pd(_mm512_or_si512(biased, two52));
+    *e = _mm512_sub_pd(shifted, _mm512_set1_pd(0x1p52 + 1024));
+    return _mm512_castsi512_pd(_mm512_add_epi64(m, offset));
+}
+
+VATTR static inline __m512
+split_sqrt2_avx512_f32(__m512 x, __m512 *e)
+{
+    const __m512i offset = _mm512_set1_epi32(1 << 30);
+    __m512i bits = _mm512_castps_si512(x);
+    __m512i diff = _mm512_sub_epi32(bits, _mm512_set1_epi32(0x3f3504f3));
+    __m512i biased = _mm512_srli_epi32(_mm512_add_epi32(diff, offset), 23);
+    __m512i m = _mm512_sub_epi32(bits, _mm512_slli_epi32(biased, 23));
+    *e = _mm512_sub_ps(_mm512_cvtepi32_ps(biased), _mm512_set1_ps(128));
+    return _mm512_castsi512_ps(_mm512_add_epi32(m, offset));
+}
+
 #define MLA_DTYPE 32
 #include "dtype.h"
 #define VFN(name) FN(FN_(name, avx512))
@@ -55,7 +84,9 @@
 #define V_SCALEF(a, k) _mm512_scalef_ps(a, k)
 #define V_TABLE16(table, t)                                                   \
     _mm512_permutexvar_ps(_mm512_castps_si512(t), _mm512_loadu_ps(table))
+#define V_SPLIT_SQRT2(x, e) split_sqrt2_avx512_f32(x, e)
 #include "vecmath_impl.h"
+#undef V_SPLIT_SQRT2
 #undef VFN
 #undef VT
 #undef VMASK
@@ -119,6 +150,8 @@
 #define V_TABLE16(table, t)                                                   \
     _mm512_permutex2var_pd(_mm512_loadu_pd(table), _mm512_castpd_si512(t),    \
                            _mm512_loadu_pd((table) + 8))
+#define V_SPLIT_SQRT2(x, e) split_sqrt2_avx512_f64(x, e)
 #include "vecmath_impl.h"
+#undef V_SPLIT_SQRT2
 
 #endif /* MLA_HAVE_X86_VECTOR */

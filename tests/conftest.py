@@ -271,6 +271,18 @@ def assert_close(
     )
 
 
+def ordered_integers(values, dtype):
+    """Map floats to integers in the same order, adjacent floats 1 apart."""
+    signed = np.int32 if np.dtype(dtype) == np.float32 else np.int64
+    bits = np.asarray(values, dtype=dtype).view(signed).astype(np.int64)
+    return np.where(bits < 0, np.iinfo(signed).min - bits, bits)
+
+
+def ulp_distance(actual, expected, dtype):
+    """Return how many floats of dtype lie between actual and expected."""
+    return np.abs(ordered_integers(actual, dtype) - ordered_integers(expected, dtype))
+
+
 def assert_unchanged(before, after, name="input"):
     """Assert that an input array still contains its original values."""
     np.testing.assert_array_equal(

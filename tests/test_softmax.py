@@ -13,6 +13,7 @@ from conftest import (
     shape_id,
     to_float64,
     to_layout,
+    ulp_distance,
 )
 
 import mla
@@ -309,6 +310,76 @@ def test_cross_entropy_loss_memory_layouts(layout, rng):
 
     expected = reference.cross_entropy_loss(y_pred, y_true)
     assert_close(loss, expected, np.float64, "reduction", inner=63, layout=layout)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_cross_entropy_loss_log_within_one_ulp(dtype, kernel_level, rng):
+    # One element per call, so the loss is -log(p) itself: probabilities
+    # from 1e-15 to 1, and around sqrt(1/2), where the vectorized log splits
+    # p into 2^e m.
+    p = np.concatenate(
+        [
+            10 ** rng.uniform(-15, 0, 1500),
+            rng.uniform(0.70, 0.72, 300),
+            [1e-15, 0.5, 0.25, 0.7071067811865476, 0.70710677, 0.9999999],
+        ]
+    ).astype(dtype)
+    weight = np.ones(1, dtype=dtype)
+
+    losses = np.array(
+        [mla.cross_entropy_loss(p[i : i + 1], weight) for i in range(p.size)]
+    )
+
+    expected = np.array([-math.log(v) for v in p.tolist()])
+    distance = ulp_distance(losses.astype(dtype), expected.astype(dtype), dtype)
+    worst = int(np.argmax(distance))
+    assert distance[worst] <= 1, (
+        f"{kernel_level}: -log({p[worst]!r}) off by {distance[worst]} ulp"
+    )
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_cross_entropy_loss_special_values(dtype, kernel_level):
+    # Each special probability and weight sits at a chunk edge of a
+    # 1030-element input, where the clip and the tail of the last chunk
+    # meet it.
+    probabilities = [np.nan, np.inf, -np.inf, -1.0, 0.0, 5e-324, 2.0, 1.0]
+    weights = [1.0, 0.0, np.inf, np.nan]
+    for value in probabilities:
+        for weight in weights:
+            for position in (0, 1023, 1024, 1029):
+                y_pred = np.full(1030, 0.25, dtype=dtype)
+                y_true = np.zeros(1030, dtype=dtype)
+                y_true[5] = 1
+                with np.errstate(over="ignore"):
+                    y_pred[position] = value
+                y_true[position] = weight
+
+                loss = mla.cross_entropy_loss(y_pred, y_true)
+
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    expected = reference.cross_entropy_loss(y_pred, y_true)
+                case = f"p={value}, weight={weight} at {position}"
+                assert np.isnan(loss) == np.isnan(expected), case
+                if not np.isnan(expected):
+                    assert loss == pytest.approx(expected, rel=1e-6), case
+
+
+def test_cross_entropy_loss_thread_count_identical(rng):
+    y_pred = rng.uniform(0, 1, (700, 900))
+    y_true = rng.uniform(0, 1, (700, 900))
+    original = mla.get_num_threads()
+    try:
+        mla.set_num_threads(1)
+        single = mla.cross_entropy_loss(y_pred, y_true)
+        mla.set_num_threads(2)
+        double = mla.cross_entropy_loss(y_pred, y_true)
+    finally:
+        mla.set_num_threads(original)
+
+    assert single == double
+    expected = reference.cross_entropy_loss(y_pred, y_true)
+    assert_close(single, expected, np.float64, "reduction", inner=630000)
 
 
 @pytest.mark.parametrize("shape", [(0,), (3, 0)], ids=shape_id)

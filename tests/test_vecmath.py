@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import mla
+from conftest import ulp_distance
 from mla import _core
 
 MAX_ULP = 2
@@ -29,17 +30,6 @@ def library_exp(x, dtype):
             values.append(math.inf)
     with np.errstate(over="ignore"):
         return np.array(values).astype(dtype)
-
-
-def ordered_integers(values, dtype):
-    """Map floats to integers in the same order, adjacent floats 1 apart."""
-    signed = np.int32 if np.dtype(dtype) == np.float32 else np.int64
-    bits = np.asarray(values, dtype=dtype).view(signed).astype(np.int64)
-    return np.where(bits < 0, np.iinfo(signed).min - bits, bits)
-
-
-def ulp_distance(actual, expected, dtype):
-    return np.abs(ordered_integers(actual, dtype) - ordered_integers(expected, dtype))
 
 
 def assert_within_ulp(x, dtype, level):
