@@ -3,11 +3,13 @@
  * rows, instantiated per element type by similarity.c.
  *
  * A zero vector has no direction; its similarity with anything is 0.0, the
- * convention of scikit-learn and PyTorch. Results are clamped to [-1, 1]. Sums of squares are taken after
- * dividing by the vector's largest magnitude, except for matrix rows whose
- * largest magnitude needs no scaling (normalize_rows), so they neither
- * overflow for huge entries nor underflow for tiny ones when the true
- * cosine is representable.
+ * convention of scikit-learn and PyTorch. Results are clamped to [-1, 1].
+ * Sums of squares are taken after scaling by the vector's largest
+ * magnitude, except where they need no scaling: matrix rows whose largest
+ * magnitude is moderate (normalize_rows), and pairs of vectors whose
+ * unscaled sums stay in a safe range (mla_cosine_similarity). So they
+ * neither overflow for huge entries nor underflow for tiny ones when the
+ * true cosine is representable.
  */
 
 /* Largest |x[i * stride]| over n elements; NaN if any element is NaN. */
@@ -38,33 +40,94 @@ FN(clamp_cosine)(double c)
 }
 
 /*
+ * Store in sums[0..2] u.v, u.u and v.v over n elements of u and v (strides
+ * su and sv), each scaled by a power of two, which is exact. The
+ * contiguous case runs in eight interleaved partial sums that the compiler
+ * keeps in vector registers.
+ */
+static void
+FN(cosine_sums)(double *sums, const T *u, ptrdiff_t su, double scale_u,
+                const T *v, ptrdiff_t sv, double scale_v, ptrdiff_t n)
+{
+    double dot[8] = {0}, uu[8] = {0}, vv[8] = {0};
+    ptrdiff_t i = 0;
+    if (su == 1 && sv == 1) {
+        for (; i + 8 <= n; i += 8) {
+            for (int k = 0; k < 8; k++) {
+                double a = (double)u[i + k] * scale_u;
+                double b = (double)v[i + k] * scale_v;
+                dot[k] += a * b;
+                uu[k] += a * a;
+                vv[k] += b * b;
+            }
+        }
+    }
+    for (; i < n; i++) {
+        double a = (double)u[i * su] * scale_u;
+        double b = (double)v[i * sv] * scale_v;
+        dot[0] += a * b;
+        uu[0] += a * a;
+        vv[0] += b * b;
+    }
+    sums[0] = sums[1] = sums[2] = 0;
+    for (int k = 0; k < 8; k++) {
+        sums[0] += dot[k];
+        sums[1] += uu[k];
+        sums[2] += vv[k];
+    }
+}
+
+/*
+ * Sums of squares within [COSINE_SAFE_MIN, COSINE_SAFE_MAX] need no
+ * scaling: the largest square then lies far from overflow, and squares
+ * that underflow are too small to change the sum.
+ */
+#define COSINE_SAFE_MIN 0x1p-900
+#define COSINE_SAFE_MAX 0x1p900
+
+/* Return 2^-e, where 2^(e-1) <= m < 2^e, for finite m > 0. */
+static double
+FN(inverse_power_of_two)(double m)
+{
+    int e;
+    frexp(m, &e);
+    return ldexp(1.0, -e);
+}
+
+/*
  * u (n,) with stride su and v (n,) with stride sv. Returns
  * u.v / (|u| |v|). An inf or NaN entry in either vector gives NaN, as the
  * plain formula does, even when the other vector is zero. Otherwise a zero
  * vector or n == 0 gives 0.0.
+ *
+ * The sums are first taken unscaled, one pass over the data. Only when a
+ * sum of squares is outside the safe range, or not finite, are the
+ * largest magnitudes found and the sums taken again, scaled.
  */
 double
 FN(mla_cosine_similarity)(const T *u, ptrdiff_t su, const T *v, ptrdiff_t sv,
                           ptrdiff_t n)
 {
-    double scale_u = FN(max_abs)(u, su, n);
-    double scale_v = FN(max_abs)(v, sv, n);
-    if (!isfinite(scale_u) || !isfinite(scale_v)) {
-        return NAN;
+    double sums[3];
+    FN(cosine_sums)(sums, u, su, 1, v, sv, 1, n);
+    int safe = 1;
+    for (int k = 1; k < 3; k++) {
+        safe = safe && sums[k] >= COSINE_SAFE_MIN &&
+               sums[k] <= COSINE_SAFE_MAX;
     }
-    if (scale_u == 0 || scale_v == 0) {
-        return 0.0;
+    if (!safe) {
+        double max_u = FN(max_abs)(u, su, n);
+        double max_v = FN(max_abs)(v, sv, n);
+        if (!isfinite(max_u) || !isfinite(max_v)) {
+            return NAN;
+        }
+        if (max_u == 0 || max_v == 0) {
+            return 0.0;
+        }
+        FN(cosine_sums)(sums, u, su, FN(inverse_power_of_two)(max_u), v, sv,
+                        FN(inverse_power_of_two)(max_v), n);
     }
-
-    double dot = 0, uu = 0, vv = 0;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        double a = u[i * su] / scale_u;
-        double b = v[i * sv] / scale_v;
-        dot += a * b;
-        uu += a * a;
-        vv += b * b;
-    }
-    return FN(clamp_cosine)(dot / (sqrt(uu) * sqrt(vv)));
+    return FN(clamp_cosine)(sums[0] / (sqrt(sums[1]) * sqrt(sums[2])));
 }
 
 /*
