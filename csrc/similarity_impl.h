@@ -78,20 +78,26 @@ FN(cosine_sums)(double *sums, const T *u, ptrdiff_t su, double scale_u,
 }
 
 /*
- * Sums of squares within [COSINE_SAFE_MIN, COSINE_SAFE_MAX] need no
- * scaling: the largest square then lies far from overflow, and squares
- * that underflow are too small to change the sum.
+ * Unscaled sums need no second pass when u.u and v.v lie within
+ * [COSINE_SAFE_MIN, COSINE_SAFE_MAX] and |u.v| is at least
+ * COSINE_SAFE_MIN. The largest square then lies far from overflow, and
+ * squares or products that underflow, each off by at most 2^-1075, are
+ * too small to change the sums.
  */
 #define COSINE_SAFE_MIN 0x1p-900
 #define COSINE_SAFE_MAX 0x1p900
 
-/* Return 2^-e, where 2^(e-1) <= m < 2^e, for finite m > 0. */
+/*
+ * Return 2^-e, where 2^(e-1) <= m < 2^e, for finite m > 0, but at most
+ * 2^1000: 2^-e overflows for m below 2^-1024, and m 2^1000 is at least
+ * 2^-74 anyway.
+ */
 static double
 FN(inverse_power_of_two)(double m)
 {
     int e;
     frexp(m, &e);
-    return ldexp(1.0, -e);
+    return ldexp(1.0, e < -1000 ? 1000 : -e);
 }
 
 /*
@@ -100,9 +106,10 @@ FN(inverse_power_of_two)(double m)
  * plain formula does, even when the other vector is zero. Otherwise a zero
  * vector or n == 0 gives 0.0.
  *
- * The sums are first taken unscaled, one pass over the data. Only when a
- * sum of squares is outside the safe range, or not finite, are the
- * largest magnitudes found and the sums taken again, scaled.
+ * The sums are first taken unscaled, one pass over the data. Only when
+ * they are outside the safe range (orthogonal vectors included), or not
+ * finite, are the largest magnitudes found and the sums taken again,
+ * scaled.
  */
 double
 FN(mla_cosine_similarity)(const T *u, ptrdiff_t su, const T *v, ptrdiff_t sv,
@@ -110,7 +117,7 @@ FN(mla_cosine_similarity)(const T *u, ptrdiff_t su, const T *v, ptrdiff_t sv,
 {
     double sums[3];
     FN(cosine_sums)(sums, u, su, 1, v, sv, 1, n);
-    int safe = 1;
+    int safe = fabs(sums[0]) >= COSINE_SAFE_MIN;
     for (int k = 1; k < 3; k++) {
         safe = safe && sums[k] >= COSINE_SAFE_MIN &&
                sums[k] <= COSINE_SAFE_MAX;

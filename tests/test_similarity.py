@@ -121,6 +121,7 @@ def test_cosine_similarity_zero_vector(u, v, dtype):
         (np.float64, 1e200),
         (np.float64, 1e-200),
         (np.float64, 1e300),
+        (np.float64, 1e-310),
         (np.float32, 1e30),
         (np.float32, 1e-30),
         (np.float32, 3e38),
@@ -129,6 +130,7 @@ def test_cosine_similarity_zero_vector(u, v, dtype):
         "float64-1e200",
         "float64-1e-200",
         "float64-1e300",
+        "float64-1e-310",
         "float32-1e30",
         "float32-1e-30",
         "float32-3e38",
@@ -148,6 +150,20 @@ def test_cosine_similarity_extreme_magnitudes(dtype, scale, rng):
     result = mla.cosine_similarity(u_scaled, v_scaled)
 
     assert_close(result, expected, dtype, "reduction", inner=40)
+
+
+def test_cosine_similarity_products_underflow():
+    # u.u and v.v are near 2^-880, far from underflow, but u.v sums products
+    # near 2^-1140 that underflow, while the cosine, about 2^-259, does not.
+    u = np.array([2.0**-440, 2.0**-700])
+    v = np.array([2.0**-700, 2.0**-440])
+
+    result = mla.cosine_similarity(u, v)
+
+    expected = reference.cosine_similarity(u * 2.0**440, v * 2.0**440)
+    assert expected > 0
+    # Relative: an absolute tolerance would accept 0.
+    assert result == pytest.approx(expected, rel=1e-12, abs=0)
 
 
 def test_cosine_similarity_different_magnitudes(rng):
