@@ -24,6 +24,17 @@
 typedef FN(mla_vector_kernels) FN(vector_kernels);
 
 /*
+ * Return the length of the chunk that starts at `start` in a row of n
+ * elements: MLA_SOFTMAX_CHUNK, less for the last chunk, 0 past the end.
+ */
+static inline ptrdiff_t
+FN(chunk_length)(ptrdiff_t n, ptrdiff_t start)
+{
+    ptrdiff_t rest = n - start;
+    return rest < MLA_SOFTMAX_CHUNK ? rest : MLA_SOFTMAX_CHUNK;
+}
+
+/*
  * Pass 1 over the contiguous row z (n >= 1). For each chunk c, stores its
  * shift in shift[c] (its max, or 0 if that max is -inf) and
  * sum(exp(z - shift[c])) over it in sum[c]. Unless y is NULL, also stores
@@ -35,14 +46,11 @@ FN(row_first_pass)(const FN(vector_kernels) *kernels, T *y, int shifted,
                    const T *z, ptrdiff_t n, T *shift, double *sum)
 {
     T row_max = -INFINITY;
-    T chunk_max =
-        kernels->max(z, n < MLA_SOFTMAX_CHUNK ? n : MLA_SOFTMAX_CHUNK);
+    T chunk_max = kernels->max(z, FN(chunk_length)(n, 0));
     for (ptrdiff_t c = 0, start = 0; start < n; c++) {
-        ptrdiff_t len = n - start < MLA_SOFTMAX_CHUNK ? n - start
-                                                      : MLA_SOFTMAX_CHUNK;
+        ptrdiff_t len = FN(chunk_length)(n, start);
         ptrdiff_t next = start + len;
-        ptrdiff_t next_len = n - next < MLA_SOFTMAX_CHUNK ? n - next
-                                                          : MLA_SOFTMAX_CHUNK;
+        ptrdiff_t next_len = FN(chunk_length)(n, next);
         T next_max;
         shift[c] = chunk_max == -INFINITY ? 0 : chunk_max;
         sum[c] = kernels->exp_sum(y == NULL ? NULL : y + start, z + start,
@@ -104,8 +112,7 @@ FN(softmax_row)(const FN(vector_kernels) *kernels, T *y, const T *z,
     T log_total = (T)log(total);
     for (ptrdiff_t c = 0; c < chunks; c++) {
         ptrdiff_t start = c * MLA_SOFTMAX_CHUNK;
-        ptrdiff_t len = n - start < MLA_SOFTMAX_CHUNK ? n - start
-                                                      : MLA_SOFTMAX_CHUNK;
+        ptrdiff_t len = FN(chunk_length)(n, start);
         if (log_softmax) {
             kernels->log_normalize(y + start, y + start, max - shift[c],
                                    log_total, len);
@@ -394,9 +401,7 @@ FN(cross_entropy_row)(const FN(vector_kernels) *kernels, T *g, const T *z,
     else {
         mass = 0;
         for (ptrdiff_t c = 0, start = 0; start < classes; c++) {
-            ptrdiff_t len = classes - start < MLA_SOFTMAX_CHUNK
-                                ? classes - start
-                                : MLA_SOFTMAX_CHUNK;
+            ptrdiff_t len = FN(chunk_length)(classes, start);
             double chunk_mass = 0;
             cross += kernels->weighted_gap(p + start, z + start, shift[c],
                                            len, &chunk_mass);
@@ -408,9 +413,7 @@ FN(cross_entropy_row)(const FN(vector_kernels) *kernels, T *g, const T *z,
 
     if (g != NULL) {
         for (ptrdiff_t c = 0, start = 0; start < classes; c++) {
-            ptrdiff_t len = classes - start < MLA_SOFTMAX_CHUNK
-                                ? classes - start
-                                : MLA_SOFTMAX_CHUNK;
+            ptrdiff_t len = FN(chunk_length)(classes, start);
             double scale = factor[c] * mass / total * inv_batch;
             if (label < 0) {
                 kernels->scale_subtract(g + start, g + start, (T)scale,
@@ -545,8 +548,7 @@ FN(cross_entropy_task)(const FN(vector_kernels) *kernels, const T *y_pred,
     double sum = 0;
     for (ptrdiff_t c = first; c < last; c++) {
         ptrdiff_t start = c * MLA_SOFTMAX_CHUNK;
-        ptrdiff_t len = n - start < MLA_SOFTMAX_CHUNK ? n - start
-                                                      : MLA_SOFTMAX_CHUNK;
+        ptrdiff_t len = FN(chunk_length)(n, start);
         sum += kernels->clipped_log_dot(y_pred + start, y_true + start, lo, hi,
                                         len);
     }
