@@ -4,6 +4,7 @@
  */
 #include "convert.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -295,6 +296,46 @@ mla_check_dim(const char *func, const mla_array_arg *args, int n,
                            "%s.shape[%d] (%ld) must equal %s.shape[%d] (%ld)",
                            a->name, axis_a, (long)da, b->name, axis_b,
                            (long)db);
+}
+
+/*
+ * Store obj, a real number, as a double in *value: a Python int, float or
+ * bool, a NumPy real scalar or 0-d array, or any object with __float__ or
+ * __index__. A complex number raises TypeError: NumPy would drop its
+ * imaginary part with only a ComplexWarning. So does an array of one or
+ * more dimensions. expected names what is valid ("a real number", say) in
+ * that message. A value too large for a double (a huge int) is stored as
+ * an infinity, which every caller rejects with its own range message.
+ */
+int
+mla_parse_real(const char *func, const char *name, const char *expected,
+               PyObject *obj, double *value)
+{
+    int rejected = PyComplex_Check(obj) ||
+                   PyArray_IsScalar(obj, ComplexFloating);
+    if (PyArray_Check(obj)) {
+        PyArrayObject *arr = (PyArrayObject *)obj;
+        rejected = PyTypeNum_ISCOMPLEX(PyArray_TYPE(arr)) ||
+                   PyArray_NDIM(arr) > 0;
+    }
+    if (!rejected && PyNumber_Check(obj)) {
+        *value = PyFloat_AsDouble(obj);
+        if (*value != -1.0 || !PyErr_Occurred()) {
+            return 0;
+        }
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            *value = HUGE_VAL;
+            return 0;
+        }
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+    }
+    PyErr_Format(PyExc_TypeError, "%s: %s must be %s; got %.100s", func, name,
+                 expected, Py_TYPE(obj)->tp_name);
+    return -1;
 }
 
 /* Map an activation name (or None) to its enum; NULL means the default. */

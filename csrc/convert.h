@@ -57,6 +57,8 @@ int mla_check_ndim(const char *func, const mla_array_arg *arg, int min_ndim,
 int mla_check_dim(const char *func, const mla_array_arg *args, int n,
                   const mla_array_arg *a, int axis_a, const mla_array_arg *b,
                   int axis_b);
+int mla_parse_real(const char *func, const char *name, const char *expected,
+                   PyObject *obj, double *value);
 int mla_parse_activation(const char *func, PyObject *obj,
                          mla_activation *activation);
 int mla_broadcast_batch(const char *func, const mla_array_arg *args, int n,

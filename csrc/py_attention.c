@@ -75,13 +75,9 @@ parse_scale(const char *func, PyObject *obj, ptrdiff_t d, int typenum,
         *scale = 1 / sqrt((double)d);
         return 0;
     }
-    double value = PyFloat_AsDouble(obj);
-    if (value == -1.0 && PyErr_Occurred()) {
-        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-            PyErr_Format(PyExc_TypeError,
-                         "%s: scale must be a real number or None; got %.100s",
-                         func, Py_TYPE(obj)->tp_name);
-        }
+    double value;
+    if (mla_parse_real(func, "scale", "a real number or None", obj,
+                       &value) < 0) {
         return -1;
     }
     if (!isfinite(value)) {

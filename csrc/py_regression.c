@@ -32,21 +32,6 @@ parse_method(const char *func, PyObject *method, int *use_qr)
     return -1;
 }
 
-/*
- * Return 1 for a complex number of any kind: Python's, a NumPy complex
- * scalar or a complex array. NumPy converts the last two to float with
- * only a ComplexWarning, dropping the imaginary part.
- */
-static int
-is_complex(PyObject *obj)
-{
-    if (PyComplex_Check(obj) || PyArray_IsScalar(obj, ComplexFloating)) {
-        return 1;
-    }
-    return PyArray_Check(obj) &&
-           PyTypeNum_ISCOMPLEX(PyArray_TYPE((PyArrayObject *)obj));
-}
-
 MLA_WRAPPER(linear_regression)
 {
     static const char *func = "linear_regression";
@@ -65,26 +50,8 @@ MLA_WRAPPER(linear_regression)
         return NULL;
     }
     if (values[2] != NULL) {
-        if (!PyNumber_Check(values[2]) || is_complex(values[2])) {
-            PyErr_Format(PyExc_TypeError,
-                         "%s: regularization must be a real number; got %.100s",
-                         func, Py_TYPE(values[2])->tp_name);
-            return NULL;
-        }
-        regularization = PyFloat_AsDouble(values[2]);
-        if (regularization == -1.0 && PyErr_Occurred()) {
-            if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-                PyErr_Format(PyExc_TypeError,
-                             "%s: regularization must be a real number; got "
-                             "%.100s",
-                             func, Py_TYPE(values[2])->tp_name);
-            }
-            else if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
-                PyErr_Format(PyExc_ValueError,
-                             "%s: regularization must be finite and >= 0; "
-                             "got %R",
-                             func, values[2]);
-            }
+        if (mla_parse_real(func, "regularization", "a real number",
+                           values[2], &regularization) < 0) {
             return NULL;
         }
         if (!(regularization >= 0) || !isfinite(regularization)) {

@@ -1203,14 +1203,20 @@ def test_attention_scale_overflows_float32():
     assert output.dtype == np.float64
 
 
-@pytest.mark.parametrize("scale", ["0.5", [0.5], 1j], ids=["str", "list", "complex"])
-def test_attention_scale_not_number(scale):
+@pytest.mark.parametrize(
+    "scale",
+    ["0.5", [0.5], 1j, np.complex64(1j), np.complex128(2), np.array(2 + 0j), np.array([0.5])],
+    ids=repr,
+)
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])
+def test_attention_scale_not_number(scale, backward):
+    # A NumPy complex would otherwise become a float with only a warning.
     Q, K, V = np.ones((4, 8)), np.ones((6, 8)), np.ones((6, 5))
+    name = "scaled_dot_product_attention" + ("_backward" if backward else "")
+    arrays = (Q, K, V, np.ones((4, 5))) if backward else (Q, K, V)
 
-    with pytest.raises(
-        TypeError, match=r"^scaled_dot_product_attention: scale must be a real number"
-    ):
-        mla.scaled_dot_product_attention(Q, K, V, scale=scale)
+    with pytest.raises(TypeError, match=rf"^{name}: scale must be a real number or None; got"):
+        getattr(mla, name)(*arrays, scale=scale)
 
 
 def test_attention_scale_accepts_numpy_scalars(rng):
