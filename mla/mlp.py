@@ -79,6 +79,16 @@ class MLP:
     loss_history : list of float
         Mean training loss of each epoch that ``fit`` has run.
 
+    Raises
+    ------
+    TypeError
+        If layer_sizes has a non-integer entry, dtype is not float32 or
+        float64, momentum or eps is not a real number, or betas is not a
+        pair of real numbers.
+    ValueError
+        If a size, the activation, the optimizer or an option is out of
+        its range.
+
     Notes
     -----
     Classification minimizes the mean cross-entropy of ``softmax(logits)``
@@ -126,19 +136,25 @@ class MLP:
             raise ValueError(
                 f"MLP: unknown optimizer {optimizer!r}; expected 'sgd' or 'adam'"
             )
-        if not 0.0 <= momentum < 1.0:
+        momentum_value = _real(momentum, "MLP: momentum")
+        if not 0.0 <= momentum_value < 1.0:
             raise ValueError(f"MLP: momentum must be in [0, 1); got {momentum!r}")
-        beta1, beta2 = betas
-        if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError):
+            raise TypeError(f"MLP: betas must be a pair of real numbers; got {betas!r}") from None
+        beta_values = (_real(beta1, "MLP: betas[0]"), _real(beta2, "MLP: betas[1]"))
+        if not all(0.0 <= beta < 1.0 for beta in beta_values):
             raise ValueError(f"MLP: betas must each be in [0, 1); got {betas!r}")
-        if not eps > 0:
+        eps_value = _real(eps, "MLP: eps")
+        if not eps_value > 0:
             raise ValueError(f"MLP: eps must be greater than 0; got {eps!r}")
 
         self.activation = activation
         self.optimizer = optimizer
-        self.momentum = float(momentum)
-        self.betas = (float(beta1), float(beta2))
-        self.eps = float(eps)
+        self.momentum = momentum_value
+        self.betas = beta_values
+        self.eps = eps_value
         self.task = None
         self.loss_history = []
         self._rng = np.random.default_rng(seed)
@@ -286,6 +302,8 @@ class MLP:
 
         Raises
         ------
+        TypeError
+            If lr is not a real number.
         ValueError
             If the gradients do not match the parameters' shapes, or lr is
             not greater than 0.
@@ -357,6 +375,9 @@ class MLP:
 
         Raises
         ------
+        TypeError
+            If y has neither integer labels nor float targets, or lr is
+            not a real number.
         ValueError
             If a shape does not fit, X has no samples, a label is out of
             range, epochs or batch_size is below 1, or lr is not greater
@@ -492,9 +513,10 @@ class MLP:
     def _check_learning_rate(self, lr, method):
         if lr is None:
             return DEFAULT_LEARNING_RATES[self.optimizer]
-        if not isinstance(lr, numbers.Real) or not lr > 0:
+        value = _real(lr, f"MLP.{method}: lr")
+        if not value > 0:
             raise ValueError(f"MLP.{method}: lr must be greater than 0; got {lr!r}")
-        return float(lr)
+        return value
 
     def _check_gradients(self, gradients):
         """Return the gradients flattened as weights then biases, checked."""
@@ -530,6 +552,23 @@ def _check_layer_sizes(layer_sizes):
             f"each at least 1; got {layer_sizes!r}"
         )
     return sizes
+
+
+def _real(value, label):
+    """Return value as a float, or raise TypeError naming ``label``.
+
+    A complex value raises rather than losing its imaginary part, which
+    float() of a NumPy complex does with only a warning.
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf":
+        return float(value)
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{label} must be a real number; got {type(value).__name__}")
+    try:
+        return float(value)
+    except OverflowError:
+        # An int beyond the double range, which the range checks reject.
+        return -math.inf if value < 0 else math.inf
 
 
 def _check_positive_int(value, name):

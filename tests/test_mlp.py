@@ -7,6 +7,7 @@ weights when torch is installed.
 
 import doctest
 import sys
+import re
 
 import numpy as np
 import pytest
@@ -588,6 +589,47 @@ def test_mlp_fit_invalid_options(options, pattern):
 
     with pytest.raises(ValueError, match=rf"^MLP.fit: {pattern}"):
         model.fit(np.ones((5, 4)), np.zeros(5, dtype=int), progress=False, **options)
+
+
+@pytest.mark.parametrize("value", ["0.1", 1j, np.complex64(0.5), np.array([0.1])], ids=repr)
+@pytest.mark.parametrize("name", ["momentum", "betas", "eps"])
+def test_mlp_option_not_real(name, value):
+    # float() of a NumPy complex would drop the imaginary part with a warning.
+    label = "betas[1]" if name == "betas" else name
+    option = (0.9, value) if name == "betas" else value
+
+    with pytest.raises(TypeError, match=rf"^MLP: {re.escape(label)} must be a real number; got"):
+        mla.MLP([4, 3], **{name: option})
+
+
+@pytest.mark.parametrize("value", ["0.1", 1j, np.complex64(0.5), np.array([0.1])], ids=repr)
+@pytest.mark.parametrize("method", ["fit", "step"])
+def test_mlp_learning_rate_not_real(method, value):
+    model = mla.MLP([4, 3], seed=0)
+    X, y = np.ones((5, 4)), np.zeros(5, dtype=int)
+
+    with pytest.raises(TypeError, match=rf"^MLP.{method}: lr must be a real number; got"):
+        if method == "fit":
+            model.fit(X, y, lr=value, progress=False)
+        else:
+            model.step(model.loss_and_gradients(X, y)[1], lr=value)
+
+
+@pytest.mark.parametrize("betas", [0.9, (0.9,), (0.9, 0.99, 0.999), None], ids=repr)
+def test_mlp_betas_not_pair(betas):
+    with pytest.raises(TypeError, match=r"^MLP: betas must be a pair of real numbers"):
+        mla.MLP([4, 3], betas=betas)
+
+
+def test_mlp_options_accept_numpy_scalars():
+    model = mla.MLP(
+        [4, 3], momentum=np.float32(0.5), betas=(np.array(0.8), 0.9), eps=np.float16(1e-3)
+    )
+
+    assert model.momentum == 0.5
+    assert model.betas == (0.8, 0.9)
+    assert model.eps == float(np.float16(1e-3))
+    assert {type(model.momentum), type(model.eps)} | set(map(type, model.betas)) == {float}
 
 
 def test_mlp_step_wrong_gradients(rng):
