@@ -308,7 +308,9 @@ def _forbidden_keys(Lq, Lk, mask, causal):
     if causal:
         forbidden = np.triu(np.ones((Lq, Lk), dtype=bool), k=1)
     if mask is not None:
-        forbidden = ~mask if forbidden is None else forbidden | ~mask
+        # asarray: ~ of a Python bool is an int (~False == -1).
+        allowed = np.asarray(mask)
+        forbidden = ~allowed if forbidden is None else forbidden | ~allowed
     return forbidden
 
 

@@ -436,6 +436,20 @@ def test_attention_mask_broadcasts(mask_shape, rng):
     assert_attention_options_close(Q, K, V, np.float64, mask=mask)
 
 
+@pytest.mark.parametrize(
+    "mask", [False, True, np.False_, [True, False, True, True, False, True, True]], ids=repr
+)
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_attention_mask_python_values(mask, causal, rng):
+    # A Python bool or list broadcasts like the array it stands for, in mla
+    # and in the reference (where ~False would be the int -1).
+    Q, K, V = random_qkv(rng, (5, 8), (7, 8), (7, 4))
+
+    assert_attention_options_close(Q, K, V, np.float64, mask=mask, causal=causal)
+    d_output = rng.standard_normal((5, 4))
+    assert_gradients_close(Q, K, V, d_output, np.float64, mask=mask, causal=causal)
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_attention_mask_memory_layouts(layout, rng):
     Q, K, V = random_qkv(rng, (2, 9, 12), (2, 11, 12), (2, 11, 7))
