@@ -298,35 +298,58 @@ mla_check_dim(const char *func, const mla_array_arg *args, int n,
                            (long)db);
 }
 
+/* 1 for a bool, integer or floating NumPy type, the real ones. */
+static int
+is_real_typenum(int typenum)
+{
+    return PyTypeNum_ISBOOL(typenum) || PyTypeNum_ISINTEGER(typenum) ||
+           PyTypeNum_ISFLOAT(typenum);
+}
+
 /*
  * Store obj, a real number, as a double in *value: a Python int, float or
- * bool, a NumPy real scalar or 0-d array, or any object with __float__ or
- * __index__. A complex number raises TypeError: NumPy would drop its
- * imaginary part with only a ComplexWarning. So does an array of one or
- * more dimensions. expected names what is valid ("a real number", say) in
- * that message. A value too large for a double (a huge int) is stored as
- * an infinity, which every caller rejects with its own range message.
+ * bool, an object with __float__ or __index__, a NumPy bool, integer or
+ * floating scalar, or a 0-d ndarray of those dtypes. Anything else raises
+ * TypeError, with expected naming what is valid ("a real number", say).
+ * That includes a complex number, whose imaginary part NumPy would drop
+ * with only a ComplexWarning. It also includes arrays of one or more
+ * dimensions and 0-d arrays of strings or objects, which NumPy would
+ * parse. A value beyond the range of a double (a huge int) raises
+ * ValueError.
  */
 int
 mla_parse_real(const char *func, const char *name, const char *expected,
                PyObject *obj, double *value)
 {
-    int rejected = PyComplex_Check(obj) ||
-                   PyArray_IsScalar(obj, ComplexFloating);
+    int real;
     if (PyArray_Check(obj)) {
         PyArrayObject *arr = (PyArrayObject *)obj;
-        rejected = PyTypeNum_ISCOMPLEX(PyArray_TYPE(arr)) ||
-                   PyArray_NDIM(arr) > 0;
+        /* Exact: a masked 0-d array would turn into NaN with a warning. */
+        real = PyArray_CheckExact(obj) && PyArray_NDIM(arr) == 0 &&
+               is_real_typenum(PyArray_TYPE(arr));
     }
-    if (!rejected && PyNumber_Check(obj)) {
+    else if (PyArray_IsScalar(obj, Generic)) {
+        PyArray_Descr *descr = PyArray_DescrFromScalar(obj);
+        if (descr == NULL) {
+            return -1;
+        }
+        real = is_real_typenum(descr->type_num);
+        Py_DECREF(descr);
+    }
+    else {
+        real = !PyComplex_Check(obj) && PyNumber_Check(obj);
+    }
+    if (real) {
         *value = PyFloat_AsDouble(obj);
         if (*value != -1.0 || !PyErr_Occurred()) {
             return 0;
         }
         if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
-            PyErr_Clear();
-            *value = HUGE_VAL;
-            return 0;
+            PyErr_Format(PyExc_ValueError,
+                         "%s: %s must be finite; got an int beyond the range "
+                         "of a double",
+                         func, name);
+            return -1;
         }
         if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
             return -1;
@@ -336,6 +359,29 @@ mla_parse_real(const char *func, const char *name, const char *expected,
     PyErr_Format(PyExc_TypeError, "%s: %s must be %s; got %.100s", func, name,
                  expected, Py_TYPE(obj)->tp_name);
     return -1;
+}
+
+/*
+ * Store a bool or numpy.bool_ option in *flag, or default_value when obj
+ * is NULL (omitted). Other objects raise TypeError rather than count by
+ * their truth value, which would read "False" as true.
+ */
+int
+mla_parse_flag(const char *func, const char *name, PyObject *obj,
+               int default_value, int *flag)
+{
+    if (obj == NULL) {
+        *flag = default_value;
+        return 0;
+    }
+    if (!PyBool_Check(obj) && !PyArray_IsScalar(obj, Bool)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s: %s must be True or False; got %.100s", func, name,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    *flag = PyObject_IsTrue(obj);
+    return *flag < 0 ? -1 : 0;
 }
 
 /* Map an activation name (or None) to its enum; NULL means the default. */

@@ -59,6 +59,8 @@ int mla_check_dim(const char *func, const mla_array_arg *args, int n,
                   int axis_b);
 int mla_parse_real(const char *func, const char *name, const char *expected,
                    PyObject *obj, double *value);
+int mla_parse_flag(const char *func, const char *name, PyObject *obj,
+                   int default_value, int *flag);
 int mla_parse_activation(const char *func, PyObject *obj,
                          mla_activation *activation);
 int mla_broadcast_batch(const char *func, const mla_array_arg *args, int n,

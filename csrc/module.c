@@ -42,10 +42,17 @@ py_set_num_threads(PyObject *module, PyObject *arg)
     if (n == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (overflow != 0 || n < 1 || n > 4096) {
+    if (overflow != 0) {
+        /* Not %R: repr of an int over 4300 digits raises. */
+        PyErr_SetString(PyExc_ValueError,
+                        "set_num_threads: n must be between 1 and 4096; got "
+                        "an int beyond the range of a C long");
+        return NULL;
+    }
+    if (n < 1 || n > 4096) {
         PyErr_Format(PyExc_ValueError,
-                     "set_num_threads: n must be between 1 and 4096; got %R",
-                     arg);
+                     "set_num_threads: n must be between 1 and 4096; got %ld",
+                     n);
         return NULL;
     }
     mla_set_num_threads((int)n);

@@ -40,29 +40,6 @@ check_positional(const char *func, Py_ssize_t nargs, int count)
 }
 
 /*
- * Store a bool or numpy.bool_ option in *flag, or default_value when NULL.
- * Other objects raise TypeError rather than count by their truth value,
- * which would read causal="False" as True.
- */
-static int
-parse_flag(const char *func, const char *name, PyObject *obj,
-           int default_value, int *flag)
-{
-    if (obj == NULL) {
-        *flag = default_value;
-        return 0;
-    }
-    if (!PyBool_Check(obj) && !PyArray_IsScalar(obj, Bool)) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s: %s must be True or False; got %.100s", func, name,
-                     Py_TYPE(obj)->tp_name);
-        return -1;
-    }
-    *flag = PyObject_IsTrue(obj);
-    return *flag < 0 ? -1 : 0;
-}
-
-/*
  * Store the scale in *scale: 1 / sqrt(d) for NULL or None, which is
  * infinite when d == 0, else obj as a float, which must be finite in the
  * dtype of the computation.
@@ -213,7 +190,7 @@ parse_attention(const char *func, attention_call *call,
         return -1;
     }
 
-    if (parse_flag(func, "causal", causal_obj, 0, &a->causal) < 0 ||
+    if (mla_parse_flag(func, "causal", causal_obj, 0, &a->causal) < 0 ||
         parse_scale(func, scale_obj, a->d, call->typenum, &a->scale) < 0) {
         return -1;
     }
@@ -356,7 +333,7 @@ MLA_WRAPPER(scaled_dot_product_attention)
     memset(&call, 0, sizeof(call));
     if (check_positional(func, nargs, 3) < 0 ||
         mla_parse_args(func, args, nargs, kwnames, names, 7, 3, values) < 0 ||
-        parse_flag(func, "return_weights", values[6], 1, &return_weights) < 0 ||
+        mla_parse_flag(func, "return_weights", values[6], 1, &return_weights) < 0 ||
         parse_attention(func, &call, values, 3, values[3], values[4],
                         values[5]) < 0) {
         goto fail;

@@ -244,14 +244,9 @@ MLA_WRAPPER(dense_backward)
                      func, nargs);
         return NULL;
     }
-    if (mla_parse_activation(func, values[4], &activation) < 0) {
+    if (mla_parse_activation(func, values[4], &activation) < 0 ||
+        mla_parse_flag(func, "input_grad", values[5], 1, &input_grad) < 0) {
         return NULL;
-    }
-    if (values[5] != NULL) {
-        input_grad = PyObject_IsTrue(values[5]);
-        if (input_grad < 0) {
-            return NULL;
-        }
     }
     for (int i = 0; i < 4; i++) {
         arrays[i].obj = values[i];

@@ -13,10 +13,24 @@
 static void
 raise_axis_error(const char *func, PyObject *axis_obj, int ndim)
 {
-    PyObject *error =
-        axis_obj != NULL
-            ? PyObject_CallFunction(mla_AxisError, "Ois", axis_obj, ndim, func)
-            : PyObject_CallFunction(mla_AxisError, "iis", -1, ndim, func);
+    PyObject *error;
+    PyObject *text = axis_obj != NULL ? PyObject_Str(axis_obj) : NULL;
+    if (axis_obj != NULL && text == NULL) {
+        /* str() of an int over 4300 digits raises (sys.int_info). */
+        PyErr_Clear();
+        error = PyObject_CallFunction(
+            mla_AxisError, "N",
+            PyUnicode_FromFormat("%s: axis is out of bounds for array of "
+                                 "dimension %d; got an int too long to print",
+                                 func, ndim));
+    }
+    else {
+        Py_XDECREF(text);
+        error = axis_obj != NULL ? PyObject_CallFunction(mla_AxisError, "Ois",
+                                                         axis_obj, ndim, func)
+                                 : PyObject_CallFunction(mla_AxisError, "iis",
+                                                         -1, ndim, func);
+    }
     if (error != NULL) {
         PyErr_SetObject(mla_AxisError, error);
         Py_DECREF(error);
@@ -169,24 +183,6 @@ MLA_WRAPPER(cross_entropy_loss)
     return PyFloat_FromDouble(loss);
 }
 
-/* Store a bool or numpy.bool_ option in *flag; NULL (omitted) is false. */
-static int
-parse_bool_option(const char *func, const char *name, PyObject *obj,
-                  int *flag)
-{
-    if (obj == NULL) {
-        *flag = 0;
-        return 0;
-    }
-    if (!PyBool_Check(obj) && !PyArray_IsScalar(obj, Bool)) {
-        PyErr_Format(PyExc_TypeError, "%s: %s must be a bool; got %.100s",
-                     func, name, Py_TYPE(obj)->tp_name);
-        return -1;
-    }
-    *flag = PyObject_IsTrue(obj);
-    return *flag < 0 ? -1 : 0;
-}
-
 /*
  * Raise ValueError for the class index value found at flat position
  * `position` of labels, naming it and the valid range.
@@ -280,7 +276,7 @@ MLA_WRAPPER(softmax_cross_entropy)
     (void)module;
 
     if (mla_parse_args(func, args, nargs, kwnames, names, 3, 2, values) < 0 ||
-        parse_bool_option(func, "return_grad", values[2], &return_grad) < 0) {
+        mla_parse_flag(func, "return_grad", values[2], 0, &return_grad) < 0) {
         return NULL;
     }
 

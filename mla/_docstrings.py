@@ -240,7 +240,7 @@ ValueError
     If a shape does not fit or activation is an unknown name.
 TypeError
     If an input has a non-real dtype, activation is not a str or None, or
-    input_grad is passed by position.
+    input_grad is not True or False or is passed by position.
 
 Examples
 --------
@@ -646,7 +646,7 @@ ValueError
 TypeError
     If labels shaped as class indices has a non-integer dtype (float
     indices such as ``[0.0, 2.0]`` are rejected: use ``labels.astype(int)``),
-    an input has a non-real dtype, or return_grad is not a bool.
+    an input has a non-real dtype, or return_grad is not True or False.
 
 Examples
 --------

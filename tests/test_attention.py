@@ -1194,7 +1194,11 @@ def test_attention_backward_d_output_shape(d_output_shape):
     assert str(d_output_shape) in str(error.value)
 
 
-@pytest.mark.parametrize("scale", [np.nan, np.inf, -np.inf], ids=str)
+@pytest.mark.parametrize(
+    "scale",
+    [np.nan, np.inf, -np.inf, 10**400, -(10**5000), np.longdouble("1e4000")],
+    ids=["nan", "inf", "-inf", "10**400", "-10**5000", "longdouble-1e4000"],
+)
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])
 def test_attention_scale_not_finite(scale, backward):
     Q, K, V = np.ones((4, 8)), np.ones((6, 8)), np.ones((6, 5))
@@ -1219,7 +1223,17 @@ def test_attention_scale_overflows_float32():
 
 @pytest.mark.parametrize(
     "scale",
-    ["0.5", [0.5], 1j, np.complex64(1j), np.complex128(2), np.array(2 + 0j), np.array([0.5])],
+    [
+        "0.5",
+        [0.5],
+        1j,
+        np.complex64(1j),
+        np.complex128(2),
+        np.array(2 + 0j),
+        np.array([0.5]),
+        np.array("0.5"),
+        np.ma.masked_array(0.5, mask=True),
+    ],
     ids=repr,
 )
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])

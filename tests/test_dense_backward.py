@@ -380,6 +380,24 @@ def test_dense_backward_unknown_activation(rng):
         assert accepted in str(error.value)
 
 
+@pytest.mark.parametrize("flag", [None, "False", 0, 1.0, np.array([False])], ids=repr)
+def test_dense_backward_input_grad_not_bool(flag, rng):
+    # By truth value, "False" would compute dX and None would skip it.
+    with pytest.raises(
+        TypeError, match=r"^dense_backward: input_grad must be True or False; got"
+    ):
+        mla.dense_backward(*layer_inputs(rng, 3, 2, 2), "relu", input_grad=flag)
+
+
+def test_dense_backward_input_grad_numpy_bool(rng):
+    args = layer_inputs(rng, 3, 2, 2)
+
+    assert mla.dense_backward(*args, input_grad=np.False_)[0] is None
+    np.testing.assert_array_equal(
+        mla.dense_backward(*args, input_grad=np.True_)[0], mla.dense_backward(*args)[0]
+    )
+
+
 def test_dense_backward_input_grad_keyword_only(rng):
     with pytest.raises(TypeError, match=r"dense_backward\(\) .*input_grad by keyword"):
         mla.dense_backward(*layer_inputs(rng, 3, 2, 2), "relu", False)

@@ -210,8 +210,8 @@ def test_linear_regression_ill_conditioned_design(rng):
 
 @pytest.mark.parametrize(
     "regularization",
-    [-1.0, -1e-300, np.nan, np.inf, -np.inf, 10**400],
-    ids=["negative", "tiny-negative", "nan", "inf", "negative-inf", "huge-int"],
+    [-1.0, -1e-300, np.nan, np.inf, -np.inf, 10**400, 10**5000, np.longdouble("1e4000")],
+    ids=["negative", "tiny-negative", "nan", "inf", "negative-inf", "huge-int", "huger-int", "huge-longdouble"],
 )
 def test_linear_regression_invalid_regularization(regularization, rng):
     X = rng.standard_normal((10, 2))
@@ -223,7 +223,20 @@ def test_linear_regression_invalid_regularization(regularization, rng):
 
 @pytest.mark.parametrize(
     "value",
-    ["1.0", None, [1.0], 1j, np.array([0.5]), np.complex64(1j), np.array(1 + 0j)],
+    [
+        "1.0",
+        None,
+        [1.0],
+        1j,
+        np.array([0.5]),
+        np.complex64(1j),
+        np.array(1 + 0j),
+        # NumPy would parse these strings and read the masked value as NaN.
+        np.array("1.5"),
+        np.array("2", dtype=object),
+        np.ma.masked_array(1.0, mask=True),
+        np.timedelta64(1),
+    ],
     ids=repr,
 )
 def test_linear_regression_regularization_not_real(value, rng):

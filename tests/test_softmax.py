@@ -198,6 +198,15 @@ def test_softmax_axis_out_of_range(shape, axis):
     assert str(axis) in str(error.value)
 
 
+@pytest.mark.parametrize("sign", [1, -1])
+def test_softmax_axis_too_long_to_print(sign):
+    # str() of an int over 4300 digits raises, so the message leaves it out.
+    with pytest.raises(np.exceptions.AxisError, match=r"^softmax: ") as error:
+        mla.softmax(np.ones((2, 3)), axis=sign * 10**5000)
+
+    assert str(error.value).endswith("got an int too long to print")
+
+
 @pytest.mark.parametrize("axis", ["0", 1.5, [0]], ids=repr)
 def test_softmax_axis_not_integer(axis):
     with pytest.raises(TypeError, match=r"softmax"):

@@ -459,7 +459,7 @@ def test_no_classes_rejected(shape):
 @pytest.mark.parametrize("flag", [1, "yes", None, 1.0], ids=repr)
 def test_return_grad_must_be_bool(flag):
     with pytest.raises(
-        TypeError, match=r"^softmax_cross_entropy: return_grad must be a bool"
+        TypeError, match=r"^softmax_cross_entropy: return_grad must be True or False"
     ):
         mla.softmax_cross_entropy(np.zeros((2, 3)), [0, 1], return_grad=flag)
 
