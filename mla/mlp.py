@@ -59,7 +59,7 @@ class MLP:
     betas : (float, float), default (0.9, 0.999)
         Decay rates of Adam's first and second moments, each in [0, 1).
     eps : float, default 1e-8
-        Term added to Adam's denominator, greater than 0.
+        Term added to Adam's denominator, finite and greater than 0.
 
     Attributes
     ----------
@@ -82,12 +82,13 @@ class MLP:
     Raises
     ------
     TypeError
-        If layer_sizes has a non-integer entry, dtype is not float32 or
-        float64, momentum or eps is not a real number, or betas is not a
-        pair of real numbers.
+        If layer_sizes has a non-integer entry, activation or optimizer is
+        not a str, dtype is not float32 or float64, seed is not an integer,
+        momentum or eps is not a real number, or betas is not a pair of
+        real numbers.
     ValueError
-        If a size, the activation, the optimizer or an option is out of
-        its range.
+        If a size, the activation, the optimizer, the seed or an option is
+        out of its range.
 
     Notes
     -----
@@ -124,14 +125,23 @@ class MLP:
         eps=1e-8,
     ):
         self.layer_sizes = _check_layer_sizes(layer_sizes)
+        if not (activation is None or isinstance(activation, str)):
+            raise TypeError(
+                f"MLP: activation must be a str or None; got {type(activation).__name__}"
+            )
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"MLP: unknown activation {activation!r}; expected 'relu', "
                 "'sigmoid', 'tanh', 'linear' or None"
             )
-        self.dtype = np.dtype(dtype)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            self.dtype = None
         if self.dtype not in (np.float32, np.float64):
-            raise TypeError(f"MLP: dtype must be float32 or float64; got {self.dtype}")
+            raise TypeError(f"MLP: dtype must be float32 or float64; got {dtype!r}")
+        if not isinstance(optimizer, str):
+            raise TypeError(f"MLP: optimizer must be a str; got {type(optimizer).__name__}")
         if optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"MLP: unknown optimizer {optimizer!r}; expected 'sgd' or 'adam'"
@@ -147,8 +157,8 @@ class MLP:
         if not all(0.0 <= beta < 1.0 for beta in beta_values):
             raise ValueError(f"MLP: betas must each be in [0, 1); got {betas!r}")
         eps_value = _real(eps, "MLP: eps")
-        if not eps_value > 0:
-            raise ValueError(f"MLP: eps must be greater than 0; got {eps!r}")
+        if not 0 < eps_value < math.inf:
+            raise ValueError(f"MLP: eps must be finite and greater than 0; got {eps!r}")
 
         self.activation = activation
         self.optimizer = optimizer
@@ -157,7 +167,12 @@ class MLP:
         self.eps = eps_value
         self.task = None
         self.loss_history = []
-        self._rng = np.random.default_rng(seed)
+        try:
+            self._rng = np.random.default_rng(seed)
+        except (TypeError, ValueError) as error:
+            raise type(error)(
+                f"MLP: seed must be None or an integer >= 0; got {seed!r}"
+            ) from error
         self._target_ndim = 1
         self._init_parameters()
         self.reset_optimizer()
@@ -206,6 +221,8 @@ class MLP:
 
         Raises
         ------
+        TypeError
+            If X has a non-real dtype.
         ValueError
             If X is not 2-D or has the wrong number of features.
         """
@@ -244,7 +261,7 @@ class MLP:
             If a shape does not fit, X has no samples, or a label is outside
             ``[0, layer_sizes[-1])``.
         TypeError
-            If y is neither integer nor float.
+            If X has a non-real dtype, or y is neither integer nor float.
         """
         X = self._check_input(X, "loss_and_gradients", allow_empty=False)
         task, targets, target_ndim = self._check_targets(
@@ -297,16 +314,17 @@ class MLP:
         gradients : list of (ndarray, ndarray)
             ``(dW, db)`` per layer, as returned by ``loss_and_gradients``.
         lr : float, optional
-            Learning rate, greater than 0. None means 0.01 for SGD and
-            0.001 for Adam.
+            Learning rate, finite and greater than 0. None means 0.01 for
+            SGD and 0.001 for Adam.
 
         Raises
         ------
         TypeError
-            If lr is not a real number.
+            If gradients is not a list of (dW, db) pairs of real arrays, or
+            lr is not a real number.
         ValueError
             If the gradients do not match the parameters' shapes, or lr is
-            not greater than 0.
+            not finite and greater than 0.
         """
         lr = self._check_learning_rate(lr, "step")
         flat = self._check_gradients(gradients)
@@ -324,7 +342,9 @@ class MLP:
         correction1 = 1.0 - beta1**self._steps
         correction2 = 1.0 - beta2**self._steps
         step_size = lr * math.sqrt(correction2) / correction1
-        eps = self.eps * math.sqrt(correction2)
+        # At least the smallest normal number of the dtype: an eps that
+        # rounds to 0 there would give 0 / 0 where a gradient was always 0.
+        eps = max(self.eps * math.sqrt(correction2), float(np.finfo(self.dtype).tiny))
         for parameter, gradient, first, second in zip(
             parameters, flat, self._velocity, self._second_moment
         ):
@@ -376,17 +396,23 @@ class MLP:
         Raises
         ------
         TypeError
-            If y has neither integer labels nor float targets, or lr is
-            not a real number.
+            If X has a non-real dtype, y has neither integer labels nor
+            float targets, epochs or batch_size is not an integer, shuffle
+            or progress is not True or False, or lr is not a real number.
         ValueError
             If a shape does not fit, X has no samples, a label is out of
-            range, epochs or batch_size is below 1, or lr is not greater
-            than 0.
+            range, epochs or batch_size is below 1, or lr is not finite and
+            greater than 0.
         """
         X = self._check_input(X, "fit", allow_empty=False)
         task, targets, target_ndim = self._check_targets(y, X.shape[0], "fit")
-        _check_positive_int(epochs, "epochs")
-        _check_positive_int(batch_size, "batch_size")
+        epochs = _check_positive_int(epochs, "epochs")
+        batch_size = _check_positive_int(batch_size, "batch_size")
+        for name, flag in (("shuffle", shuffle), ("progress", progress)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(
+                    f"MLP.fit: {name} must be True or False; got {type(flag).__name__}"
+                )
         lr = self._check_learning_rate(lr, "fit")
         n_samples = X.shape[0]
         n_batches = -(-n_samples // batch_size)
@@ -463,7 +489,7 @@ class MLP:
         return Z
 
     def _check_input(self, X, method, allow_empty=True):
-        X = np.asarray(X, dtype=self.dtype)
+        X = _real_array(X, f"MLP.{method}: X").astype(self.dtype, copy=False)
         if X.ndim != 2 or X.shape[1] != self.layer_sizes[0]:
             raise ValueError(
                 f"MLP.{method}: X must have shape (batch, {self.layer_sizes[0]}); "
@@ -514,19 +540,29 @@ class MLP:
         if lr is None:
             return DEFAULT_LEARNING_RATES[self.optimizer]
         value = _real(lr, f"MLP.{method}: lr")
-        if not value > 0:
-            raise ValueError(f"MLP.{method}: lr must be greater than 0; got {lr!r}")
+        if not 0 < value < math.inf:
+            raise ValueError(
+                f"MLP.{method}: lr must be finite and greater than 0; got {lr!r}"
+            )
         return value
 
     def _check_gradients(self, gradients):
         """Return the gradients flattened as weights then biases, checked."""
-        if len(gradients) != len(self.weights):
+        try:
+            pairs = [tuple(pair) for pair in gradients]
+        except TypeError:
+            pairs = None
+        if pairs is None or any(len(pair) != 2 for pair in pairs):
+            raise TypeError(
+                f"MLP.step: gradients must be a list of (dW, db) pairs; got {gradients!r}"
+            )
+        if len(pairs) != len(self.weights):
             raise ValueError(
                 f"MLP.step: expected one (dW, db) pair per layer "
-                f"({len(self.weights)}); got {len(gradients)}"
+                f"({len(self.weights)}); got {len(pairs)}"
             )
-        weight_grads = [np.asarray(pair[0]) for pair in gradients]
-        bias_grads = [np.asarray(pair[1]) for pair in gradients]
+        weight_grads = [_real_array(pair[0], "MLP.step: dW") for pair in pairs]
+        bias_grads = [_real_array(pair[1], "MLP.step: db") for pair in pairs]
         for index, (dW, db) in enumerate(zip(weight_grads, bias_grads)):
             W, b = self.weights[index], self.biases[index]
             if dW.shape != W.shape or db.shape != b.shape:
@@ -560,9 +596,11 @@ def _real(value, label):
     A complex value raises rather than losing its imaginary part, which
     float() of a NumPy complex does with only a warning.
     """
-    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf":
+    if type(value) is np.ndarray and value.ndim == 0 and value.dtype.kind in "biuf":
         return float(value)
-    if not isinstance(value, numbers.Real):
+    # np.bool_ is no numbers.Real; np.timedelta64 is one, through np.integer.
+    real = isinstance(value, (numbers.Real, np.bool_))
+    if not real or isinstance(value, np.timedelta64):
         raise TypeError(f"{label} must be a real number; got {type(value).__name__}")
     try:
         return float(value)
@@ -571,9 +609,34 @@ def _real(value, label):
         return -math.inf if value < 0 else math.inf
 
 
+def _real_array(value, label):
+    """Return value as an array, or raise TypeError unless its dtype is real."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{label} must have a real dtype; got dtype {array.dtype}")
+    return array
+
+
 def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"MLP.fit: {name} must be a positive integer; got {value!r}")
+    """Return value as a Python int, checked to be an integer of at least 1.
+
+    A Python int, so that the batch arithmetic of fit cannot wrap around in
+    a small NumPy integer type.
+    """
+    if isinstance(value, (bool, np.bool_, np.timedelta64)):
+        number = None
+    else:
+        try:
+            number = operator.index(value)
+        except TypeError:
+            number = None
+    if number is None:
+        raise TypeError(
+            f"MLP.fit: {name} must be a positive integer; got {type(value).__name__}"
+        )
+    if number < 1:
+        raise ValueError(f"MLP.fit: {name} must be a positive integer; got {number}")
+    return number
 
 
 class _PlainProgress:

@@ -461,6 +461,11 @@ def test_mlp_docstring_examples():
         (([4, 3], "softplus"), ValueError, r"^MLP: unknown activation 'softplus'"),
         (([4, 3], "relu", 0, np.int32), TypeError, r"^MLP: dtype must be float32"),
         (([4, 3], "relu", 0, np.float16), TypeError, r"^MLP: dtype must be float32"),
+        (([4, 3], "relu", 0, "foo"), TypeError, r"^MLP: dtype must be float32.*'foo'"),
+        (([4, 3], "relu", 0, 1.5), TypeError, r"^MLP: dtype must be float32.*1\.5"),
+        (([4, 3], np.array("relu")), TypeError, r"^MLP: activation must be a str or None"),
+        (([4, 3], "relu", 1.5), TypeError, r"^MLP: seed must be None or an integer >= 0"),
+        (([4, 3], "relu", -1), ValueError, r"^MLP: seed must be None or an integer >= 0"),
     ],
     ids=[
         "one-size",
@@ -471,6 +476,11 @@ def test_mlp_docstring_examples():
         "activation",
         "int-dtype",
         "float16-dtype",
+        "unknown-dtype",
+        "float-dtype",
+        "array-activation",
+        "float-seed",
+        "negative-seed",
     ],
 )
 def test_mlp_invalid_construction(arguments, error, pattern):
@@ -485,13 +495,20 @@ def test_mlp_invalid_construction(arguments, error, pattern):
         ({"momentum": 1.0}, r"^MLP: momentum must be in \[0, 1\); got 1.0"),
         ({"momentum": -0.1}, r"^MLP: momentum must be in \[0, 1\)"),
         ({"betas": (0.9, 1.0)}, r"^MLP: betas must each be in \[0, 1\)"),
-        ({"eps": 0.0}, r"^MLP: eps must be greater than 0; got 0.0"),
+        ({"eps": 0.0}, r"^MLP: eps must be finite and greater than 0; got 0.0"),
+        ({"eps": np.inf}, r"^MLP: eps must be finite and greater than 0; got inf"),
     ],
-    ids=["optimizer", "momentum-one", "momentum-negative", "beta", "eps"],
+    ids=["optimizer", "momentum-one", "momentum-negative", "beta", "eps", "eps-inf"],
 )
 def test_mlp_invalid_optimizer_options(options, pattern):
     with pytest.raises(ValueError, match=pattern):
         mla.MLP([4, 3], **options)
+
+
+@pytest.mark.parametrize("optimizer", [np.array("adam"), None, 1], ids=repr)
+def test_mlp_optimizer_not_str(optimizer):
+    with pytest.raises(TypeError, match=r"^MLP: optimizer must be a str; got"):
+        mla.MLP([4, 3], optimizer=optimizer)
 
 
 @pytest.mark.parametrize(
@@ -574,24 +591,103 @@ def test_mlp_invalid_targets(method, y, error, pattern):
 
 
 @pytest.mark.parametrize(
-    "options, pattern",
+    "options, error, pattern",
     [
-        ({"epochs": 0}, r"epochs must be a positive integer; got 0"),
-        ({"epochs": 2.0}, r"epochs must be a positive integer; got 2.0"),
-        ({"batch_size": 0}, r"batch_size must be a positive integer; got 0"),
-        ({"lr": 0.0}, r"lr must be greater than 0; got 0.0"),
-        ({"lr": -1}, r"lr must be greater than 0; got -1"),
+        ({"epochs": 0}, ValueError, r"epochs must be a positive integer; got 0"),
+        ({"epochs": 2.0}, TypeError, r"epochs must be a positive integer; got float"),
+        ({"epochs": np.timedelta64(1)}, TypeError, r"epochs must be a positive integer"),
+        ({"batch_size": 0}, ValueError, r"batch_size must be a positive integer; got 0"),
+        ({"batch_size": "32"}, TypeError, r"batch_size must be a positive integer; got str"),
+        ({"lr": 0.0}, ValueError, r"lr must be finite and greater than 0; got 0.0"),
+        ({"lr": -1}, ValueError, r"lr must be finite and greater than 0; got -1"),
+        ({"lr": np.inf}, ValueError, r"lr must be finite and greater than 0; got inf"),
+        ({"shuffle": "no"}, TypeError, r"shuffle must be True or False; got str"),
+        ({"progress": None}, TypeError, r"progress must be True or False; got NoneType"),
     ],
-    ids=["epochs-zero", "epochs-float", "batch-zero", "lr-zero", "lr-negative"],
+    ids=[
+        "epochs-zero",
+        "epochs-float",
+        "epochs-timedelta",
+        "batch-zero",
+        "batch-str",
+        "lr-zero",
+        "lr-negative",
+        "lr-inf",
+        "shuffle-str",
+        "progress-none",
+    ],
 )
-def test_mlp_fit_invalid_options(options, pattern):
+def test_mlp_fit_invalid_options(options, error, pattern):
+    model = mla.MLP([4, 3], seed=0)
+    options = {"progress": False, **options}
+
+    with pytest.raises(error, match=rf"^MLP.fit: {pattern}"):
+        model.fit(np.ones((5, 4)), np.zeros(5, dtype=int), **options)
+
+
+@pytest.mark.parametrize("batch_type", [np.uint8, np.int8, np.uint64], ids=dtype_id)
+def test_mlp_fit_numpy_integer_sizes(batch_type, rng):
+    # NumPy 2 keeps the batch arithmetic in the small type, where it would
+    # wrap around (uint8: -(-300 // 100) is out of range).
+    X = rng.standard_normal((300, 4))
+    y = rng.integers(0, 3, 300)
+    expected = mla.MLP([4, 3], seed=0).fit(X, y, epochs=2, batch_size=100, progress=False)
+
+    model = mla.MLP([4, 3], seed=0).fit(
+        X, y, epochs=batch_type(2), batch_size=batch_type(100), progress=False
+    )
+
+    assert model.loss_history == expected.loss_history
+    assert {type(loss) for loss in model.loss_history} == {float}
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_mlp_adam_tiny_eps_stays_finite(dtype, rng):
+    # eps * sqrt(1 - beta2**t) underflows to 0 in the dtype. A weight whose
+    # gradient is always 0 (input column 0 is 0) would then get 0 / 0.
+    X = rng.standard_normal((40, 3))
+    X[:, 0] = 0
+    model = mla.MLP([3, 4, 2], seed=0, dtype=dtype, optimizer="adam", eps=1e-300)
+    before = model.weights[0][:, 0].copy()
+
+    model.fit(X, rng.integers(0, 2, 40), epochs=2, batch_size=10, progress=False)
+
+    assert all(np.isfinite(W).all() for W in model.weights)
+    np.testing.assert_array_equal(model.weights[0][:, 0], before)
+
+
+@pytest.mark.parametrize("method", ["forward", "loss_and_gradients", "fit"])
+def test_mlp_complex_input_rejected(method):
+    model = mla.MLP([4, 3], seed=0)
+    X = np.ones((5, 4)) + 1j
+    arguments = (X,) if method == "forward" else (X, np.zeros(5, dtype=int))
+    options = {"progress": False} if method == "fit" else {}
+
+    with pytest.raises(TypeError, match=rf"^MLP.{method}: X must have a real dtype"):
+        getattr(model, method)(*arguments, **options)
+
+
+@pytest.mark.parametrize("gradients", [None, 5, [(1, 2, 3)], [3]], ids=repr)
+def test_mlp_step_gradients_not_pairs(gradients):
     model = mla.MLP([4, 3], seed=0)
 
-    with pytest.raises(ValueError, match=rf"^MLP.fit: {pattern}"):
-        model.fit(np.ones((5, 4)), np.zeros(5, dtype=int), progress=False, **options)
+    with pytest.raises(TypeError, match=r"^MLP.step: gradients must be a list of \(dW, db\) pairs"):
+        model.step(gradients, lr=0.1)
 
 
-@pytest.mark.parametrize("value", ["0.1", 1j, np.complex64(0.5), np.array([0.1])], ids=repr)
+def test_mlp_step_complex_gradient_rejected():
+    model = mla.MLP([4, 3], seed=0)
+    dW, db = np.zeros((3, 4), dtype=complex), np.zeros(3)
+
+    with pytest.raises(TypeError, match=r"^MLP.step: dW must have a real dtype"):
+        model.step([(dW, db)], lr=0.1)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0.1", 1j, np.complex64(0.5), np.array([0.1]), np.timedelta64(0), np.array("0.1")],
+    ids=repr,
+)
 @pytest.mark.parametrize("name", ["momentum", "betas", "eps"])
 def test_mlp_option_not_real(name, value):
     # float() of a NumPy complex would drop the imaginary part with a warning.
@@ -623,11 +719,11 @@ def test_mlp_betas_not_pair(betas):
 
 def test_mlp_options_accept_numpy_scalars():
     model = mla.MLP(
-        [4, 3], momentum=np.float32(0.5), betas=(np.array(0.8), 0.9), eps=np.float16(1e-3)
+        [4, 3], momentum=np.float32(0.5), betas=(np.array(0.8), np.False_), eps=np.float16(1e-3)
     )
 
     assert model.momentum == 0.5
-    assert model.betas == (0.8, 0.9)
+    assert model.betas == (0.8, 0.0)
     assert model.eps == float(np.float16(1e-3))
     assert {type(model.momentum), type(model.eps)} | set(map(type, model.betas)) == {float}
 
@@ -643,7 +739,7 @@ def test_mlp_step_wrong_gradients(rng):
         model.step(good[:1], lr=0.1)
     with pytest.raises(ValueError, match=r"^MLP.step: gradients of layer 1 must"):
         model.step([good[0], (np.zeros((3, 4)), np.zeros(3))], lr=0.1)
-    with pytest.raises(ValueError, match=r"^MLP.step: lr must be greater than 0"):
+    with pytest.raises(ValueError, match=r"^MLP.step: lr must be finite and greater than 0"):
         model.step(good, lr=0)
 
 
