@@ -24,8 +24,8 @@ mla_parse_args(const char *func, PyObject *const *args, Py_ssize_t nargs,
 {
     if (nargs > count) {
         PyErr_Format(PyExc_TypeError,
-                     "%s() takes at most %d positional arguments (%zd given)",
-                     func, count, nargs);
+                     "%s() takes at most %d positional argument%s (%zd given)",
+                     func, count, count == 1 ? "" : "s", nargs);
         return -1;
     }
     for (int i = 0; i < count; i++) {

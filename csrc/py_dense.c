@@ -234,14 +234,15 @@ MLA_WRAPPER(dense_backward)
     int typenum, input_grad = 1;
     (void)module;
 
-    if (mla_parse_args(func, args, nargs, kwnames, names, 6, 4, values) < 0) {
-        return NULL;
-    }
+    /* Before mla_parse_args, which would count input_grad as positional. */
     if (nargs > 5) {
         PyErr_Format(PyExc_TypeError,
                      "%s() takes at most 5 positional arguments (%zd given); "
                      "pass input_grad by keyword",
                      func, nargs);
+        return NULL;
+    }
+    if (mla_parse_args(func, args, nargs, kwnames, names, 6, 4, values) < 0) {
         return NULL;
     }
     if (mla_parse_activation(func, values[4], &activation) < 0 ||
