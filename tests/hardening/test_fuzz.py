@@ -260,11 +260,26 @@ def hostile_values(draw, valid):
         )
     if kind == "0-d array":
         value = draw(st.floats(-10, 10))
-        return np.array(value).astype(draw(st.sampled_from(("f8", "f4", "i8", "?"))))
+        dtype = draw(st.sampled_from(("f8", "f4", "i8", "?", "U3", "S3", "O", "c8", "masked")))
+        if dtype == "masked":
+            return np.ma.masked_array(value, mask=draw(st.booleans()))
+        return np.array(value).astype(dtype)
     if kind == "numpy scalar":
         return draw(
-            st.sampled_from(
-                (np.float32(1.5), np.float64(-2.0), np.int8(3), np.bool_(True), np.complex64(1j))
+            made_by(
+                (
+                    lambda: np.float32(1.5),
+                    lambda: np.float64(-2.0),
+                    lambda: np.int8(3),
+                    lambda: np.uint64(2**64 - 1),
+                    lambda: np.bool_(True),
+                    lambda: np.complex64(1j),
+                    lambda: np.clongdouble(2),
+                    lambda: np.timedelta64(1),
+                    lambda: np.str_("1"),
+                    # An int whose str() raises (over 4300 digits).
+                    lambda: 10**5000,
+                )
             )
         )
     if kind == "exotic dtype":
