@@ -669,8 +669,9 @@ The sum runs over every element (a batch of rows is summed, not averaged)
 and is accumulated in double precision from partial sums of at most 16
 terms in the input's precision, so float32 terms near the float32 limit
 can overflow, as in NumPy. The clip keeps a predicted probability of 0
-from giving an infinite loss. As in NumPy, its bounds are rounded to the input's dtype,
-so in float32 the upper bound is 1 and a probability of 1 adds 0.
+from giving an infinite loss. As in NumPy, its bounds are rounded to the
+input's dtype, so in float32 the upper bound is 1 and a probability of 1
+adds 0 (NaN for an infinite target).
 
 Parameters
 ----------

@@ -395,6 +395,18 @@ def dense_backward_expect(arrays, options, dtype):
     return reference.dense_backward(rounded, X, W, Z, "linear", **options)
 
 
+def cross_entropy_expect(arrays, options, dtype):
+    """Return the reference loss with the clip bounds rounded to ``dtype``.
+
+    mla rounds the bounds as np.clip does, so in float32 the upper bound
+    is 1 and an infinite y_true times log(1) gives NaN, where the float64
+    bound 1 - 1e-15 gives inf.
+    """
+    y_pred, y_true = arrays
+    low, high = (float(np.dtype(dtype).type(bound)) for bound in (1e-15, 1 - 1e-15))
+    return float(-np.sum(y_true * np.log(np.clip(y_pred, low, high))))
+
+
 def regression_expect(arrays, options, dtype):
     """Return all-NaN weights for non-finite data, else the reference solve."""
     X, y = arrays
@@ -797,6 +809,7 @@ CASES = (
         "cross_entropy_loss",
         ((Array("y_pred", (SHAPE,), values="any"), Array("y_true", (SHAPE,))),),
         reference.cross_entropy_loss,
+        expect=cross_entropy_expect,
         inner=lambda dims: 1,
         scale=cross_entropy_scale,
         large_sizes={SHAPE: (300, 200)},
