@@ -32,7 +32,8 @@ check_positional(const char *func, Py_ssize_t nargs, int count)
 {
     if (nargs > count) {
         PyErr_Format(PyExc_TypeError,
-                     "%s() takes %d positional arguments but %zd were given",
+                     "%s() takes %d positional arguments but %zd were given; "
+                     "pass mask, causal and scale by keyword",
                      func, count, nargs);
         return -1;
     }

@@ -762,6 +762,10 @@ def print_table(timings, show_torch):
         if show_torch:
             row += f"{_format_ratio(timing.torch, timing.mla):>10}"
         print(row)
+    legend = "reference: the NumPy version in mla.reference"
+    if any(timing.case.function == "matmul_loop" for timing in timings):
+        legend += ", except for matmul_loop: a Python triple loop"
+    print(legend)
 
 
 def save_plot(timings, path, show_torch):

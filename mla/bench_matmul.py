@@ -433,7 +433,16 @@ def _parse_args(argv):
         metavar="FILE",
         help="save a chart of GFLOP/s against n to FILE (needs matplotlib)",
     )
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    names = [word for word in extra if not word.startswith("-")]
+    if names:
+        parser.error(
+            f"the matmul sweep takes no function names; got {' '.join(names)}. "
+            "To time matmul in the function table, name it after another "
+            "function: python -m mla.bench softmax matmul"
+        )
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
     args.sizes = _parse_list(args.sizes, "--sizes", parser)
     args.threads = _parse_list(args.threads, "--threads", parser)

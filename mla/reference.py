@@ -1,4 +1,4 @@
-"""Plain NumPy versions of every mla function.
+"""Plain NumPy versions of mla's functions, all but MLP and the configuration ones.
 
 These are the oracle of the parity tests, the tour and the benchmarks. They
 follow the same contract as the C kernels (argument names, shapes, the

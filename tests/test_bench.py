@@ -77,6 +77,14 @@ def test_bench_selected_functions_exit_zero(capsys):
     assert "cross_entropy_loss\n" in output
     assert "matmul" not in output
     assert "DIFFERS" not in output
+    assert output.rstrip().endswith("reference: the NumPy version in mla.reference")
+
+
+def test_bench_legend_names_the_python_loop(capsys):
+    status = bench.main(["matmul_loop", "--repeat", "1", "--no-torch", "--settle", "0"])
+    output = capsys.readouterr().out
+    assert status == 0
+    assert output.rstrip().endswith("except for matmul_loop: a Python triple loop")
 
 
 def test_bench_float32_exit_zero(capsys):
@@ -114,6 +122,23 @@ def test_bench_rejects_unknown_function(capsys):
         bench.main(["softmaxx"])
     assert raised.value.code == 2
     assert "unknown function softmaxx" in capsys.readouterr().err
+
+
+def test_bench_matmul_sweep_rejects_function_names(capsys):
+    # A first name of matmul selects the sweep, which takes options only.
+    with pytest.raises(SystemExit) as raised:
+        bench.main(["matmul", "softmax"])
+    assert raised.value.code == 2
+    message = capsys.readouterr().err
+    assert "the matmul sweep takes no function names; got softmax" in message
+    assert "python -m mla.bench softmax matmul" in message
+
+
+def test_bench_matmul_sweep_rejects_unknown_option(capsys):
+    with pytest.raises(SystemExit) as raised:
+        bench.main(["matmul", "--bogus"])
+    assert raised.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
 
 
 def test_bench_rejects_zero_threads(capsys):
