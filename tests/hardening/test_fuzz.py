@@ -424,7 +424,7 @@ def reference_result(case, args, kwargs):
         try:
             arrays = reference_arrays(signature, arrays, dtype)
             if case.expect is not None:
-                return case.expect(arrays, options, dtype)
+                return case.expect(arrays, options)
             return case.reference(*arrays, **options)
         except (np.linalg.LinAlgError, MemoryError):
             return None
