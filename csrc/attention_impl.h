@@ -117,7 +117,7 @@ attention_threads(ptrdiff_t items, double work)
     if (work < 4.0e6 || items < 2) {
         return 1;
     }
-    return (ptrdiff_t)nthreads < items ? nthreads : (int)items;
+    return mla_team_threads((ptrdiff_t)nthreads < items ? nthreads : (int)items);
 }
 
 #endif /* MLA_ATTENTION_COMMON */

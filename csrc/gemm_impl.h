@@ -1052,7 +1052,7 @@ FN(gemm_threads)(const FN(ukernel_desc) *kd, ptrdiff_t m, ptrdiff_t n,
             (double)rows * (double)k < GEMV_PARALLEL_MIN_WORK) {
             return 1;
         }
-        return units < nthreads ? (int)units : nthreads;
+        return mla_team_threads(units < nthreads ? (int)units : nthreads);
     }
     ptrdiff_t tiles = ((m + kd->mr - 1) / kd->mr) *
                       ((FN(min_diff)(n, kd->nc) + kd->nr - 1) / kd->nr);
@@ -1063,7 +1063,7 @@ FN(gemm_threads)(const FN(ukernel_desc) *kd, ptrdiff_t m, ptrdiff_t n,
     if (tiles < 4 * (ptrdiff_t)nthreads) {
         nthreads = (int)(tiles / 4 > 1 ? tiles / 4 : 1);
     }
-    return nthreads;
+    return mla_team_threads(nthreads);
 }
 
 /*
@@ -1456,7 +1456,8 @@ FN(mla_matmul_batched)(T *c, const ptrdiff_t *c_offsets, ptrdiff_t rs_c,
         (double)batch * (double)m * (double)n * (double)k >=
             GEMM_PARALLEL_MIN_WORK) {
         int nthreads = mla_get_num_threads();
-        batch_threads = (ptrdiff_t)nthreads < batch ? nthreads : (int)batch;
+        batch_threads = mla_team_threads((ptrdiff_t)nthreads < batch ? nthreads
+                                                                     : (int)batch);
     }
 
     size_t each = FN(gemm_workspace)(&kd, m, n, k, product_threads);

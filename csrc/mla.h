@@ -76,6 +76,7 @@ int mla_get_num_threads(void);
 void mla_set_num_threads(int n);
 void mla_runtime_init(void);
 void mla_note_parallel(int nthreads); /* call before a region of 2+ threads */
+int mla_team_threads(int nthreads);   /* nthreads, or fewer that can start */
 int mla_have_openmp(void);
 void *mla_alloc(size_t count, size_t size);
 void mla_free(void *p);

@@ -269,7 +269,7 @@ FN(regression_threads)(ptrdiff_t tasks, ptrdiff_t n, ptrdiff_t ncols)
     if ((double)n * (double)ncols * (double)ncols < 4.0e6) {
         return 1;
     }
-    threads = threads < tasks ? threads : (int)tasks;
+    threads = mla_team_threads(threads < tasks ? threads : (int)tasks);
     if (threads > 1) {
         mla_note_parallel(threads);
     }

@@ -24,8 +24,10 @@
 #endif
 
 #if defined(MLA_HAVE_OPENMP) && defined(__unix__)
+#include <ctype.h>
 #include <pthread.h>
 #define MLA_HAVE_ATFORK 1
+#define MLA_HAVE_THREAD_PROBE 1
 #endif
 
 #if defined(MLA_HAVE_OPENMP) && defined(__linux__)
@@ -150,6 +152,116 @@ note_team(int nthreads)
     }
 }
 #endif
+
+#ifdef MLA_HAVE_THREAD_PROBE
+/*
+ * libgomp ends the process ("Thread creation failed") when it cannot start
+ * a worker, as under a small RLIMIT_AS or RLIMIT_NPROC. The first time a
+ * calling thread needs a team larger than any it has had, mla starts the
+ * missing workers' worth of plain threads, with the stack size libgomp
+ * would give them, and keeps the team to as many as started. glibc keeps
+ * the stacks of ended threads for reuse (up to 40 MiB of them), where
+ * libgomp's threads then find them. A refused size is not tried again
+ * until the size changes.
+ */
+static _Thread_local int probed_team = 1;
+static _Thread_local int refused_team = 0;
+
+/* The stack size of OMP_STACKSIZE or GOMP_STACKSIZE, or 0 for the default. */
+static size_t
+worker_stack_size(void)
+{
+    const char *text = getenv("OMP_STACKSIZE");
+    if (text == NULL) {
+        text = getenv("GOMP_STACKSIZE");
+    }
+    if (text == NULL) {
+        return 0;
+    }
+    char *end;
+    unsigned long long size = strtoull(text, &end, 10);
+    while (isspace((unsigned char)*end)) {
+        end++;
+    }
+    unsigned long long unit = 1024; /* kilobytes without a suffix */
+    switch (toupper((unsigned char)*end)) {
+    case 'B': unit = 1; end++; break;
+    case 'K': end++; break;
+    case 'M': unit = 1024ULL * 1024; end++; break;
+    case 'G': unit = 1024ULL * 1024 * 1024; end++; break;
+    default: break;
+    }
+    while (isspace((unsigned char)*end)) {
+        end++;
+    }
+    if (end == text || *end != '\0' || size > SIZE_MAX / unit) {
+        return 0; /* libgomp ignores such a value too */
+    }
+    return (size_t)(size * unit);
+}
+
+static pthread_mutex_t probe_gate = PTHREAD_MUTEX_INITIALIZER;
+
+static void *
+probe_body(void *unused)
+{
+    (void)unused;
+    /* Wait until every probe thread has started, then end. */
+    pthread_mutex_lock(&probe_gate);
+    pthread_mutex_unlock(&probe_gate);
+    return NULL;
+}
+
+/* Start up to count threads at once, end them, and return how many started. */
+static int
+probe_threads(int count)
+{
+    pthread_t *ids = malloc((size_t)count * sizeof *ids);
+    if (ids == NULL) {
+        return 0;
+    }
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) {
+        free(ids);
+        return 0;
+    }
+    size_t stack = worker_stack_size();
+    if (stack > 0) {
+        pthread_attr_setstacksize(&attr, stack);
+    }
+    int started = 0;
+    pthread_mutex_lock(&probe_gate);
+    while (started < count &&
+           pthread_create(&ids[started], &attr, probe_body, NULL) == 0) {
+        started++;
+    }
+    pthread_mutex_unlock(&probe_gate);
+    for (int i = 0; i < started; i++) {
+        pthread_join(ids[i], NULL);
+    }
+    pthread_attr_destroy(&attr);
+    free(ids);
+    return started;
+}
+#endif
+
+int
+mla_team_threads(int nthreads)
+{
+#ifdef MLA_HAVE_THREAD_PROBE
+    if (nthreads <= probed_team || omp_in_parallel()) {
+        return nthreads;
+    }
+    if (nthreads == refused_team) {
+        return probed_team;
+    }
+    probed_team += probe_threads(nthreads - probed_team);
+    refused_team = probed_team < nthreads ? nthreads : 0;
+    return probed_team < nthreads ? probed_team : nthreads;
+#else
+    return nthreads;
+#endif
+}
 
 void
 mla_note_parallel(int nthreads)

@@ -251,6 +251,7 @@ FN(softmax_threads)(ptrdiff_t tasks, ptrdiff_t elements)
     if (limit < threads) {
         threads = limit < 1 ? 1 : (int)limit;
     }
+    threads = mla_team_threads(threads);
     if (threads > 1) {
         mla_note_parallel(threads);
     }

@@ -33,7 +33,7 @@ FN(mla_syrk_threads)(ptrdiff_t n, ptrdiff_t k)
     if ((double)n * (double)n * (double)k < 8.0e6 || pairs < 2) {
         return 1;
     }
-    return threads < pairs ? threads : (int)pairs;
+    return mla_team_threads(threads < pairs ? threads : (int)pairs);
 }
 
 /* Scratch elements mla_syrk_run needs for an (n, k) product on nthreads. */

@@ -367,6 +367,45 @@ def test_forced_kernel_level_matches_reference(level):
     assert chosen.group(1) == level
 
 
+# A child that caps its address space before its first parallel region, so
+# that one 64 MiB worker stack (OMP_STACKSIZE) cannot fit but the products
+# can. libgomp would end the process; mla runs them on fewer threads.
+LIMITED_SCRIPT = textwrap.dedent(
+    """
+    import resource
+    import numpy as np
+    import mla
+
+    mla.set_num_threads(2)
+    A = np.random.default_rng(0).standard_normal((400, 400))
+    expected = A @ A
+    pages = int(open("/proc/self/statm").read().split()[0])
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = pages * resource.getpagesize() + 32 * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    for _ in range(3):
+        assert np.allclose(mla.matmul(A, A), expected)
+        assert np.allclose(mla.softmax(A), np.exp(A) / np.exp(A).sum(-1, keepdims=True))
+    print("done")
+    """
+)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not mla._core._config()["openmp"],
+    reason="needs Linux and OpenMP",
+)
+@pytest.mark.skipif(
+    bool(os.environ.get("MLA_SANITIZED")),
+    reason="ASan reserves far more address space than the cap leaves",
+)
+def test_thread_limit_runs_on_fewer_threads():
+    environment = {**os.environ, "OMP_STACKSIZE": "64M", "OPENBLAS_NUM_THREADS": "1"}
+    environment.pop("GOMP_STACKSIZE", None)
+
+    assert _run_child(LIMITED_SCRIPT, environment) == "done\n"
+
+
 # Start of the child scripts of the placement tests: allowed(task) returns
 # the CPU list that a thread of the child may run on.
 PLACEMENT_PRELUDE = textwrap.dedent(
