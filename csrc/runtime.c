@@ -58,17 +58,6 @@ after_fork_in_child(void)
 }
 #endif
 
-void
-mla_runtime_init(void)
-{
-#ifdef MLA_HAVE_ATFORK
-    static int registered = 0;
-    if (!registered) {
-        registered = pthread_atfork(NULL, NULL, after_fork_in_child) == 0;
-    }
-#endif
-}
-
 #ifdef MLA_HAVE_WORKER_PLACEMENT
 /*
  * Keep the OpenMP worker threads off the CPU of the thread that starts a
@@ -156,34 +145,39 @@ note_team(int nthreads)
 #ifdef MLA_HAVE_THREAD_PROBE
 /*
  * libgomp ends the process ("Thread creation failed") when it cannot start
- * a worker, as under a small RLIMIT_AS or RLIMIT_NPROC. The first time a
- * calling thread needs a team larger than any it has had, mla starts the
+ * a worker, as under a small RLIMIT_AS or RLIMIT_NPROC. When a calling
+ * thread needs a larger team than its pool may hold, mla starts the
  * missing workers' worth of plain threads, with the stack size libgomp
- * would give them, and keeps the team to as many as started. glibc keeps
- * the stacks of ended threads for reuse (up to 40 MiB of them), where
- * libgomp's threads then find them. A refused size is not tried again
- * until the size changes.
+ * gives its workers, and keeps the team to as many as started. glibc
+ * keeps the stacks of ended threads for reuse (up to 40 MiB of them),
+ * where libgomp's threads then find them. A refused size is not tried
+ * again until the size changes.
+ *
+ * NOTE: this covers one calling thread. Several Python threads that start
+ * their first parallel calls at once under a cap can each find room that
+ * the others' workers then take, and so can stacks over 40 MiB
+ * (OMP_STACKSIZE) with the kernel's scratch memory.
  */
 static _Thread_local int probed_team = 1;
 static _Thread_local int refused_team = 0;
 
-/* The stack size of OMP_STACKSIZE or GOMP_STACKSIZE, or 0 for the default. */
+/* libgomp reads its stack size once, when it loads; so does mla, at import. */
+static size_t worker_stack = 0;
+
+/* Parse a stack size as libgomp does: a number with B, K, M or G, K alone. */
 static size_t
-worker_stack_size(void)
+parse_stack_size(const char *text)
 {
-    const char *text = getenv("OMP_STACKSIZE");
-    if (text == NULL) {
-        text = getenv("GOMP_STACKSIZE");
-    }
     if (text == NULL) {
         return 0;
     }
     char *end;
     unsigned long long size = strtoull(text, &end, 10);
+    int digits = end != text;
     while (isspace((unsigned char)*end)) {
         end++;
     }
-    unsigned long long unit = 1024; /* kilobytes without a suffix */
+    unsigned long long unit = 1024;
     switch (toupper((unsigned char)*end)) {
     case 'B': unit = 1; end++; break;
     case 'K': end++; break;
@@ -194,21 +188,18 @@ worker_stack_size(void)
     while (isspace((unsigned char)*end)) {
         end++;
     }
-    if (end == text || *end != '\0' || size > SIZE_MAX / unit) {
-        return 0; /* libgomp ignores such a value too */
+    if (!digits || *end != '\0' || size > SIZE_MAX / unit) {
+        return 0;
     }
     return (size_t)(size * unit);
 }
 
-static pthread_mutex_t probe_gate = PTHREAD_MUTEX_INITIALIZER;
-
+/* Start a probe thread; it waits at the gate until all have started. */
 static void *
-probe_body(void *unused)
+probe_body(void *gate)
 {
-    (void)unused;
-    /* Wait until every probe thread has started, then end. */
-    pthread_mutex_lock(&probe_gate);
-    pthread_mutex_unlock(&probe_gate);
+    pthread_mutex_lock(gate);
+    pthread_mutex_unlock(gate);
     return NULL;
 }
 
@@ -225,25 +216,48 @@ probe_threads(int count)
         free(ids);
         return 0;
     }
-    size_t stack = worker_stack_size();
-    if (stack > 0) {
-        pthread_attr_setstacksize(&attr, stack);
+    if (worker_stack > 0) {
+        pthread_attr_setstacksize(&attr, worker_stack);
     }
+    /*
+     * A gate of this call's own: a child forked meanwhile must not inherit
+     * a locked one that it would wait on, should it probe in turn.
+     */
+    pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
     int started = 0;
-    pthread_mutex_lock(&probe_gate);
+    pthread_mutex_lock(&gate);
     while (started < count &&
-           pthread_create(&ids[started], &attr, probe_body, NULL) == 0) {
+           pthread_create(&ids[started], &attr, probe_body, &gate) == 0) {
         started++;
     }
-    pthread_mutex_unlock(&probe_gate);
+    pthread_mutex_unlock(&gate);
     for (int i = 0; i < started; i++) {
         pthread_join(ids[i], NULL);
     }
+    pthread_mutex_destroy(&gate);
     pthread_attr_destroy(&attr);
     free(ids);
     return started;
 }
 #endif
+
+void
+mla_runtime_init(void)
+{
+#ifdef MLA_HAVE_ATFORK
+    static int registered = 0;
+    if (!registered) {
+        registered = pthread_atfork(NULL, NULL, after_fork_in_child) == 0;
+    }
+#endif
+#ifdef MLA_HAVE_THREAD_PROBE
+    /* An invalid OMP_STACKSIZE makes libgomp read GOMP_STACKSIZE. */
+    worker_stack = parse_stack_size(getenv("OMP_STACKSIZE"));
+    if (worker_stack == 0) {
+        worker_stack = parse_stack_size(getenv("GOMP_STACKSIZE"));
+    }
+#endif
+}
 
 int
 mla_team_threads(int nthreads)
@@ -255,6 +269,8 @@ mla_team_threads(int nthreads)
     if (nthreads == refused_team) {
         return probed_team;
     }
+    /* A child forked from here on runs on one thread (see parallel_used). */
+    parallel_used = 1;
     probed_team += probe_threads(nthreads - probed_team);
     refused_team = probed_team < nthreads ? nthreads : 0;
     return probed_team < nthreads ? probed_team : nthreads;
@@ -267,6 +283,12 @@ void
 mla_note_parallel(int nthreads)
 {
     parallel_used = 1;
+#ifdef MLA_HAVE_THREAD_PROBE
+    /* A smaller team may end the pool's extra workers (see note_team). */
+    if (nthreads < probed_team) {
+        probed_team = nthreads;
+    }
+#endif
 #ifdef MLA_HAVE_WORKER_PLACEMENT
     note_team(nthreads);
     place_workers(nthreads);

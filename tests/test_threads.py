@@ -367,22 +367,33 @@ def test_forced_kernel_level_matches_reference(level):
     assert chosen.group(1) == level
 
 
-# A child that caps its address space before its first parallel region, so
-# that one 64 MiB worker stack (OMP_STACKSIZE) cannot fit but the products
-# can. libgomp would end the process; mla runs them on fewer threads.
-LIMITED_SCRIPT = textwrap.dedent(
+# Children that cap their address space so that one 64 MiB worker stack
+# (OMP_STACKSIZE) cannot fit but the products can. libgomp would end the
+# process; mla runs them on fewer threads. CAP caps this child's address
+# space at its current size plus 32 MiB.
+CAP = textwrap.dedent(
     """
     import resource
+    import threading
     import numpy as np
     import mla
 
-    mla.set_num_threads(2)
+    def cap():
+        pages = int(open("/proc/self/statm").read().split()[0])
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = pages * resource.getpagesize() + 32 * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
     A = np.random.default_rng(0).standard_normal((400, 400))
     expected = A @ A
-    pages = int(open("/proc/self/statm").read().split()[0])
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = pages * resource.getpagesize() + 32 * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    """
+)
+
+# The cap comes before the first parallel region.
+LIMITED_SCRIPT = CAP + textwrap.dedent(
+    """
+    mla.set_num_threads(2)
+    cap()
     for _ in range(3):
         assert np.allclose(mla.matmul(A, A), expected)
         assert np.allclose(mla.softmax(A), np.exp(A) / np.exp(A).sum(-1, keepdims=True))
@@ -390,20 +401,89 @@ LIMITED_SCRIPT = textwrap.dedent(
     """
 )
 
+# A team of 3, then of 2, which ends the pool's third worker; two more
+# threads end, and glibc trims its cache of their stacks. Under the cap a
+# team of 3 is then asked for again.
+REGROWN_SCRIPT = CAP + textwrap.dedent(
+    """
+    mla.set_num_threads(3)
+    assert np.allclose(mla.matmul(A, A), expected)
+    mla.set_num_threads(2)
+    assert np.allclose(mla.matmul(A, A), expected)
+    for _ in range(2):
+        thread = threading.Thread(target=lambda: None)
+        thread.start()
+        thread.join()
+    cap()
+    mla.set_num_threads(3)
+    assert np.allclose(mla.matmul(A, A), expected)
+    print("done")
+    """
+)
 
-@pytest.mark.skipif(
+needs_openmp_on_linux = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not mla._core._config()["openmp"],
     reason="needs Linux and OpenMP",
 )
+
+
+@needs_openmp_on_linux
 @pytest.mark.skipif(
     bool(os.environ.get("MLA_SANITIZED")),
     reason="ASan reserves far more address space than the cap leaves",
 )
-def test_thread_limit_runs_on_fewer_threads():
-    environment = {**os.environ, "OMP_STACKSIZE": "64M", "OPENBLAS_NUM_THREADS": "1"}
-    environment.pop("GOMP_STACKSIZE", None)
+@pytest.mark.parametrize("script", [LIMITED_SCRIPT, REGROWN_SCRIPT], ids=["first", "regrown"])
+@pytest.mark.parametrize(
+    "stack",
+    [{"OMP_STACKSIZE": "64M"}, {"OMP_STACKSIZE": "abc", "GOMP_STACKSIZE": "64M"}],
+    ids=["OMP_STACKSIZE", "invalid-then-GOMP_STACKSIZE"],
+)
+def test_thread_limit_runs_on_fewer_threads(script, stack):
+    # libgomp reads GOMP_STACKSIZE when OMP_STACKSIZE is invalid.
+    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **stack}
+    if "GOMP_STACKSIZE" not in stack:
+        environment.pop("GOMP_STACKSIZE", None)
 
-    assert _run_child(LIMITED_SCRIPT, environment) == "done\n"
+    assert _run_child(script, environment) == "done\n"
+
+
+# Children forked while another thread makes the process's first parallel
+# call, which starts 255 threads to see whether a team of 256 can start.
+FORK_SCRIPT = textwrap.dedent(
+    """
+    import os
+    import signal
+    import threading
+    import time
+    import numpy as np
+    import mla
+
+    A = np.random.default_rng(0).standard_normal((300, 300))
+    expected = A @ A
+    mla.set_num_threads(256)
+    first = threading.Thread(target=lambda: mla.matmul(A, A))
+    children = []
+    first.start()
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(10)
+            mla.set_num_threads(2)
+            os._exit(0 if np.allclose(mla.matmul(A, A), expected) else 3)
+        children.append(pid)
+    first.join()
+    codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+    print(sorted(set(codes)))
+    """
+)
+
+
+@needs_openmp_on_linux
+def test_fork_during_first_parallel_call():
+    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+
+    assert _run_child(FORK_SCRIPT, environment) == "[0]\n"
 
 
 # Start of the child scripts of the placement tests: allowed(task) returns
