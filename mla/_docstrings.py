@@ -825,6 +825,15 @@ in a fixed order, so results do not depend on the thread count. Rows
 with no key to attend to contribute nothing. The mask and scale are
 constants: they get no gradient.
 
+NaN and infinity propagate as in the NumPy formula (``mla.reference``),
+with two exceptions. Causal attention skips the keys past each query's
+diagonal in whole blocks, so a NaN or infinity that the formula would
+multiply by their zero weights may not reach the gradients. And past
+the limits above, D comes from d_output and output, where the formula
+takes ``rowsum(dW * weights)`` with ``dW = d_output @ V^T``: the same in
+exact arithmetic, but where an infinite d_output makes one form
+inf - inf = NaN, the other can give an infinity.
+
 {dtypes}
 
 Parameters

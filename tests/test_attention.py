@@ -960,6 +960,28 @@ def test_attention_backward_empty_row_ignores_inf(scheme, rng):
     assert np.all(dQ[:, 3] == 0)
 
 
+@pytest.mark.parametrize("Lk", [50, ROWS_SCHEME_MAX_KEYS[np.float64] + 1], ids=["rows", "streamed"])
+def test_attention_backward_infinite_d_output(Lk, rng):
+    # The streamed scheme takes D from d_output and the output (see the
+    # docstring), so an entry the formula makes NaN (inf - inf) can be
+    # infinite; the entries that are finite are the formula's.
+    # 100 query rows: at least a block of 96, which the scheme limit counts.
+    Q, K, V = random_qkv(rng, (2, 100, 8), (2, Lk, 8), (2, Lk, 8))
+    d_output = rng.standard_normal((2, 100, 8))
+    d_output[0, 3, 2] = np.inf
+
+    gradients = mla.scaled_dot_product_attention_backward(Q, K, V, d_output)
+
+    with np.errstate(all="ignore"):
+        expected = reference.scaled_dot_product_attention_backward(Q, K, V, d_output)
+    for name, got, want in zip(("dQ", "dK", "dV"), gradients, expected):
+        np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want), err_msg=name)
+        finite = np.isfinite(want)
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-10, atol=1e-12, err_msg=name)
+        if Lk == 50:
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=name)
+
+
 @pytest.mark.parametrize(
     "shapes",
     [
