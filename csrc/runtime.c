@@ -150,7 +150,7 @@ note_team(int nthreads)
  * missing workers' worth of plain threads, with the stack size libgomp
  * gives its workers, and keeps the team to as many as started. glibc
  * keeps the stacks of ended threads for reuse (up to 40 MiB of them),
- * where libgomp's threads then find them. A refused size is not tried
+ * where libgomp's threads then find them. A size that failed is not tried
  * again until the size changes.
  *
  * NOTE: this covers one calling thread. Several Python threads that start
@@ -159,7 +159,7 @@ note_team(int nthreads)
  * (OMP_STACKSIZE) with the kernel's scratch memory.
  */
 static _Thread_local int probed_team = 1;
-static _Thread_local int refused_team = 0;
+static _Thread_local int failed_team = 0;
 
 /* libgomp reads its stack size once, when it loads; so does mla, at import. */
 static size_t worker_stack = 0;
@@ -266,13 +266,13 @@ mla_team_threads(int nthreads)
     if (nthreads <= probed_team || omp_in_parallel()) {
         return nthreads;
     }
-    if (nthreads == refused_team) {
+    if (nthreads == failed_team) {
         return probed_team;
     }
     /* A child forked from here on runs on one thread (see parallel_used). */
     parallel_used = 1;
     probed_team += probe_threads(nthreads - probed_team);
-    refused_team = probed_team < nthreads ? nthreads : 0;
+    failed_team = probed_team < nthreads ? nthreads : 0;
     return probed_team < nthreads ? probed_team : nthreads;
 #else
     return nthreads;

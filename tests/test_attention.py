@@ -963,9 +963,9 @@ def test_attention_backward_empty_row_ignores_inf(scheme, rng):
 @pytest.mark.parametrize("Lk", [50, ROWS_SCHEME_MAX_KEYS[np.float64] + 1], ids=["rows", "streamed"])
 def test_attention_backward_infinite_d_output(Lk, rng):
     # The streamed scheme takes D from d_output and the output (see the
-    # docstring), so an entry the formula makes NaN (inf - inf) can be
-    # infinite; the entries that are finite are the formula's.
-    # 100 query rows: at least a block of 96, which the scheme limit counts.
+    # docstring). So an entry that the formula makes NaN (inf - inf) can be
+    # infinite there, but the finite entries are the formula's. The 100
+    # query rows fill the block of 96 rows that the scheme limit assumes.
     Q, K, V = random_qkv(rng, (2, 100, 8), (2, Lk, 8), (2, Lk, 8))
     d_output = rng.standard_normal((2, 100, 8))
     d_output[0, 3, 2] = np.inf

@@ -149,8 +149,8 @@ def test_property_matches_reference(name, data):
         scale = case.scale(arrays64)
     else:
         scale = product_scale(real_arrays(signature, arrays64))
-    wanted_in_dtype = [part[1] for part in result_parts(expected, in_dtype)]
-    for (actual, wanted, label), rounded in zip(result_parts(result, expected), wanted_in_dtype):
+    in_dtype_parts = [part[1] for part in result_parts(expected, in_dtype)]
+    for (actual, wanted, label), rounded in zip(result_parts(result, expected), in_dtype_parts):
         if type(wanted) is float:
             assert type(actual) is float, f"{label}: {type(actual)}"
         else:
