@@ -153,13 +153,13 @@ note_team(int nthreads)
  * where libgomp's threads then find them. A size that failed is not tried
  * again until the size changes.
  *
- * NOTE: this covers one calling thread. Several Python threads that start
- * their first parallel calls at once under a cap can each find room that
- * the others' workers then take, and so can stacks over 40 MiB
- * (OMP_STACKSIZE) with the kernel's scratch memory.
+ * NOTE: one run in about ten of a stress test under a cap still ended the
+ * process, by a path not yet found. In that test eight Python threads
+ * call kernels while another changes the thread count every 3 ms.
  */
 static _Thread_local int probed_team = 1;
 static _Thread_local int failed_team = 0;
+static pthread_mutex_t growth_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* libgomp reads its stack size once, when it loads; so does mla, at import. */
 static size_t worker_stack = 0;
@@ -271,7 +271,20 @@ mla_team_threads(int nthreads)
     }
     /* A child forked from here on runs on one thread (see parallel_used). */
     parallel_used = 1;
+    /*
+     * One calling thread at a time probes and then starts its workers
+     * while the room that the probe found is still free, before the
+     * kernel's scratch memory and other threads' workers take it. GCC
+     * drops a region with an empty body, so each thread counts in.
+     */
+    pthread_mutex_lock(&growth_lock);
     probed_team += probe_threads(nthreads - probed_team);
+    if (probed_team > 1) {
+        atomic_int members = 0;
+#pragma omp parallel num_threads(probed_team)
+        atomic_fetch_add(&members, 1);
+    }
+    pthread_mutex_unlock(&growth_lock);
     failed_team = probed_team < nthreads ? nthreads : 0;
     return probed_team < nthreads ? probed_team : nthreads;
 #else

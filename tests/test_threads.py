@@ -369,8 +369,8 @@ def test_forced_kernel_level_matches_reference(level):
 
 # Children that cap their address space so that one 64 MiB worker stack
 # (OMP_STACKSIZE) cannot fit but the products can. libgomp would end the
-# process; mla runs them on fewer threads. CAP caps this child's address
-# space at its current size plus 32 MiB.
+# process; mla runs them on fewer threads. cap() caps the child's address
+# space at its current size plus 32 MiB, or extra MiB.
 CAP = textwrap.dedent(
     """
     import resource
@@ -378,10 +378,10 @@ CAP = textwrap.dedent(
     import numpy as np
     import mla
 
-    def cap():
+    def cap(extra=32):
         pages = int(open("/proc/self/statm").read().split()[0])
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = pages * resource.getpagesize() + 32 * 2**20
+        limit = pages * resource.getpagesize() + extra * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
     A = np.random.default_rng(0).standard_normal((400, 400))
@@ -421,6 +421,33 @@ REGROWN_SCRIPT = CAP + textwrap.dedent(
     """
 )
 
+# Four Python threads make their first parallel calls at once, under a cap
+# with room for about two more worker stacks: each thread's workers must
+# start before the next thread looks for room.
+CONCURRENT_SCRIPT = CAP + textwrap.dedent(
+    """
+    mla.set_num_threads(2)
+    barrier = threading.Barrier(5)
+    failures = []
+
+    def work():
+        barrier.wait()
+        for _ in range(3):
+            if not np.allclose(mla.matmul(A, A), expected):
+                failures.append("matmul")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    cap(extra=140)
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    assert failures == [], failures
+    print("done")
+    """
+)
+
 needs_openmp_on_linux = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not mla._core._config()["openmp"],
     reason="needs Linux and OpenMP",
@@ -432,7 +459,11 @@ needs_openmp_on_linux = pytest.mark.skipif(
     bool(os.environ.get("MLA_SANITIZED")),
     reason="ASan reserves far more address space than the cap leaves",
 )
-@pytest.mark.parametrize("script", [LIMITED_SCRIPT, REGROWN_SCRIPT], ids=["first", "regrown"])
+@pytest.mark.parametrize(
+    "script",
+    [LIMITED_SCRIPT, REGROWN_SCRIPT, CONCURRENT_SCRIPT],
+    ids=["first", "regrown", "concurrent"],
+)
 @pytest.mark.parametrize(
     "stack",
     [{"OMP_STACKSIZE": "64M"}, {"OMP_STACKSIZE": "abc", "GOMP_STACKSIZE": "64M"}],
