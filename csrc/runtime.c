@@ -146,12 +146,11 @@ note_team(int nthreads)
 /*
  * libgomp ends the process ("Thread creation failed") when it cannot start
  * a worker, as under a small RLIMIT_AS or RLIMIT_NPROC. When a calling
- * thread needs a larger team than its pool may hold, mla starts the
+ * thread needs a larger team than its pool may hold, mla first starts the
  * missing workers' worth of plain threads, with the stack size libgomp
- * gives its workers, and keeps the team to as many as started. glibc
- * keeps the stacks of ended threads for reuse (up to 40 MiB of them),
- * where libgomp's threads then find them. A size that failed is not tried
- * again until the size changes.
+ * gives its workers, then starts libgomp's workers for as many as started
+ * and keeps the team to that size. A size that failed is not tried again
+ * until the size changes.
  *
  * NOTE: one run in about ten of a stress test under a cap still ended the
  * process, by a path not yet found. In that test eight Python threads
@@ -161,7 +160,7 @@ static _Thread_local int probed_team = 1;
 static _Thread_local int failed_team = 0;
 static pthread_mutex_t growth_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* libgomp reads its stack size once, when it loads; so does mla, at import. */
+/* The workers' stack size, read once at import as libgomp reads it once. */
 static size_t worker_stack = 0;
 
 /* Parse a stack size as libgomp does: a number with B, K, M or G, K alone. */
@@ -194,7 +193,7 @@ parse_stack_size(const char *text)
     return (size_t)(size * unit);
 }
 
-/* Start a probe thread; it waits at the gate until all have started. */
+/* Wait at the gate until every probe thread has started, then end. */
 static void *
 probe_body(void *gate)
 {

@@ -598,7 +598,7 @@ def _real(value, label):
     """
     if type(value) is np.ndarray and value.ndim == 0 and value.dtype.kind in "biuf":
         return float(value)
-    # np.bool_ is no numbers.Real; np.timedelta64 is one, through np.integer.
+    # np.bool_ is not a numbers.Real, but np.timedelta64 is one (through np.integer).
     real = isinstance(value, (numbers.Real, np.bool_))
     if not real or isinstance(value, np.timedelta64):
         raise TypeError(f"{label} must be a real number; got {type(value).__name__}")

@@ -71,9 +71,9 @@ def allow_dtype_nan(actual, wanted, in_dtype):
     """Return ``wanted`` with NaN where rounding to the compute dtype gives NaN.
 
     A product that underflows to 0 in float32 but not in float64, times an
-    infinity, is NaN in float32 and an infinity in float64. Where mla's
-    result is NaN, the float64 reference an infinity and the reference run
-    in the compute dtype NaN, NaN is the expected value.
+    infinity, is NaN in float32 and an infinity in float64. So NaN is
+    expected where mla's result is NaN, the float64 reference is infinite
+    and the reference run in the compute dtype is NaN.
     """
     if any(part is None for part in (actual, wanted, in_dtype)):
         return wanted
